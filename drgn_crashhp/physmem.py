@@ -1,0 +1,97 @@
+"""
+Physical memory
+---------------
+
+The one place that reads raw physical bytes from the target and turns drgn's
+:class:`~drgn.FaultError` into :class:`Unreadable`. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, List, Tuple
+
+from drgn import FaultError, Program
+
+__all__ = (
+    "CHUNK",
+    "Unreadable",
+    "iter_phys",
+    "missing_ranges",
+    "read_phys",
+)
+
+#: Streaming granule for hashing and scanning: big enough to amortise
+#: drgn's per-read cost, small enough to never hold a segment whole.
+CHUNK = 1 << 20
+PAGE_SIZE = 4096
+
+
+class Unreadable(Exception):
+    """Bytes the target does not have (not in the dump, or a bad address)."""
+
+    def __init__(self, what: str, address: int, size: int) -> None:
+        super().__init__(f"{what}: {size:#x} bytes at physical {address:#x} "
+                         "are not readable in this target")
+        self.what = what
+        self.address = address
+        self.size = size
+
+
+def read_phys(prog: Program, address: int, size: int, what: str = "memory") -> bytes:
+    """Read *size* bytes of physical memory or raise :class:`Unreadable`."""
+    if size < 0 or address < 0 or address + size > 1 << 64:
+        raise Unreadable(what, address, max(size, 0))
+    try:
+        return prog.read(address, size, True)
+    except (FaultError, ValueError, OverflowError) as e:
+        raise Unreadable(what, address, size) from e
+
+
+def iter_phys(
+    prog: Program, address: int, size: int, what: str = "memory", chunk: int = CHUNK
+) -> Iterator[bytes]:
+    """Yield *size* bytes of physical memory in chunks of at most *chunk*."""
+    end = address + size
+    while address < end:
+        n = min(chunk, end - address)
+        yield read_phys(prog, address, n, what)
+        address += n
+
+
+def _readable(prog: Program, address: int, size: int) -> bool:
+    try:
+        prog.read(address, size, True)
+    except (FaultError, ValueError, OverflowError):
+        return False
+    return True
+
+
+def missing_ranges(prog: Program, address: int, size: int) -> List[Tuple[int, int]]:
+    """
+    Return the ``[start, end]`` (inclusive) sub-ranges of a physical range that
+    the target cannot supply, at page granularity, merged.
+
+    A range that reads whole costs one read; otherwise it is bisected, so a
+    dump that lacks a few pages of a large region costs O(holes * log size).
+    """
+    out: List[Tuple[int, int]] = []
+    if size <= 0:
+        return out
+    stack = [(address, size)]
+    while stack:
+        start, length = stack.pop()
+        if _readable(prog, start, length):
+            continue
+        if length <= PAGE_SIZE:
+            if out and out[-1][1] + 1 == start:
+                out[-1] = (out[-1][0], start + length - 1)
+            else:
+                out.append((start, start + length - 1))
+            continue
+        # Split on a page boundary; push the upper half first so the lower
+        # half is examined first and the output stays sorted.
+        half = ((length // 2) + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
+        half = min(max(half, PAGE_SIZE), length - 1)
+        stack.append((start + half, length - half))
+        stack.append((start, half))
+    return out

@@ -1,0 +1,57 @@
+#!/bin/bash
+# Build the two guest initramfs images:
+#   $BUILD/capture.cpio   busybox-only initrd for the crash (capture) kernel (uncompressed)
+#   $BUILD/initramfs.cpio main guest initrd: busybox + trixie kexec-tools 2.0.29 and its trixie
+#                         libs + ld.so, /bzImage (the lab kernel) and /capture.cpio (uncompressed,
+#                         so identical bytes dedupe inside and across dumps)
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+BUILD=${BUILD:-/work/lab-build}
+BZIMAGE=${BZIMAGE:-$BUILD/bzImage}
+DEBS=$BUILD/trixie-debs
+TROOT=$BUILD/trixie-root
+mkdir -p "$DEBS"
+
+# --- kexec-tools 2.0.29 from trixie, without installing it on the host ---
+# (the trixie binary needs libxenctrl and trixie's libc; closure found with readelf NEEDED)
+PKGS="kexec-tools libc6 libxenmisc4.20 libxentoollog1 libxencall1 libxenevtchn1 libxengnttab1
+      libxenforeignmemory1 libxendevicemodel1 libxentoolcore1"
+for p in $PKGS; do
+    ls "$DEBS"/${p}_*.deb >/dev/null 2>&1 || (cd "$DEBS" && apt-get download "$p/trixie")
+done
+rm -rf "$TROOT"; mkdir -p "$TROOT"
+for d in "$DEBS"/*.deb; do dpkg-deb -x "$d" "$TROOT"; done
+TL=$TROOT/usr/lib/x86_64-linux-gnu
+"$TL/ld-linux-x86-64.so.2" --library-path "$TL" "$TROOT/usr/sbin/kexec" --version
+
+mkroot() {  # $1 = dir: busybox skeleton
+    local r=$1
+    rm -rf "$r"; mkdir -p "$r"/{bin,sbin,usr/bin,usr/sbin,proc,sys,dev,tmp,etc,root}
+    cp /bin/busybox "$r/bin/busybox"
+    for a in $("$r/bin/busybox" --list); do
+        [ -e "$r/bin/$a" ] || ln -s busybox "$r/bin/$a"
+    done
+}
+
+# --- capture initrd ---
+C=$BUILD/capture-root
+mkroot "$C"
+install -m 755 "$HERE/initramfs/capture-init" "$C/init"
+(cd "$C" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$BUILD/capture.cpio"
+
+# --- main initramfs ---
+M=$BUILD/initramfs-root
+mkroot "$M"
+install -m 755 "$HERE/initramfs/init" "$M/init"
+mkdir -p "$M/lib/x86_64-linux-gnu" "$M/lib64"
+cp "$TROOT/usr/sbin/kexec" "$M/sbin/kexec"
+for so in ld-linux-x86-64.so.2 libc.so.6 libxenctrl.so.4.20 libxentoollog.so.1 libxencall.so.1 \
+          libxenevtchn.so.1 libxengnttab.so.1 libxenforeignmemory.so.1 libxendevicemodel.so.1 \
+          libxentoolcore.so.1; do
+    cp -L "$TL/$so" "$M/lib/x86_64-linux-gnu/$so"
+done
+ln -s ../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$M/lib64/ld-linux-x86-64.so.2"
+cp "$BZIMAGE" "$M/bzImage"
+cp "$BUILD/capture.cpio" "$M/capture.cpio"
+(cd "$M" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$BUILD/initramfs.cpio"
+ls -la "$BUILD/capture.cpio" "$BUILD/initramfs.cpio"
