@@ -12,30 +12,50 @@ from __future__ import annotations
 
 import io
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
+from drgn import Architecture, Program
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
+
+from drgn_crashhp.findings import Finding, finding
+from drgn_crashhp.kimage import KImage, Segment
+from drgn_crashhp.physmem import Unreadable, read_phys
 
 __all__ = (
     "EHDR_SIZE",
     "PHDR_SIZE",
     "ElfCoreHdr",
+    "ElfCoreHdrRead",
     "Load",
     "Malformed",
     "Note",
     "build_elfcorehdr",
+    "check_elfcorehdr",
     "decode_elfcorehdr",
     "headroom",
+    "read_elfcorehdr",
 )
 
 EHDR_SIZE = 64
 PHDR_SIZE = 56
 EM_X86_64 = 62
+ET_CORE = 4
+PT_LOAD, PT_NOTE = 1, 4
 #: include/uapi/linux/elf.h: e_phnum escape value; the kernel never writes more.
 PN_XNUM = 0xFFFF
 PF_RWX = 7
+_EM = {
+    Architecture.X86_64: EM_X86_64,
+    Architecture.AARCH64: 183,
+    Architecture.PPC64: 21,
+    Architecture.S390X: 22,
+    Architecture.RISCV64: 243,
+}
+#: The largest header the kernel can write: Ehdr + (PN_XNUM - 1) Phdrs. Reads
+#: of a segment are capped here, whatever memsz claims.
+MAX_ELFCOREHDR = EHDR_SIZE + (PN_XNUM - 1) * PHDR_SIZE
 
 
 class Malformed(Exception):
@@ -81,12 +101,15 @@ class ElfCoreHdr:
     other: Tuple[int, ...] = ()
 
 
-def decode_elfcorehdr(data: bytes, capacity: Optional[int] = None) -> ElfCoreHdr:
+def decode_elfcorehdr(
+    data: bytes, capacity: Optional[int] = None, machine: Optional[int] = None
+) -> ElfCoreHdr:
     """
     Decode an elfcorehdr.
 
     :param data: The segment's bytes (at most its memsz).
     :param capacity: The segment's memsz; defaults to ``len(data)``.
+    :param machine: The ``e_machine`` the capture kernel expects, if known.
     :raises Malformed: with a one-line reason.
     """
     capacity = len(data) if capacity is None else capacity
@@ -105,7 +128,9 @@ def decode_elfcorehdr(data: bytes, capacity: Optional[int] = None) -> ElfCoreHdr
         raise Malformed("big-endian ELF, expected little-endian")
     if hdr["e_type"] != "ET_CORE":
         raise Malformed(f"e_type {hdr['e_type']}, expected ET_CORE")
-    machine = data[18] | data[19] << 8
+    e_machine = data[18] | data[19] << 8
+    if machine is not None and e_machine != machine:
+        raise Malformed(f"e_machine {e_machine}, expected {machine}")
     phnum, phoff, phentsize = hdr["e_phnum"], hdr["e_phoff"], hdr["e_phentsize"]
     if phentsize != PHDR_SIZE:
         raise Malformed(f"e_phentsize {phentsize}, expected {PHDR_SIZE}")
@@ -138,7 +163,7 @@ def decode_elfcorehdr(data: bytes, capacity: Optional[int] = None) -> ElfCoreHdr
     except (ELFError, struct.error) as e:
         raise Malformed(f"unreadable program header: {e}") from e
     return ElfCoreHdr(
-        machine=machine,
+        machine=e_machine,
         phnum=phnum,
         notes=tuple(notes),
         loads=tuple(loads),
@@ -155,7 +180,6 @@ def headroom(hdr: ElfCoreHdr) -> int:
 
 _EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
 _PHDR = struct.Struct("<IIQQQQQQ")
-PT_LOAD, PT_NOTE = 1, 4
 
 
 def build_elfcorehdr(
@@ -177,7 +201,7 @@ def build_elfcorehdr(
     phnum = len(notes) + (1 if kernel_text else 0) + len(ram)
     ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
     out = bytearray(
-        _EHDR.pack(ident, ET_CORE_TYPE, machine, 1, 0, EHDR_SIZE, 0, 0,
+        _EHDR.pack(ident, ET_CORE, machine, 1, 0, EHDR_SIZE, 0, 0,
                    EHDR_SIZE, PHDR_SIZE, phnum, 0, 0, 0)
     )
     for paddr, size in notes:
@@ -192,4 +216,61 @@ def build_elfcorehdr(
     return bytes(out)
 
 
-ET_CORE_TYPE = 4
+
+@dataclass(frozen=True)
+class ElfCoreHdrRead:
+    """What reading the elfcorehdr segment gave."""
+
+    segment: Optional[Segment]
+    header: Optional[ElfCoreHdr] = None
+    #: Why the header is not usable (malformed), if it is not.
+    problem: Optional[str] = None
+    #: ``(paddr, size)`` of bytes the target does not have.
+    unreadable: Optional[Tuple[int, int]] = None
+    #: The used bytes (Ehdr + Phdrs), for a byte-for-byte comparison.
+    data: bytes = field(default=b"", repr=False, metadata={"json": False})
+
+
+def read_elfcorehdr(prog: Program, image: KImage) -> ElfCoreHdrRead:
+    """Read and decode the elfcorehdr segment of *image* from physical memory."""
+    seg = image.elfcorehdr
+    if seg is None:
+        return ElfCoreHdrRead(None, problem=image.elfcorehdr_source)
+    size = min(seg.memsz, MAX_ELFCOREHDR)
+    try:
+        data = read_phys(prog, seg.mem, size, "elfcorehdr")
+    except Unreadable as e:
+        return ElfCoreHdrRead(seg, unreadable=(e.address, e.size))
+    machine = _EM.get(prog.platform.arch) if prog.platform else None
+    try:
+        hdr = decode_elfcorehdr(data, seg.memsz, machine)
+    except Malformed as e:
+        return ElfCoreHdrRead(seg, problem=str(e))
+    return ElfCoreHdrRead(seg, header=hdr, data=data[: hdr.used])
+
+
+def check_elfcorehdr(image: KImage, read: ElfCoreHdrRead) -> List[Finding]:
+    """Findings about the elfcorehdr segment itself (not its contents vs now)."""
+    if read.segment is None:
+        return [finding("CHP010", f"no elfcorehdr segment: {read.problem}",
+                        source=image.elfcorehdr_source)]
+    seg = read.segment
+    if read.unreadable is not None:
+        address, size = read.unreadable
+        return [finding(
+            "CHP011",
+            f"elfcorehdr segment {seg.index} at {seg.mem:#x} is not in this target",
+            segment=seg.index, address=address, size=size,
+        )]
+    if read.header is None:
+        return [finding("CHP012", f"elfcorehdr segment {seg.index} at {seg.mem:#x}: "
+                        f"{read.problem}", segment=seg.index, reason=read.problem)]
+    hdr = read.header
+    return [finding(
+        "CHP013",
+        f"elfcorehdr at {seg.mem:#x} (segment {seg.index}, found by "
+        f"{image.elfcorehdr_source}): {len(hdr.notes)} notes, {len(hdr.loads)} "
+        f"loads, {hdr.used} of {hdr.capacity} bytes used",
+        segment=seg.index, notes=len(hdr.notes), loads=len(hdr.loads),
+        used=hdr.used, capacity=hdr.capacity,
+    )]

@@ -16,11 +16,16 @@ from typing import Any, Dict, Iterable, Mapping, Tuple
 
 __all__ = (
     "CODES",
+    "EXIT_OK",
+    "EXIT_PROBLEM",
+    "EXIT_UNVERIFIED",
+    "EXIT_USAGE",
     "Code",
     "Finding",
     "Severity",
     "exit_status",
     "finding",
+    "sorted_findings",
 )
 
 
@@ -70,6 +75,8 @@ CODES: Mapping[str, Code] = _codes(
          "or crashk_res is corrupt."),
     Code("CHP005", I, "crash image layout",
          "Which kernel layout of struct kimage was found."),
+    Code("CHP006", I, "no kexec image is loaded",
+         "kexec_image (the normal kexec image, on request) is NULL."),
     # 01x: the elfcorehdr
     Code("CHP010", E, "no elfcorehdr segment was found",
          "The capture kernel gets no ELF core header and /proc/vmcore will "

@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple
 
 from drgn import FaultError, Object, Program, Type
 
+from drgn_crashhp.findings import Finding, finding
 from drgn_crashhp.physmem import Unreadable, read_phys
 
 __all__ = (
@@ -28,6 +29,8 @@ __all__ = (
     "RfcSaved",
     "Role",
     "Segment",
+    "check_image",
+    "read_crashk",
     "read_kimage",
 )
 
@@ -409,3 +412,67 @@ def read_kimage(prog: Program, symbol: str = "kexec_crash_image") -> Optional[KI
         elfcorehdr_index=elf_idx,
         elfcorehdr_source=elf_source,
     )
+
+
+PAGE_SIZE = 4096
+
+
+def read_crashk(prog: Program) -> Optional[Tuple[int, int]]:
+    """
+    The crash kernel reservation ``crashk_res`` as an inclusive range, or None
+    when nothing is reserved (``end == 0``) or the symbol is unknown.
+    """
+    try:
+        res = prog["crashk_res"]
+        start, end = res.start.value_(), res.end.value_()
+    except (KeyError, LookupError, FaultError):
+        return None
+    return (start, end) if end else None
+
+
+def check_image(image: KImage, crashk: Optional[Tuple[int, int]]) -> List[Finding]:
+    """Sanity of the segment table (kernel/kexec_core.c sanity_check_segment_list)."""
+    out = [finding(
+        "CHP005",
+        f"{image.symbol} at {image.address:#x}: struct kimage layout "
+        f"{image.hotplug.layout} ({'kexec_file_load' if image.file_mode else 'kexec_load'}"
+        f", {image.nr_segments} segments)",
+        layout=str(image.hotplug.layout), file_mode=image.file_mode,
+    )]
+    problems = []
+    if image.nr_segments == 0:
+        problems.append("nr_segments is 0")
+    elif image.nr_segments > KEXEC_SEGMENT_MAX:
+        problems.append(
+            f"nr_segments {image.nr_segments} exceeds KEXEC_SEGMENT_MAX "
+            f"({KEXEC_SEGMENT_MAX}); only the first {KEXEC_SEGMENT_MAX} were read"
+        )
+    for seg in image.segments:
+        if seg.memsz < seg.bufsz:
+            problems.append(f"segment {seg.index}: memsz {seg.memsz:#x} < bufsz "
+                            f"{seg.bufsz:#x}")
+        if seg.mem % PAGE_SIZE or seg.memsz % PAGE_SIZE:
+            problems.append(f"segment {seg.index}: mem {seg.mem:#x} or memsz "
+                            f"{seg.memsz:#x} not page aligned")
+    ordered = sorted(image.segments, key=lambda s: s.mem)
+    for a, b in zip(ordered, ordered[1:]):
+        if b.mem < a.mem + a.memsz:
+            problems.append(f"segments {a.index} and {b.index} overlap")
+    if problems:
+        out.append(finding("CHP003", "; ".join(problems[:4])
+                           + (f" (+{len(problems) - 4} more)" if len(problems) > 4
+                              else ""),
+                           problems=problems))
+    if image.type == 1 and crashk is not None:
+        outside = [
+            seg.index for seg in image.segments
+            if seg.memsz and not (crashk[0] <= seg.mem and seg.end <= crashk[1])
+        ]
+        if outside:
+            out.append(finding(
+                "CHP004",
+                f"segments {outside} lie outside crashk_res "
+                f"[{crashk[0]:#x}-{crashk[1]:#x}]",
+                segments=outside, crashk=list(crashk),
+            ))
+    return out

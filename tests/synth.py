@@ -411,7 +411,7 @@ class SynthKernel:
             image = self.heap(self._kimage_bytes(), align=64)
             for seg in m.segments:
                 if seg.present:
-                    self.mem.alloc(seg.mem, seg.memsz)
+                    self.mem.alloc(seg.mem, max(seg.memsz, len(seg.data)))
                     self.mem.write(seg.mem, seg.data)
         if m.image_pointer is not None:
             image = m.image_pointer

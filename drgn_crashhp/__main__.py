@@ -1,0 +1,5 @@
+"""``python -m drgn_crashhp``: the same as the ``drgn-crashhp`` command."""
+
+from drgn_crashhp.cli import _entry
+
+_entry()

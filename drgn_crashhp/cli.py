@@ -1,0 +1,204 @@
+"""
+Command line
+------------
+
+``drgn-crashhp``: open a target the way drgn does (vmcore, /proc/kcore, QEMU
+guest), run the report, print it, and exit with its status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from typing import List, Optional, Sequence
+
+import drgn
+
+from drgn_crashhp.findings import CODES, EXIT_USAGE
+from drgn_crashhp.report import SECTIONS, build_report, render_text, report_json
+
+__all__ = ("main", "open_program")
+
+
+class TargetError(Exception):
+    """A one-line reason the target cannot be opened (exit status 2)."""
+
+
+def _build_id_hint(prog: drgn.Program) -> str:
+    try:
+        build_id = prog.main_module().build_id
+    except (LookupError, ValueError):
+        build_id = None
+    hint = " (pass the vmlinux with debug info: -s PATH)"
+    if build_id:
+        hint = (f": looked for the kernel with build ID {build_id.hex()}; pass "
+                "-s path/to/vmlinux, or install the distro's debug package "
+                "(Debian: linux-image-$(uname -r)-dbg, Fedora: kernel-debuginfo)")
+    return hint
+
+
+def open_program(
+    core: Optional[str] = None,
+    qemu: Optional[str] = None,
+    symbols: Sequence[str] = (),
+    debug_directories: Sequence[str] = (),
+    default_symbols: bool = True,
+) -> drgn.Program:
+    """
+    Open a target like ``drgn`` does: *core* (a vmcore or /proc/kcore), a QEMU
+    guest over QMP (*qemu*), or the running kernel.
+
+    :raises TargetError: with a one-line reason.
+    """
+    prog = drgn.Program()
+    try:
+        if core is not None:
+            prog.set_core_dump(core)
+        elif qemu is not None:
+            prog.set_qemu_qmp(qemu)
+        else:
+            prog.set_kernel()
+    except PermissionError as e:
+        what = core or ("QEMU socket " + qemu if qemu else "/proc/kcore")
+        raise TargetError(f"no permission to read {what}: {e.strerror or e} "
+                          "(run as root)") from e
+    except FileNotFoundError as e:
+        raise TargetError(f"{core or qemu or '/proc/kcore'}: no such file") from e
+    except (OSError, ValueError) as e:
+        raise TargetError(f"cannot open {core or qemu or 'the running kernel'}: {e}"
+                          ) from e
+    if debug_directories:
+        opts = prog.debug_info_options
+        opts.directories = tuple(debug_directories) + tuple(opts.directories)
+    try:
+        prog.load_debug_info(list(symbols), default=default_symbols,
+                             main=True)
+    except drgn.MissingDebugInfoError as e:
+        try:
+            critical = prog.main_module().wants_debug_file()
+        except LookupError:
+            critical = True
+        if critical:
+            raise TargetError("no kernel debug info found" + _build_id_hint(prog)
+                              ) from e
+    except (OSError, ValueError) as e:
+        raise TargetError(f"cannot load debug info: {e}") from e
+    try:
+        arch = prog.platform.arch if prog.platform else None
+    except ValueError:
+        arch = None
+    if arch is not None and arch != drgn.Architecture.X86_64:
+        print(f"drgn-crashhp: warning: {arch.name} target; purgatory and "
+              "elfcorehdr rules are checked as on x86_64", file=sys.stderr)
+    return prog
+
+
+class _Progress:
+    """A progress line on stderr, only on a terminal and after one second."""
+
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+        self.shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        if time.monotonic() - self.start < 1.0:
+            return
+        self.shown = True
+        pct = 100 * done // total if total else 100
+        sys.stderr.write(f"\rdrgn-crashhp: hashing {done >> 20}/{total >> 20} MiB"
+                         f" ({pct}%)")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.shown:
+            sys.stderr.write("\r\x1b[K")
+
+
+def _codes_help() -> str:
+    return "finding codes:\n" + "\n".join(
+        f"  {c.code}  {c.severity!s:<10} {c.title}" for c in CODES.values()
+    )
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="drgn-crashhp",
+        description="Check that the loaded kdump crash kernel would boot and that "
+        "its dump would hold every CPU and every byte of RAM, after CPU and "
+        "memory hotplug.",
+        epilog="exit status: 0 healthy, 1 a problem that would hurt a dump "
+        "(including no crash kernel loaded), 2 usage or input error, 3 cannot "
+        "verify.\n\n" + _codes_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    target = p.add_mutually_exclusive_group()
+    target.add_argument("-c", "--core", metavar="VMCORE",
+                        help="a vmcore (ELF or kdump format)")
+    target.add_argument("-k", "--kernel", action="store_true",
+                        help="the running kernel through /proc/kcore (default)")
+    target.add_argument("--qemu", metavar="SOCK",
+                        help="a QEMU guest over QMP (needs -device vmcoreinfo)")
+    p.add_argument("-s", "--symbols", metavar="PATH", action="append", default=[],
+                   help="vmlinux (or debug file) to load debug info from; "
+                   "may be repeated")
+    p.add_argument("--debug-directory", metavar="DIR", action="append", default=[],
+                   help="also search DIR for debug info")
+    p.add_argument("--no-default-symbols", action="store_true",
+                   help="only use the files given with -s")
+    p.add_argument("--image", choices=("crash", "kexec"), default="crash",
+                   help="kexec_crash_image (default) or kexec_image")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--no-digest", action="store_true",
+                   help="skip recomputing the purgatory digest (fast look)")
+    p.add_argument("--section", action="append", choices=SECTIONS,
+                   help="sections to print (default: all); may be repeated")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print only the verdict and problems")
+    return p
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        prog = open_program(
+            core=args.core,
+            qemu=args.qemu,
+            symbols=args.symbols,
+            debug_directories=args.debug_directory,
+            default_symbols=not args.no_default_symbols,
+        )
+    except TargetError as e:
+        print(f"drgn-crashhp: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    progress = _Progress() if sys.stderr.isatty() else None
+    report = build_report(
+        prog,
+        symbol="kexec_image" if args.image == "kexec" else "kexec_crash_image",
+        digest=not args.no_digest,
+        progress=progress,
+    )
+    if progress is not None:
+        progress.finish()
+    if args.json:
+        json.dump(report_json(report), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        sys.stdout.write(render_text(report, args.section or SECTIONS, args.quiet))
+    sys.stdout.flush()
+    return report.exit_status
+
+
+def _entry() -> None:
+    try:
+        status = main()
+    except BrokenPipeError:
+        # Output piped into head(1) and the like.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        status = 0
+    except KeyboardInterrupt:
+        status = 130
+    sys.exit(status)

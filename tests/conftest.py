@@ -1,0 +1,46 @@
+"""Shared fixtures: real vmcores from a real 6.12 kernel booted under QEMU."""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+from typing import Any, Dict, Tuple
+
+import drgn
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("vmcores_unpack",
+                                               ROOT / "vmcores" / "unpack.py")
+assert _spec is not None and _spec.loader is not None
+unpack = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(unpack)
+
+
+def have_fixtures() -> bool:
+    return unpack.ARCHIVE.exists() and bool(unpack.scenarios())
+
+
+@functools.lru_cache(maxsize=None)
+def _load(name: str) -> Tuple[drgn.Program, Dict[str, Any]]:
+    truth = unpack.scenarios()[name]
+    prog = drgn.Program()
+    prog.set_core_dump(str(unpack.dump_path(name)))
+    prog.load_debug_info([str(unpack.vmlinux_path())])
+    return prog, truth
+
+
+def real_fixture(name: str) -> Tuple[drgn.Program, Dict[str, Any]]:
+    """
+    A drgn program on the real dump of scenario *name* and its ground truth
+    (recorded by vmcores/lab when the dump was made). Skips the test if the
+    fixtures are not in this checkout.
+    """
+    if not have_fixtures() or name not in unpack.scenarios():
+        pytest.skip(f"real fixture {name} not available")
+    return _load(name)
+
+
+def scenario_names() -> list:
+    return sorted(unpack.scenarios()) if have_fixtures() else []
