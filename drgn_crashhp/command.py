@@ -29,8 +29,8 @@ _ARGUMENTS = (
              help="kexec_crash_image (default) or kexec_image"),
     argument("-q", "--quiet", action="store_true",
              help="print only the verdict and problems"),
-    argument("section", nargs="*", choices=SECTIONS,
-             help="sections to print (default: all)"),
+    argument("--section", action="append", choices=SECTIONS,
+             help="sections to print (default: all); may be repeated"),
 )
 
 _LONG = """
