@@ -46,6 +46,9 @@ CRASH_NOTES_OFFSET = 0x1000
 NOTE_BUF_WORDS = 92  # sizeof(note_buf_t) = 368 on x86_64
 NR_CPUS = 64
 VMCOREINFO_NOTE_SIZE = 4132
+#: x86_64 SECTION_SIZE_BITS (arch/x86/include/asm/sparsemem.h): 128 MiB sections.
+SECTION_SIZE_BITS = 27
+XA_CHUNK_SHIFT = 6
 
 IORESOURCE_MEM = 0x200
 IORESOURCE_SYSRAM = 0x01000000
@@ -62,6 +65,11 @@ class Res:
     end: int
     flags: int = SYSTEM_RAM
     children: List["Res"] = field(default_factory=list)
+    #: Corrupt this node's ``sibling`` pointer: a raw value, or "self",
+    #: "parent" or "first" (the parent's first child) to make a cycle.
+    sibling_raw: Optional[object] = None
+    #: Corrupt this node's ``child`` pointer the same way.
+    child_raw: Optional[object] = None
 
 
 @dataclass
@@ -106,6 +114,21 @@ class Machine:
     symbols: Dict[str, Tuple[int, int]] = field(default_factory=dict)
     #: Extra raw physical memory chunks: {paddr: bytes}.
     extra_memory: Dict[int, bytes] = field(default_factory=dict)
+    #: CONFIG_NR_CPUS: size of the CPU masks and of __per_cpu_offset.
+    nr_cpus: int = NR_CPUS
+    #: memory_blocks xarray: {block_id: state}; state is a name such as
+    #: "MEM_ONLINE" (encoded per memory_block_enum). None: no memory_blocks.
+    memory_blocks: Optional[Dict[int, str]] = None
+    sections_per_block: int = 1
+    #: True: ``state`` is ``enum memory_block_state`` (0, 1, 2, ...);
+    #: False: ``unsigned long`` bit flags (1 << n), as before the enum.
+    memory_block_enum: bool = True
+    #: Value of ``__kexec_lock`` (atomic_t); None: no such symbol.
+    kexec_lock: Optional[int] = 0
+    #: ``crashk_cma_ranges`` (inclusive); None: no such symbol (before 6.17).
+    crashk_cma: Optional[Sequence[Tuple[int, int]]] = None
+    #: Omit these global objects (and their symbols), e.g. "vmcoreinfo_note".
+    omit: Sequence[str] = ()
 
     def __post_init__(self) -> None:
         if not self.iomem:
@@ -114,6 +137,10 @@ class Machine:
     # Facts derived from how the machine is built, for test expectations.
     def crash_notes_phys(self, cpu: int) -> int:
         return PERCPU_PHYS + cpu * PERCPU_STRIDE + CRASH_NOTES_OFFSET
+
+    def memory_block_range(self, block_id: int) -> Tuple[int, int]:
+        size = self.sections_per_block << SECTION_SIZE_BITS
+        return block_id * size, (block_id + 1) * size - 1
 
 
 def default_iomem(crashk: Tuple[int, int]) -> List[Res]:
@@ -140,6 +167,7 @@ class _Memory:
 
     def __init__(self) -> None:
         self.chunks: Dict[int, bytearray] = {}
+        self.zero_regions: List[Tuple[int, int]] = []
 
     def alloc(self, paddr: int, size: int) -> bytearray:
         buf = bytearray(size)
@@ -153,7 +181,14 @@ class _Memory:
                 return
         raise ValueError(f"no chunk holds {paddr:#x}+{len(data):#x}")
 
+    def zeros(self, paddr: int, size: int) -> None:
+        """A large read-only region of zeros that is never materialised."""
+        self.zero_regions.append((paddr, size))
+
     def attach(self, prog: Program) -> None:
+        for base, size in self.zero_regions:
+            prog.add_memory_segment(base, size, _zero_reader, True)
+            prog.add_memory_segment(PAGE_OFFSET + base, size, _zero_reader, False)
         for base, buf in self.chunks.items():
             read = _reader(buf)
             prog.add_memory_segment(base, len(buf), read, True)
@@ -164,6 +199,10 @@ class _Memory:
                 )
 
 
+def _zero_reader(address: int, count: int, offset: int, physical: bool) -> bytes:
+    return bytes(count)
+
+
 def _reader(buf: bytearray) -> Callable[[int, int, int, bool], bytes]:
     def read(address: int, count: int, offset: int, physical: bool) -> bytes:
         return bytes(buf[offset : offset + count])
@@ -172,7 +211,8 @@ def _reader(buf: bytearray) -> Callable[[int, int, int, bool], bytes]:
 
 
 class _Types:
-    def __init__(self, prog: Program, layout: str) -> None:
+    def __init__(self, prog: Program, layout: str, nr_cpus: int = NR_CPUS,
+                 memory_block_enum: bool = True) -> None:
         self.prog = prog
         p = prog
         self.u8 = p.int_type("unsigned char", 1, False)
@@ -270,8 +310,52 @@ class _Types:
         )
         self.cpumask = p.struct_type(
             "cpumask",
-            NR_CPUS // 8,
-            (TypeMember(p.array_type(self.ulong, NR_CPUS // 64), "bits", 0),),
+            _mask_bytes(nr_cpus),
+            (TypeMember(p.array_type(self.ulong, _mask_bytes(nr_cpus) // 8), "bits",
+                        0),),
+        )
+        self.atomic_t = p.struct_type("atomic_t", 4, (TypeMember(self.int, "counter"),))
+        self.range = p.struct_type(
+            "range", 16, (TypeMember(self.ulong, "start", 0),
+                          TypeMember(self.ulong, "end", 64)),
+        )
+        if memory_block_enum:
+            # enum memory_block_state (v6.19, commit 1a4f70f6851a; Debian 6.12.117).
+            self.mb_state = p.enum_type(
+                "memory_block_state", self.u32,
+                [drgn.TypeEnumerator(n, v) for v, n in enumerate(MEM_STATES)],
+            )
+        else:
+            self.mb_state = self.ulong
+        self.memory_block = p.struct_type(
+            "memory_block", 24,
+            (
+                TypeMember(self.ulong, "start_section_nr", 0),
+                TypeMember(self.mb_state, "state", 64),
+                TypeMember(self.int, "online_type", 128),
+                TypeMember(self.int, "nid", 160),
+            ),
+        )
+        self.xarray = p.struct_type(
+            "xarray", 16,
+            (
+                TypeMember(self.u32, "xa_lock", 0),
+                TypeMember(self.u32, "xa_flags", 32),
+                TypeMember(self.void_p, "xa_head", 64),
+            ),
+        )
+        self.xa_node = p.struct_type(
+            "xa_node", 24 + 8 * (1 << XA_CHUNK_SHIFT),
+            (
+                TypeMember(self.u8, "shift", 0),
+                TypeMember(self.u8, "offset", 8),
+                TypeMember(self.u8, "count", 16),
+                TypeMember(self.u8, "nr_values", 24),
+                TypeMember(lambda: p.pointer_type(self.xa_node), "parent", 64),
+                TypeMember(p.pointer_type(self.xarray), "array", 128),
+                TypeMember(p.array_type(self.void_p, 1 << XA_CHUNK_SHIFT), "slots",
+                           192),
+            ),
         )
         self.by_name = {
             ("struct", "kimage"): self.kimage,
@@ -279,6 +363,11 @@ class _Types:
             ("struct", "kexec_segment"): self.segment,
             ("struct", "resource"): self.resource,
             ("struct", "cpumask"): self.cpumask,
+            ("struct", "memory_block"): self.memory_block,
+            ("struct", "xarray"): self.xarray,
+            ("struct", "xa_node"): self.xa_node,
+            ("struct", "range"): self.range,
+            ("typedef", "atomic_t"): self.atomic_t,
             ("typedef", "note_buf_t"): self.note_buf_t,
             ("typedef", "size_t"): self.size_t,
             ("base", "unsigned long"): self.ulong,
@@ -291,6 +380,7 @@ class _Types:
 
 _KIND = {
     TypeKind.STRUCT: "struct",
+    TypeKind.ENUM: "enum",
     TypeKind.TYPEDEF: "typedef",
     TypeKind.INT: "base",
     TypeKind.BOOL: "base",
@@ -309,12 +399,17 @@ class SynthKernel:
             )
         )
         self.mem = _Memory()
-        self.types = _Types(self.prog, machine.layout)
+        self.types = _Types(self.prog, machine.layout, machine.nr_cpus,
+                            machine.memory_block_enum)
+        if machine.memory_block_enum:
+            self.types.by_name[("enum", "memory_block_state")] = self.types.mb_state
         self.objects: Dict[str, Object] = {}
         self.symbols: Dict[str, Tuple[int, int]] = dict(machine.symbols)
-        self._data = self.mem.alloc(DATA_PHYS, 0x10000)
+        self._data = self.mem.alloc(
+            DATA_PHYS, 0x10000 + machine.nr_cpus * 8 + 3 * _mask_bytes(machine.nr_cpus)
+        )
         self._data_next = 0
-        self._heap = self.mem.alloc(HEAP_PHYS, 0x40000)
+        self._heap = self.mem.alloc(HEAP_PHYS, _heap_size(machine))
         self._heap_next = 0
         self.mem.alloc(KERNEL_PHYS, PAGE)
         self._build()
@@ -326,6 +421,8 @@ class SynthKernel:
     # -- allocation -------------------------------------------------------
     def _global(self, name: str, type_: drgn.Type, value: bytes) -> int:
         size = drgn.sizeof(type_)
+        if name in self.machine.omit:
+            return 0
         off = (self._data_next + 7) & ~7
         self._data[off : off + len(value)] = value
         self._data_next = off + max(size, len(value))
@@ -355,6 +452,7 @@ class SynthKernel:
         self._global("phys_base", t.ulong, q.pack(PHYS_BASE))
         nr_cpu_ids = max(m.possible) + 1
         self._global("nr_cpu_ids", t.u32, struct.pack("<I", nr_cpu_ids))
+        nr_cpus = m.nr_cpus
         for name, cpus in (
             ("__cpu_possible_mask", m.possible),
             ("__cpu_present_mask", m.present),
@@ -363,16 +461,19 @@ class SynthKernel:
             bits = 0
             for cpu in cpus:
                 bits |= 1 << cpu
-            self._global(name, t.cpumask, bits.to_bytes(NR_CPUS // 8, "little"))
+            self._global(name, t.cpumask, bits.to_bytes(_mask_bytes(nr_cpus), "little"))
         # Per-CPU areas: crash_notes is a __percpu offset; each CPU's copy
         # sits at PERCPU_PHYS + cpu * PERCPU_STRIDE + CRASH_NOTES_OFFSET.
-        self.mem.alloc(PERCPU_PHYS, PERCPU_STRIDE * NR_CPUS)
+        if nr_cpus <= NR_CPUS:
+            self.mem.alloc(PERCPU_PHYS, PERCPU_STRIDE * nr_cpus)
+        else:
+            self.mem.zeros(PERCPU_PHYS, PERCPU_STRIDE * nr_cpus)
         offsets = b"".join(
             q.pack(PAGE_OFFSET + PERCPU_PHYS + cpu * PERCPU_STRIDE)
-            for cpu in range(NR_CPUS)
+            for cpu in range(nr_cpus)
         )
         self._global(
-            "__per_cpu_offset", self.prog.array_type(t.ulong, NR_CPUS), offsets
+            "__per_cpu_offset", self.prog.array_type(t.ulong, nr_cpus), offsets
         )
         self._global(
             "crash_notes", self.prog.pointer_type(t.note_buf_t),
@@ -418,6 +519,17 @@ class SynthKernel:
         self.image_address = image
         self._global("kexec_crash_image", t.kimage_p, q.pack(image))
         self._global("kexec_image", t.kimage_p, q.pack(0))
+        if m.kexec_lock is not None:
+            self._global("__kexec_lock", t.atomic_t, struct.pack("<i", m.kexec_lock))
+        if m.crashk_cma is not None:
+            ranges = list(m.crashk_cma) + [(0, 0)] * (4 - len(m.crashk_cma))
+            self._global(
+                "crashk_cma_ranges", self.prog.array_type(t.range, 4),
+                b"".join(struct.pack("<QQ", s, e) for s, e in ranges),
+            )
+            self._global("crashk_cma_cnt", t.int, struct.pack("<i", len(m.crashk_cma)))
+        if m.memory_blocks is not None:
+            self._memory_blocks()
         for paddr, data in m.extra_memory.items():
             self.mem.alloc(paddr, len(data))
             self.mem.write(paddr, data)
@@ -440,12 +552,70 @@ class SynthKernel:
     def _write_resources(self) -> None:
         links = getattr(self, "_links", {})
         for addr, res, parent, name in self._res_nodes:
-            data = _pack_res(
-                res.start, res.end, name, res.flags, parent,
-                links.get((addr, "sibling"), 0), links.get((addr, "child"), 0),
-            )
+            sibling = links.get((addr, "sibling"), 0)
+            child = links.get((addr, "child"), 0)
+            if res.sibling_raw is not None:
+                sibling = self._raw_link(res.sibling_raw, addr, parent, links)
+            if res.child_raw is not None:
+                child = self._raw_link(res.child_raw, addr, parent, links)
+            data = _pack_res(res.start, res.end, name, res.flags, parent, sibling,
+                             child)
             off = addr - PAGE_OFFSET - HEAP_PHYS
             self._heap[off : off + 64] = data
+
+    @staticmethod
+    def _raw_link(how: object, addr: int, parent: int,
+                  links: Dict[Tuple[int, str], int]) -> int:
+        if how == "self":
+            return addr
+        if how == "parent":
+            return parent
+        if how == "first":
+            return links.get((parent, "child"), 0)
+        assert isinstance(how, int)
+        return how
+
+    def _memory_blocks(self) -> None:
+        """``memory_blocks`` (DEFINE_XARRAY, drivers/base/memory.c) and its blocks."""
+        m, t = self.machine, self.types
+        self._global("sections_per_block", t.int,
+                     struct.pack("<i", m.sections_per_block))
+        entries: Dict[int, int] = {}
+        for block_id, state in sorted((m.memory_blocks or {}).items()):
+            value = MEM_STATES.index(state)
+            if not m.memory_block_enum:
+                value = 1 << value
+            entries[block_id] = self.heap(
+                struct.pack("<QQii", block_id * m.sections_per_block, value, 0, 0)
+            )
+        head = self._xa_build(entries)
+        self._global("memory_blocks", t.xarray, struct.pack("<IIQ", 0, 0, head))
+
+    def _xa_build(self, entries: Dict[int, int]) -> int:
+        """Lay out an XArray holding *entries*; return its ``xa_head``."""
+        if not entries:
+            return 0
+        if list(entries) == [0]:
+            return entries[0]
+        top = max(entries)
+        shift = 0
+        while top >> (shift + XA_CHUNK_SHIFT):
+            shift += XA_CHUNK_SHIFT
+        return self._xa_node(entries, 0, shift)
+
+    def _xa_node(self, entries: Dict[int, int], base: int, shift: int) -> int:
+        slots = [0] * (1 << XA_CHUNK_SHIFT)
+        span = 1 << shift
+        for i in range(len(slots)):
+            lo = base + i * span
+            inside = {k: v for k, v in entries.items() if lo <= k < lo + span}
+            if not inside:
+                continue
+            slots[i] = (self._xa_node(inside, lo, shift - XA_CHUNK_SHIFT)
+                        if shift else inside[lo])
+        node = self.heap(struct.pack("<BBBB4xQQ", shift, 0, 0, 0, 0, 0)
+                         + b"".join(struct.pack("<Q", s) for s in slots), align=64)
+        return node | 2  # xa_mk_node()
 
     def _kimage_bytes(self) -> bytes:
         m, t = self.machine, self.types
@@ -515,6 +685,28 @@ class SynthKernel:
         return out
 
 
+#: enum memory_block_state order (include/linux/memory.h, Debian 6.12.117).
+MEM_STATES = (
+    "MEM_ONLINE", "MEM_GOING_OFFLINE", "MEM_OFFLINE", "MEM_GOING_ONLINE",
+    "MEM_CANCEL_ONLINE", "MEM_CANCEL_OFFLINE", "MEM_PREPARE_ONLINE",
+    "MEM_FINISH_OFFLINE",
+)
+
+
+def _mask_bytes(nr_cpus: int) -> int:
+    return (nr_cpus + 63) // 64 * 8
+
+
+def _count_res(nodes: Sequence[Res]) -> int:
+    return sum(1 + _count_res(r.children) for r in nodes)
+
+
+def _heap_size(machine: Machine) -> int:
+    blocks = len(machine.memory_blocks or ())
+    need = 0x40000 + 160 * _count_res(machine.iomem) + 640 * blocks
+    return (need + PAGE - 1) & ~(PAGE - 1)
+
+
 def _pack_res(start: int, end: int, name: int, flags: int, parent: int,
               sibling: int, child: int) -> bytes:
     return struct.pack("<QQQQQQQQ", start, end, name, flags, 0, parent, sibling,
@@ -560,6 +752,7 @@ def text(paddr: int = KERNEL_PHYS, size: int = KERNEL_SIZE) -> Tuple[int, ...]:
 
 
 __all__ = [
+    "MEM_STATES",
     "FaultError",
     "Machine",
     "Res",

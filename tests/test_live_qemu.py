@@ -1,0 +1,99 @@
+"""
+Live target: a real 6.12 guest under QEMU, read over QMP with drgn --qemu.
+
+Boots the lab kernel (vmcores/bzImage-6.12) with -device vmcoreinfo, loads a
+crash kernel with kexec_file_load, runs drgn-crashhp against the running
+guest, hot-adds a 128 MiB DIMM and runs it again: the second report must show
+the kernel's update (the DIMM range in the elfcorehdr). Needs QEMU 10 and the
+lab initramfs (vmcores/lab/setup.sh --live; vmcores/lab/make-initramfs.sh).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+
+from tests.conftest import ROOT, have_fixtures, unpack
+
+LAB = ROOT / "vmcores" / "lab"
+BZIMAGE = ROOT / "vmcores" / "bzImage-6.12"
+BUILD = Path(os.environ.get("BUILD", "/work/lab-build"))
+INITRAMFS = BUILD / "initramfs.cpio"
+
+pytestmark = pytest.mark.slow
+
+
+def qemu_major() -> int:
+    qemu = shutil.which("qemu-system-x86_64")
+    if qemu is None:
+        return 0
+    out = subprocess.run([qemu, "--version"], capture_output=True, text=True).stdout
+    m = re.search(r"version (\d+)", out)
+    return int(m.group(1)) if m else 0
+
+
+def report(sock: str) -> Dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "drgn_crashhp", "--qemu", sock, "-s",
+         str(unpack.vmlinux_path()), "--no-default-symbols", "--json"],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert proc.returncode == doc["exit_status"]
+    return doc
+
+
+def ram_loads(doc: Dict[str, Any]) -> List[List[int]]:
+    loads = doc["elfcorehdr"]["header"]["loads"]
+    return [[ld["paddr"], ld["paddr"] + ld["size"] - 1] for ld in loads[1:]]
+
+
+@pytest.fixture
+def guest(tmp_path: Path) -> Any:
+    if qemu_major() < 10:
+        pytest.skip("QEMU 10 is not installed (vmcores/lab/setup.sh --live)")
+    if not BZIMAGE.exists() or not have_fixtures():
+        pytest.skip("lab kernel or its debug info is not in this checkout")
+    if not INITRAMFS.exists():
+        subprocess.run(["bash", str(LAB / "make-initramfs.sh")], check=True,
+                       env=dict(os.environ, BUILD=str(BUILD), BZIMAGE=str(BZIMAGE)),
+                       timeout=900)
+    sys.path.insert(0, str(LAB))
+    from guest import Guest  # type: ignore[import-not-found]
+
+    sock = tmp_path / "drgn.qmp.sock"
+    g = Guest(
+        str(tmp_path), str(BZIMAGE), str(INITRAMFS),
+        append="console=ttyS0 crashkernel=24M memhp_default_state=online_movable",
+        mem="96M,slots=4,maxmem=1G",
+        extra_args=["-qmp", f"unix:{sock},server=on,wait=off"],
+    )
+    with g:
+        g.wait_ready()
+        yield g, str(sock)
+
+
+def test_live_guest_shows_the_kernels_update(guest: Any) -> None:
+    g, sock = guest
+    g.check('kexec -s -p /bzImage --initrd=/capture.cpio '
+            '--append="console=ttyS0 acpi_no_memhotplug irqpoll nr_cpus=1"')
+    before = report(sock)
+    assert before["verdict"] == "OK", before["findings"]
+    assert before["image"]["file_mode"] is True
+    dimm = g.add_dimm(1)
+    start, size = dimm["addr"], dimm["size"]
+    g.check("sleep 2; grep -c online /sys/devices/system/memory/memory*/state")
+    after = report(sock)
+    assert [start, start + size - 1] in ram_loads(after)
+    assert [start, start + size - 1] not in ram_loads(before)
+    assert after["image"]["hotplug"]["elfcorehdr_updated"] is True
+    assert after["verdict"] == "OK", after["findings"]
