@@ -67,7 +67,9 @@ def open_program(
                           "(run as root)") from e
     except FileNotFoundError as e:
         raise TargetError(f"{core or qemu or '/proc/kcore'}: no such file") from e
-    except (OSError, ValueError) as e:
+    except Exception as e:
+        # OSError, ValueError, and libelf errors (a truncated or corrupt
+        # vmcore), which drgn raises as a plain Exception.
         raise TargetError(f"cannot open {core or qemu or 'the running kernel'}: {e}"
                           ) from e
     if debug_directories:
@@ -84,7 +86,7 @@ def open_program(
         if critical:
             raise TargetError("no kernel debug info found" + _build_id_hint(prog)
                               ) from e
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, drgn.BadDataError) as e:
         raise TargetError(f"cannot load debug info: {e}") from e
     try:
         arch = prog.platform.arch if prog.platform else None

@@ -132,6 +132,10 @@ CODES: Mapping[str, Code] = _codes(
     Code("CHP043", E, "the vmcoreinfo note is missing or wrong",
          "makedumpfile and crash need VMCOREINFO; the dump will be hard to "
          "read."),
+    Code("CHP044", W, "possible CPUs that are not present have no note",
+         "A kernel-built header (v6.6+) has a note for every possible CPU; x86 "
+         "ignores CPU events for it, so a CPU hot-added later would be "
+         "missing. Reload the crash kernel."),
     # 05x: memory
     Code("CHP050", E, "RAM is missing from the elfcorehdr",
          "These ranges will be absent from the dump. Reload the crash kernel "
@@ -163,6 +167,13 @@ CODES: Mapping[str, Code] = _codes(
          "reloads the crash kernel (kexec -s, or kexec --hotplug)."),
     Code("CHP064", W, "a hotplug update is in flight",
          "hp_action is not NONE: the header is being rewritten right now."),
+    Code("CHP065", I, "elfcorehdr room",
+         "Program headers the elfcorehdr segment can hold, needed now and "
+         "free, and the Kconfig sizing when the config is built in."),
+    Code("CHP066", W, "the kernel could not rebuild the elfcorehdr now",
+         "Excluding the crash reservations needs more range slots than "
+         "prepare_elf_headers() allocates (-ENOMEM): the next hotplug update "
+         "fails with \"unable to create new elfcorehdr\"."),
     # 07x: postmortem (a vmcore written by kdump)
     Code("CHP070", E, "this kdump dump is missing memory",
          "RAM the crashed kernel had is not in the dump's program headers."),

@@ -18,6 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 from drgn import Program
 from tabulate import tabulate
 
+from drgn_crashhp.compare import check_state, render_state
 from drgn_crashhp.elfcorehdr import (
     ElfCoreHdrRead,
     check_elfcorehdr,
@@ -38,6 +39,16 @@ from drgn_crashhp.kimage import (
     read_kimage,
 )
 from drgn_crashhp.physmem import Unreadable
+from drgn_crashhp.purgatory import (
+    DigestResult,
+    Purgatory,
+    check_purgatory,
+    read_purgatory,
+    render_purgatory,
+    verify_digest,
+)
+from drgn_crashhp.state import MachineState, read_state
+from drgn_crashhp.vmcore import DumpHeaders, check_dump, read_dump_headers
 
 __all__ = (
     "SCHEMA_VERSION",
@@ -63,6 +74,12 @@ class Report:
     image: Optional[KImage]
     elfcorehdr: Optional[ElfCoreHdrRead]
     findings: Tuple[Finding, ...]
+    purgatory: Optional[Purgatory] = None
+    #: None when the digest was not recomputed (--no-digest) or not located.
+    digest: Optional[DigestResult] = None
+    state: Optional[MachineState] = None
+    #: The dump's own program headers, when the target is a kdump vmcore.
+    dump: Optional[DumpHeaders] = None
 
     @property
     def exit_status(self) -> int:
@@ -96,25 +113,36 @@ def build_report(
     :param progress: Called as ``progress(done, total)`` during digest work.
     """
     target = _target(prog)
-    findings: List[Finding] = []
+    state = read_state(prog)
+    dump = read_dump_headers(prog, state.page_offset)
+    findings: List[Finding] = check_dump(dump, state) if dump is not None else []
+
+    def done(*more: Finding, **parts: Any) -> Report:
+        return Report(target, findings=sorted_findings(findings + list(more)),
+                      state=state, dump=dump, **parts)
+
     try:
         image = read_kimage(prog, symbol)
     except MissingInfo as e:
-        return Report(target, None, None, (finding("CHP090", str(e)),))
+        return done(finding("CHP090", str(e)), image=None, elfcorehdr=None)
     except Unreadable as e:
-        return Report(target, None, None, (finding(
-            "CHP002", f"{symbol} cannot be read: {e}", address=e.address),))
+        return done(finding("CHP002", f"{symbol} cannot be read: {e}",
+                            address=e.address), image=None, elfcorehdr=None)
     if image is None:
         if symbol == "kexec_crash_image":
             f = finding("CHP001", "kexec_crash_image is NULL: no crash kernel is "
                         "loaded")
         else:
             f = finding("CHP006", f"{symbol} is NULL")
-        return Report(target, None, None, (f,))
+        return done(f, image=None, elfcorehdr=None)
     findings += check_image(image, read_crashk(prog))
     hdr = read_elfcorehdr(prog, image)
     findings += check_elfcorehdr(image, hdr)
-    return Report(target, image, hdr, sorted_findings(findings))
+    findings += check_state(image, hdr.header, hdr.data or None, state)
+    purgatory = read_purgatory(prog, image)
+    result = verify_digest(prog, purgatory, progress) if digest else None
+    findings += check_purgatory(image, purgatory, result)
+    return done(image=image, elfcorehdr=hdr, purgatory=purgatory, digest=result)
 
 
 # -- JSON -------------------------------------------------------------------
@@ -226,6 +254,12 @@ def render_text(
             parts.append("== crash image ==\n" + _image_text(report.image))
         if "elfcorehdr" in sections and report.elfcorehdr is not None:
             parts.append("== elfcorehdr ==\n" + _elfcorehdr_text(report.elfcorehdr))
+        if "purgatory" in sections and report.purgatory is not None:
+            parts.append("== purgatory ==\n"
+                         + render_purgatory(report.purgatory, report.digest))
+        if "state" in sections and report.state is not None:
+            hdr = report.elfcorehdr.header if report.elfcorehdr else None
+            parts.append("== state now ==\n" + render_state(report.state, hdr))
     if "findings" in sections or quiet:
         parts.append("== findings ==\n" + _findings_text(report.findings, quiet))
     parts.append(f"verdict: {report.verdict} (exit status {report.exit_status})")

@@ -15,13 +15,40 @@ and small files under tests/seeds/ cut from the real fixture dumps).
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import json
+import lzma
 import re
+import signal
 import struct
+import threading
 import time
-from dataclasses import dataclass
+import traceback
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Type
+from types import FrameType
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Type,
+)
 
+from drgn import (
+    Architecture,
+    Platform,
+    PlatformFlags,
+    Program,
+    Symbol,
+    SymbolBinding,
+    SymbolKind,
+)
 from hypothesis import strategies as st
 
 from drgn_crashhp.elfcorehdr import (
@@ -32,8 +59,24 @@ from drgn_crashhp.elfcorehdr import (
     decode_elfcorehdr,
 )
 from drgn_crashhp.findings import CODES, exit_status
-from drgn_crashhp.kimage import KEXEC_SEGMENT_MAX
-from drgn_crashhp.report import build_report, render_text, report_json
+from drgn_crashhp.kimage import (
+    KEXEC_SEGMENT_MAX,
+    HotplugFields,
+    KImage,
+    Layout,
+    Role,
+    Segment,
+)
+from drgn_crashhp.purgatory import (
+    Purgatory,
+    check_purgatory,
+    parse_elfcorehdr_arg,
+    read_purgatory,
+    render_purgatory,
+    verify_digest,
+)
+from drgn_crashhp.report import build_report, jsonable, render_text, report_json
+from tests import purgblob as pb
 from tests.synth import (
     HEAP_PHYS,
     LAYOUTS,
@@ -51,11 +94,41 @@ SEEDS = Path(__file__).resolve().parent / "seeds"
 
 #: Seconds one input may take before it counts as a hang. Generous: CI
 #: machines are shared, and the decoders take well under a millisecond.
-TIME_BOUND = 2.0
+TIME_BOUND = 10.0
+
+
+#: Seconds after which one input is interrupted as a hang.
+HANG_BOUND = 30.0
 
 
 class Crash(AssertionError):
     """An input ended in neither a valid value nor a documented error."""
+
+
+class Hang(Crash):
+    """An input ran past :data:`HANG_BOUND` and was interrupted."""
+
+
+@contextlib.contextmanager
+def _watchdog(seconds: float) -> Iterator[None]:
+    """Interrupt the block with :class:`Hang` after *seconds* (main thread,
+    POSIX; elsewhere only the after-the-fact :data:`TIME_BOUND` check)."""
+    if not hasattr(signal, "setitimer") or (
+            threading.current_thread() is not threading.main_thread()):
+        yield
+        return
+
+    def expire(signum: int, frame: Optional[FrameType]) -> None:
+        where = "".join(traceback.format_stack(frame)[-4:]) if frame else ""
+        raise Hang(f"interrupted after {seconds}s in\n{where}")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 @dataclass(frozen=True)
@@ -68,11 +141,16 @@ class Target:
     run: Callable[[Any], str]
     #: The documented errors.
     errors: Tuple[Type[BaseException], ...] = ()
+    #: Turns a drawn value into the input (for example, builds a program);
+    #: not timed, and its errors are the harness's, not the target's.
+    prepare: Callable[[Any], Any] = lambda value: value
 
 
 def normalise(message: str) -> str:
     """An error message with its numbers blanked, to count kinds of outcome."""
-    return re.sub(r"0x[0-9a-fA-F]+|\d+", "N", message)
+    message = re.sub(r"b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\"", "B", message)
+    return re.sub(r"0x[0-9a-fA-F]+|\b[0-9a-fA-F]*\d[0-9a-fA-F]*\b|\d+", "N",
+                  message)
 
 
 def outcome(target: Target, value: Any) -> Tuple[str, float]:
@@ -82,12 +160,14 @@ def outcome(target: Target, value: Any) -> Tuple[str, float]:
     :raises Crash: on an undocumented exception, a broken invariant or a
         run over :data:`TIME_BOUND`.
     """
+    value = target.prepare(value)
     t0 = time.perf_counter()
     try:
-        label = target.run(value)
+        with _watchdog(HANG_BOUND):
+            label = target.run(value)
     except target.errors as e:
         label = f"{type(e).__name__}: {normalise(str(e))}"
-    except Crash:
+    except (Crash, Hang):
         raise
     except Exception as e:
         raise Crash(f"{target.name}: {type(e).__name__}: {e}") from e
@@ -100,9 +180,25 @@ def outcome(target: Target, value: Any) -> Tuple[str, float]:
 # -- seeds --------------------------------------------------------------------
 
 
-def seed_files(prefix: str) -> List[bytes]:
-    """Seed bytes cut from the real fixtures (tests/seeds/PREFIX*.bin)."""
-    return [p.read_bytes() for p in sorted(SEEDS.glob(f"{prefix}*.bin"))]
+@functools.cache
+def seed_files(prefix: str) -> Tuple[bytes, ...]:
+    """
+    Seed bytes cut from the real fixtures (tests/seeds/PREFIX*.bin[.xz]),
+    read once: hypothesis needs the same draws to give the same input for
+    the whole run.
+    """
+    return tuple(lzma.decompress(p.read_bytes()) if p.suffix == ".xz"
+                 else p.read_bytes() for p in sorted(SEEDS.glob(f"{prefix}*.bin*")))
+
+
+def seed_image(name: str) -> KImage:
+    """The crash image of a real fixture, as tests/seeds/extract.py saved it."""
+    doc = json.loads((SEEDS / f"image-{name}.json").read_text())
+    hp = doc.pop("hotplug")
+    hp["layout"] = Layout(hp["layout"])
+    segments = tuple(Segment(**{**s, "role": Role(s["role"])})
+                     for s in doc.pop("segments"))
+    return KImage(segments=segments, hotplug=HotplugFields(**hp), **doc)
 
 
 def _synthetic_elfcorehdrs() -> List[bytes]:
@@ -121,7 +217,7 @@ def _synthetic_elfcorehdrs() -> List[bytes]:
     return [hand, rebuilt, elf_core_header([note(0x1000)])]
 
 
-ELFCOREHDR_SEEDS = _synthetic_elfcorehdrs() + seed_files("elfcorehdr")
+ELFCOREHDR_SEEDS = _synthetic_elfcorehdrs() + list(seed_files("elfcorehdr"))
 
 # Offsets of every Ehdr field and of every field of the first four Phdrs:
 # where a mutation is most likely to reach a new branch.
@@ -182,28 +278,33 @@ _PTYPES = st.one_of(st.sampled_from((0, 1, 1, 1, 2, 3, 4, 4, 5, 6, 7,
 _U64 = st.one_of(st.sampled_from(INTERESTING), st.integers(0, (1 << 64) - 1))
 
 
+def mostly(valid: int, *others: int) -> st.SearchStrategy[int]:
+    """*valid* four times in five, else one of *others*."""
+    return st.sampled_from((valid,) * (4 * len(others)) + others)
+
+
 @st.composite
 def structured_elf(draw: st.DrawFn) -> bytes:
     """An ELF64 header drawn field by field, with program headers at e_phoff."""
     phdrs = draw(st.lists(st.tuples(_PTYPES, st.integers(0, 0xFFFFFFFF), _U64, _U64,
                                     _U64, _U64, _U64, _U64), max_size=12))
-    phoff = draw(st.one_of(st.just(64), st.integers(0, 512), _U64))
-    phnum = draw(st.one_of(st.just(len(phdrs)), st.integers(0, 0xFFFF)))
-    ident = (b"\x7fELF" + bytes([draw(st.sampled_from((2, 2, 1, 0, 3))),
-                                 draw(st.sampled_from((1, 1, 2, 0, 3))),
-                                 draw(st.sampled_from((1, 1, 0, 2)))])
+    phoff = draw(st.one_of(st.just(64), st.just(64), st.integers(0, 512), _U64))
+    phnum = draw(st.one_of(st.just(len(phdrs)), st.just(len(phdrs)),
+                           st.integers(0, 0xFFFF)))
+    ident = (b"\x7fELF" + bytes([draw(mostly(2, 1, 0, 3)), draw(mostly(1, 2, 0, 3)),
+                                 draw(mostly(1, 0, 2))])
              + draw(st.binary(min_size=9, max_size=9)))
     ehdr = ident + struct.pack(
         "<HHIQQQIHHHHHH",
-        draw(st.sampled_from((4, 4, 4, 0, 1, 2, 3, 0xFE00, 0xFFFF))),
-        draw(st.sampled_from((62, 62, 0, 3, 183, 0xFFFF))),
+        draw(mostly(4, 0, 1, 2, 3, 0xFE00, 0xFFFF)),
+        draw(mostly(62, 0, 3, 183, 0xFFFF)),
         draw(st.integers(0, 0xFFFFFFFF)),
         draw(_U64),
         phoff,
         draw(st.one_of(st.just(0), _U64)),
         draw(st.integers(0, 0xFFFFFFFF)),
-        draw(st.sampled_from((64, 64, 0, 52, 0xFFFF))),
-        draw(st.sampled_from((56, 56, 56, 0, 32, 0xFFFF))),
+        draw(mostly(64, 0, 52, 0xFFFF)),
+        draw(mostly(56, 0, 32, 0xFFFF)),
         phnum % 0x10000,
         draw(st.sampled_from((0, 0, 64, 40, 0xFFFF))),
         draw(st.one_of(st.just(0), st.integers(0, 0xFFFF))),
@@ -225,7 +326,7 @@ def elfcorehdr_input(draw: st.DrawFn) -> ElfInput:
     capacity = draw(st.one_of(
         st.none(), st.integers(0, 2 * len(data) + 64), _U64,
         st.just(0x71000)))
-    machine = draw(st.sampled_from((None, None, 62, 183, 0)))
+    machine = draw(st.sampled_from((None,) * 4 + (62,) * 4 + (183, 0)))
     return data, capacity, machine
 
 
@@ -312,10 +413,12 @@ def hostile_machine(draw: st.DrawFn) -> Tuple[Machine, List[Tuple[int, bytes]]]:
     # Two segments may share a slot: overlapping segments.
     if n >= 2 and draw(st.booleans()):
         a = segments[0]
-        segments[1] = Seg(a.mem + draw(st.integers(0, 0x1000)), a.memsz,
+        segments[1] = Seg((a.mem + draw(st.integers(0, 0x1000))) % (1 << 64),
+                          a.memsz,
                           segments[1].data, a.present)
     layout = draw(st.sampled_from(LAYOUTS))
-    starts = [s.mem + draw(st.integers(0, 0x100)) for s in segments[:1]]
+    starts = [(s.mem + draw(st.integers(0, 0x100))) % (1 << 64)
+              for s in segments[:1]]
     machine = Machine(
         layout=layout,
         segments=segments if draw(st.integers(0, 15)) else None,
@@ -335,9 +438,10 @@ def hostile_machine(draw: st.DrawFn) -> Tuple[Machine, List[Tuple[int, bytes]]]:
             "purg_index": st.integers(-(1 << 31), (1 << 31) - 1),
             "rbx": _U64, "rsi": _U64, "rip": _U64, "rsp": _U64,
         })) if layout == "rfc-v1" else None,
-        image_pointer=draw(st.none() | st.sampled_from(
-            (1, PAGE_OFFSET + HEAP_PHYS + 0x3FFF8, PAGE_OFFSET + 0x2F000000,
-             0xFFFF8880DEAD0000, (1 << 64) - 1))),
+        image_pointer=draw(st.sampled_from(
+            (None,) * 15 + (1, PAGE_OFFSET + HEAP_PHYS + 0x3FFF8,
+                            PAGE_OFFSET + 0x2F000000, 0xFFFF8880DEAD0000,
+                            (1 << 64) - 1))),
     )
     patches = draw(st.lists(st.tuples(st.integers(0, 1 << 12),
                                       st.binary(min_size=1, max_size=8)),
@@ -345,9 +449,12 @@ def hostile_machine(draw: st.DrawFn) -> Tuple[Machine, List[Tuple[int, bytes]]]:
     return machine, patches
 
 
-def run_report(value: Tuple[Machine, List[Tuple[int, bytes]]]) -> str:
+def hostile_program(value: Tuple[Machine, List[Tuple[int, bytes]]]) -> Program:
     machine, patches = value
-    prog = HostileKernel(machine, patches).prog
+    return HostileKernel(machine, patches).prog
+
+
+def run_report(prog: Program) -> str:
     report = build_report(prog)
     if not report.findings:
         raise Crash("a report with no findings")
@@ -370,7 +477,261 @@ def run_report(value: Tuple[Machine, List[Tuple[int, bytes]]]) -> str:
     return f"{status} " + ",".join(sorted({f.code for f in report.findings}))
 
 
-REPORT = Target("build_report(hostile kimage)", hostile_machine(), run_report)
+REPORT = Target("build_report(hostile kimage)", hostile_machine(), run_report,
+                prepare=hostile_program)
 
 
-TARGETS: Dict[str, Target] = {t.name: t for t in (ELFCOREHDR, REPORT)}
+# -- purgatory: kernel blob, kexec_load scan, command line ---------------------
+
+_FLAGS = PlatformFlags.IS_64_BIT | PlatformFlags.IS_LITTLE_ENDIAN
+#: Where the minimal programs below put ``kexec_purgatory`` (virtual).
+BLOB_VA = 0xFFFFFFFF83000000
+
+
+def _reader(data: bytes) -> Callable[[int, int, int, bool], bytes]:
+    def read(address: int, count: int, offset: int, physical: bool) -> bytes:
+        return data[offset:offset + count]
+
+    return read
+
+
+def phys_program(phys: Dict[int, bytes], blob: Optional[bytes] = None,
+                 blob_size: Optional[int] = None) -> Program:
+    """
+    The least program the purgatory reader needs: physical *phys* chunks
+    and, when *blob* is given, ``kexec_purgatory`` and its size quad
+    (*blob_size*, default ``len(blob)``). Cheap enough to build per input.
+    """
+    prog = Program(Platform(Architecture.X86_64, _FLAGS))
+    for base, data in phys.items():
+        if data:
+            prog.add_memory_segment(base, len(data), _reader(data), True)
+    if blob is not None:
+        quad = struct.pack("<Q", (len(blob) if blob_size is None else blob_size)
+                           % (1 << 64))
+        virt = quad + bytes(8) + blob
+        prog.add_memory_segment(BLOB_VA - 16, len(virt), _reader(virt), False)
+        symbols = {"kexec_purgatory": (BLOB_VA, len(blob)),
+                   "kexec_purgatory_size": (BLOB_VA - 16, 8)}
+
+        def find(prog: Program, name: Optional[str], address: Optional[int],
+                 one: bool) -> List[Symbol]:
+            return [Symbol(n, a, z, SymbolBinding.GLOBAL, SymbolKind.OBJECT)
+                    for n, (a, z) in symbols.items()
+                    if (name is None or n == name)
+                    and (address is None or a <= address < a + z)]
+
+        prog.register_symbol_finder("fuzz", find, enable_index=0)
+    return prog
+
+
+def elf_fields(blob: bytes) -> List[Tuple[int, int]]:
+    """(offset, size) of every Ehdr, Shdr and Sym field of an ELF64 blob."""
+    fields = list(_EHDR_FIELDS)
+    shoff, = struct.unpack_from("<Q", blob, 40)
+    shnum, = struct.unpack_from("<H", blob, 60)
+    for i in range(shnum):
+        at = shoff + 64 * i
+        fields += [(at + off, size) for off, size in
+                   ((0, 4), (4, 4), (8, 8), (16, 8), (24, 8), (32, 8), (40, 4),
+                    (44, 4), (48, 8), (56, 8))]
+        sh_type, = struct.unpack_from("<I", blob, at + 4)
+        if sh_type == 2:  # SHT_SYMTAB
+            offset, size = struct.unpack_from("<QQ", blob, at + 24)
+            for j in range(min(size // 24, 256)):
+                sym = offset + 24 * j
+                fields += [(sym + off, size) for off, size in
+                           ((0, 4), (4, 1), (5, 1), (6, 2), (8, 8), (16, 8))]
+    return fields
+
+
+def _segment_bytes(image: KImage, role: Role) -> Tuple[int, bytes]:
+    seg = image.by_role(role)
+    assert seg is not None
+    name = "file_base" if image.file_mode else "load_hotplug_memadd"
+    stem = "purgatory" if role == Role.PURGATORY else "boot-params"
+    [data] = seed_files(f"{stem}-{name}")
+    # The seed holds bufsz bytes; the loader zero-fills the rest of memsz.
+    return seg.mem, data.ljust(seg.memsz, b"\0")
+
+
+FILE_IMAGE = seed_image("file_base")
+LOAD_IMAGE = seed_image("load_hotplug_memadd")
+BLOB_SEEDS = list(seed_files("purgatory-blob")) + [pb.build_blob()]
+BLOB_FIELDS = sorted({f for blob in BLOB_SEEDS for f in elf_fields(blob)})
+
+
+#: True about one time in five (hypothesis favours 0, so the rare case is
+#: the large one).
+_RARELY = st.integers(0, 9).map(lambda n: n >= 8)
+
+
+@st.composite
+def hostile_image(draw: st.DrawFn, base: KImage) -> KImage:
+    """*base* with, sometimes, its segment table or flags corrupted."""
+    segments = list(base.segments)
+    for _ in range(draw(st.integers(1, 2)) if draw(_RARELY) else 0):
+        if not segments:
+            break
+        i = draw(st.integers(0, len(segments) - 1))
+        seg = segments[i]
+        how = draw(st.sampled_from(("memsz", "mem", "drop", "dup")))
+        if how == "memsz":
+            segments[i] = replace(seg, memsz=draw(_U64))
+        elif how == "mem":
+            segments[i] = replace(seg, mem=draw(_U64))
+        elif how == "drop":
+            del segments[i]
+        else:
+            segments.append(replace(seg, index=len(segments)))
+    segments = [replace(s, index=i) for i, s in enumerate(segments)]
+    elf_index = base.elfcorehdr_index
+    if elf_index is not None and elf_index >= len(segments):
+        elf_index = None
+    hotplug = replace(base.hotplug, support=draw(st.booleans()),
+                      layout=draw(st.sampled_from(list(Layout))))
+    return replace(base, segments=tuple(segments), elfcorehdr_index=elf_index,
+                   hotplug=hotplug,
+                   start=draw(st.one_of(st.sampled_from((0, 1 << 63)), _U64))
+                   if draw(_RARELY) else base.start)
+
+
+def _run_purgatory(value: Tuple[Program, KImage]) -> str:
+    prog, image = value
+    p = read_purgatory(prog, image)
+    if not isinstance(p, Purgatory):
+        raise Crash(f"returned {type(p).__name__}")
+    digest = verify_digest(prog, p)
+    findings = check_purgatory(image, p, digest)
+    for f in findings:
+        if f.code not in CODES:
+            raise Crash(f"unknown code {f.code}")
+    if len(p.regions) > KEXEC_SEGMENT_MAX:
+        raise Crash(f"{len(p.regions)} sha regions")
+    render_purgatory(p, digest)
+    jsonable(p)
+    jsonable(digest)
+    return (f"{p.source} {p.problem or 'decoded'} {digest.status} "
+            + ",".join(sorted({f.code for f in findings})))
+
+
+BlobInput = Tuple[bytes, Optional[int], bytes, KImage]
+
+
+@st.composite
+def purgatory_blob_input(draw: st.DrawFn) -> BlobInput:
+    blob = draw(st.one_of(mutated(BLOB_SEEDS, BLOB_FIELDS), st.binary(max_size=256)))
+    size = draw(st.one_of(st.none(), st.none(), st.integers(0, len(blob) + 64),
+                          _U64))
+    _, segment = _segment_bytes(FILE_IMAGE, Role.PURGATORY)
+    segment = draw(st.one_of(st.just(segment), mutated([segment], _TABLE_FIELDS)))
+    return blob, size, segment, draw(hostile_image(FILE_IMAGE))
+
+
+def purgatory_blob_program(value: BlobInput) -> Tuple[Program, KImage]:
+    blob, size, segment, image = value
+    mem, _ = _segment_bytes(FILE_IMAGE, Role.PURGATORY)
+    phys = dict([(mem, segment), _segment_bytes(FILE_IMAGE, Role.BOOT_PARAMS)])
+    return phys_program(phys, blob, size), image
+
+
+# Fields of the kexec-tools purgatory as loaded (tests/purgblob.py KT_*, the
+# same offsets as the real fixture): regions table, digest, entry64_regs.
+_TABLE_FIELDS = ([(pb.KT_REGIONS + 8 * i, 8) for i in range(32)]
+                 + [(pb.KT_DIGEST + 8 * i, 8) for i in range(4)]
+                 + [(pb.KT_REGS + 8 * i, 8) for i in range(17)]
+                 + [(0x3000 + 8 * i, 8) for i in range(0x80)])
+
+ScanInput = Tuple[bytes, KImage]
+
+
+@st.composite
+def kexec_load_input(draw: st.DrawFn) -> ScanInput:
+    _, segment = _segment_bytes(LOAD_IMAGE, Role.PURGATORY)
+    # Mostly the whole segment (the loader zero-fills past bufsz), sometimes
+    # short (the tail unreadable).
+    data = draw(st.one_of(
+        mutated([segment], _TABLE_FIELDS).map(lambda d: d.ljust(len(segment), b"\0")),
+        st.binary(max_size=512)))
+    return data, draw(hostile_image(LOAD_IMAGE))
+
+
+def kexec_load_program(value: ScanInput) -> Tuple[Program, KImage]:
+    data, image = value
+    mem, _ = _segment_bytes(LOAD_IMAGE, Role.PURGATORY)
+    phys = dict([(mem, data), _segment_bytes(LOAD_IMAGE, Role.BOOT_PARAMS)])
+    return phys_program(phys), image
+
+
+#: struct boot_params fields the reader uses, and the command line's start.
+_PARAMS_FIELDS = [(0x0C8, 4), (0x228, 4), (0x202, 4), (0x1000, 8), (0x4000, 8)]
+_CMDLINE_WORDS = st.sampled_from((
+    "elfcorehdr=0x3000000", "elfcorehdr=56256K", "elfcorehdr=", "elfcorehdr=@",
+    "elfcorehdr=4K@0x1000", "elfcorehdr=0777", "elfcorehdr=99999999999999999999E",
+    "elfcorehdr=0x", "console=ttyS0", "\x00", "elfcorehdr=1G elfcorehdr=2M",
+    "\xff\xfe", "elfcorehdr=\u00e9", "irqpoll"))
+
+ParamsInput = Tuple[bytes, bool, KImage]
+
+
+@st.composite
+def boot_params_input(draw: st.DrawFn) -> ParamsInput:
+    file_mode = draw(st.booleans())
+    base = FILE_IMAGE if file_mode else LOAD_IMAGE
+    _, params = _segment_bytes(base, Role.BOOT_PARAMS)
+    data = bytearray(draw(mutated([params], _PARAMS_FIELDS)))
+    if draw(st.booleans()):
+        # A new command line where cmd_line_ptr points.
+        line = " ".join(draw(st.lists(st.one_of(_CMDLINE_WORDS, st.text(max_size=20)),
+                                      max_size=8))).encode("utf-8", "surrogatepass")
+        seg = base.by_role(Role.BOOT_PARAMS)
+        assert seg is not None
+        if len(data) >= 0x22C:
+            ptr = int.from_bytes(data[0x228:0x22C], "little") - seg.mem
+            if 0 <= ptr < len(data):
+                end = draw(st.sampled_from((b"\0", b"")))
+                data[ptr:ptr + len(line) + len(end)] = line + end
+    return bytes(data), draw(st.booleans()), draw(hostile_image(base))
+
+
+def boot_params_program(value: ParamsInput) -> Tuple[Program, KImage]:
+    data, with_purgatory, image = value
+    seg = (FILE_IMAGE if image.file_mode else LOAD_IMAGE).by_role(Role.BOOT_PARAMS)
+    assert seg is not None
+    phys = {seg.mem: data}
+    if with_purgatory:
+        phys.update([_segment_bytes(FILE_IMAGE if image.file_mode else LOAD_IMAGE,
+                                    Role.PURGATORY)])
+    blob = BLOB_SEEDS[0] if with_purgatory and image.file_mode else None
+    return phys_program(phys, blob), image
+
+
+def run_parse_elfcorehdr_arg(text: str) -> str:
+    parsed = parse_elfcorehdr_arg(text)
+    if parsed is None:
+        if "elfcorehdr=" in text and re.search(r"(?:^|\s)elfcorehdr=", text):
+            raise Crash("elfcorehdr= present but not found")
+        return "none"
+    arg, address = parsed
+    if address is not None and address < 0:
+        raise Crash(f"negative address {address}")
+    return "address" if address is not None else "unparsable"
+
+
+PURGATORY_BLOB = Target("read_purgatory(kexec_purgatory blob, layout replay)",
+                        purgatory_blob_input(), _run_purgatory,
+                        prepare=purgatory_blob_program)
+KEXEC_LOAD = Target("read_purgatory(kexec_load regions scan)", kexec_load_input(),
+                    _run_purgatory, prepare=kexec_load_program)
+BOOT_PARAMS = Target("read_purgatory(boot params, command line)",
+                     boot_params_input(), _run_purgatory,
+                     prepare=boot_params_program)
+ELFCOREHDR_ARG = Target(
+    "parse_elfcorehdr_arg",
+    st.lists(st.one_of(_CMDLINE_WORDS, st.text(max_size=40)), max_size=10).map(
+        " ".join),
+    run_parse_elfcorehdr_arg)
+
+
+TARGETS: Dict[str, Target] = {t.name: t for t in (
+    ELFCOREHDR, PURGATORY_BLOB, KEXEC_LOAD, BOOT_PARAMS, ELFCOREHDR_ARG, REPORT)}

@@ -64,7 +64,7 @@ class Res:
     start: int
     end: int
     flags: int = SYSTEM_RAM
-    children: List["Res"] = field(default_factory=list)
+    children: List[Res] = field(default_factory=list)
     #: Corrupt this node's ``sibling`` pointer: a raw value, or "self",
     #: "parent" or "first" (the parent's first child) to make a cycle.
     sibling_raw: Optional[object] = None

@@ -34,10 +34,12 @@ cp arch/x86/boot/bzImage "$BUILD/bzImage"
 objcopy --only-keep-debug vmlinux "$BUILD/vmlinux.debug"
 objcopy --decompress-debug-sections "$BUILD/vmlinux.debug" "$BUILD/vmlinux.debug.tmp"
 mv "$BUILD/vmlinux.debug.tmp" "$BUILD/vmlinux.debug"
+if dwz -L none "$BUILD/vmlinux.debug" 2>"$BUILD/dwz.log"; then echo "dwz ok"; else echo "dwz failed (see dwz.log), continuing"; fi
 # .debug_loclists (~5 MB: locations of local variables/parameters) is dropped to fit the
 # 10 MB budget; drgn only loses local-variable values in stack traces, not types/globals.
+# (after dwz: dwz refuses DW_AT_location loclist refs without the section)
 objcopy --remove-section=.debug_loclists "$BUILD/vmlinux.debug"
-if dwz -L none "$BUILD/vmlinux.debug" 2>"$BUILD/dwz.log"; then echo "dwz ok"; else echo "dwz failed (see dwz.log), continuing"; fi
 xz -9 -T1 -k -f "$BUILD/vmlinux.debug"
 ls -la "$BUILD/bzImage" "$BUILD/vmlinux.debug.xz"
+[ "$(stat -c %s "$BUILD/vmlinux.debug.xz")" -le $((10 << 20)) ] || echo "WARNING: vmlinux.debug.xz is over 10 MiB"
 cat "$BUILD/kernel-release.txt" "$BUILD/source-version.txt"

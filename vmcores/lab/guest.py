@@ -40,7 +40,7 @@ class GuestError(Exception):
 
 
 class Guest:
-    def __init__(self, workdir, kernel, initrd, append="", mem="80M,slots=4,maxmem=1G",
+    def __init__(self, workdir, kernel, initrd, append="", mem="128M,slots=4,maxmem=1G",
                  smp="2,sockets=4,maxcpus=4", cpu="Skylake-Client,-hypervisor",
                  disk=None, extra_args=(), name="guest"):
         self.workdir = os.path.abspath(workdir)
@@ -80,6 +80,9 @@ class Guest:
 
     # ---------------------------------------------------------------- lifecycle
     def start(self):
+        for f in (self.cmdline[self.cmdline.index("-kernel") + 1], self.cmdline[self.cmdline.index("-initrd") + 1]):
+            if not os.path.isfile(f):
+                raise GuestError("no such file: %s" % f)
         self.stderr = open(os.path.join(self.workdir, self.name + ".qemu.stderr"), "w")
         self.proc = subprocess.Popen(self.cmdline, stdin=subprocess.DEVNULL,
                                      stdout=self.stderr, stderr=subprocess.STDOUT)

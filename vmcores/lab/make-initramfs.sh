@@ -11,6 +11,7 @@ BZIMAGE=${BZIMAGE:-$BUILD/bzImage}
 DEBS=$BUILD/trixie-debs
 TROOT=$BUILD/trixie-root
 mkdir -p "$DEBS"
+chown _apt "$DEBS" 2>/dev/null || true   # lets apt-get download fetch sandboxed
 
 # --- kexec-tools 2.0.29 from trixie, without installing it on the host ---
 # (the trixie binary needs libxenctrl and trixie's libc; closure found with readelf NEEDED)

@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 VMCORES = os.path.dirname(HERE)
 BUILD = os.environ.get("BUILD", "/work/lab-build")
 
-GUEST_MEM = "96M,slots=4,maxmem=1G"   # 80M failed to reserve crashkernel=24M in 5/12 KASLR boots
+GUEST_MEM = "128M,slots=4,maxmem=1G"  # 80M: crashkernel=24M not reserved in 5/12 KASLR boots, 96M: 1/25 fails, 128M: 37/37 ok
 GUEST_SMP = "2,sockets=4,maxcpus=4"
 APPEND = "console=ttyS0 crashkernel=24M memhp_default_state=online_movable"
 CAPTURE_APPEND = "console=ttyS0 acpi_no_memhotplug irqpoll nr_cpus=1 reset_devices"
@@ -448,6 +448,9 @@ class Run:
             "iomem_ram_now": [[hx(s), hx(e)] for s, e in now_ram],
             "missing_ram_vs_iomem": [[hx(s), hx(e)] for s, e in range_diff(now_ram, clip_1m(hdr_ram))],
             "extra_ram_vs_iomem": [[hx(s), hx(e)] for s, e in range_diff(clip_1m(hdr_ram), now_ram)],
+            "phdrs": [{"type": {PT_LOAD: "PT_LOAD", PT_NOTE: "PT_NOTE"}.get(p["p_type"], p["p_type"]),
+                       "offset": hx(p["p_offset"]), "vaddr": hx(p["p_vaddr"]), "paddr": hx(p["p_paddr"]),
+                       "filesz": hx(p["p_filesz"]), "memsz": hx(p["p_memsz"])} for p in hdr["phdrs"]],
         }
         t["observed"] = obs
         # consistency of the prediction with what the header says (ranges >= 1 MiB)

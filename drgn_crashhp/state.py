@@ -1,0 +1,556 @@
+"""
+Machine state
+-------------
+
+Read the CPU and memory state that the elfcorehdr must describe, as the
+kernel sees it now, into plain frozen values: CPU masks and each possible
+CPU's ``crash_notes`` (kernel/crash_core.c), the vmcoreinfo note
+(kernel/vmcore_info.c), the kernel text, the "System RAM" ranges exactly as
+``walk_system_ram_res()`` returns them (kernel/resource.c), the crash kernel
+reservations (kernel/crash_reserve.c), memory blocks (drivers/base/memory.c),
+the crash hotplug lines of the kernel log and ``__kexec_lock``.
+
+This module is the only one that reads the machine state through drgn. Every
+value that cannot be read becomes ``None`` plus an entry in
+:attr:`MachineState.unknown` saying why; the reader never raises for a
+missing symbol or unreadable memory.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, List, Optional, Set, Tuple, TypeVar
+
+from drgn import Architecture, FaultError, Object, Program, cast, sizeof
+from drgn.helpers.linux.cpumask import (
+    cpu_online_mask,
+    cpu_possible_mask,
+    cpu_present_mask,
+    for_each_cpu,
+)
+from drgn.helpers.linux.percpu import per_cpu_ptr
+
+__all__ = (
+    "IORESOURCE_BUSY",
+    "IORESOURCE_SYSTEM_RAM",
+    "MAX_IOMEM_NODES",
+    "START_KERNEL_MAP",
+    "CpuNote",
+    "KernelText",
+    "LogLine",
+    "MachineState",
+    "MemoryBlock",
+    "read_state",
+    "walk_system_ram_res",
+)
+
+#: include/linux/ioport.h: IORESOURCE_MEM | IORESOURCE_SYSRAM, and BUSY.
+IORESOURCE_SYSTEM_RAM = 0x00000200 | 0x01000000
+IORESOURCE_BUSY = 0x80000000
+#: arch/x86/include/asm/page_64_types.h
+START_KERNEL_MAP = 0xFFFFFFFF80000000
+#: x86_64 PAGE_OFFSET without CONFIG_DYNAMIC_MEMORY_LAYOUT (4-level paging).
+DEFAULT_PAGE_OFFSET = 0xFFFF888000000000
+#: Cap on the iomem nodes visited: a real tree has a few thousand at most;
+#: a corrupt one (cycles, garbage pointers) must not keep us walking.
+MAX_IOMEM_NODES = 1 << 20
+#: The kernel image cannot exceed KERNEL_IMAGE_SIZE (1 GiB on x86_64 KASLR).
+KERNEL_IMAGE_SIZE = 1 << 30
+#: SECTION_SIZE_BITS per architecture when VMCOREINFO does not say
+#: (arch/*/include/asm/sparsemem.h).
+_SECTION_SIZE_BITS = {Architecture.X86_64: 27, Architecture.PPC64: 24,
+                      Architecture.AARCH64: 27, Architecture.S390X: 28}
+#: ``include/linux/memory.h`` bit-flag states (before ``enum
+#: memory_block_state``).
+_MEM_STATE_BITS = (
+    "MEM_ONLINE", "MEM_GOING_OFFLINE", "MEM_OFFLINE", "MEM_GOING_ONLINE",
+    "MEM_CANCEL_ONLINE", "MEM_CANCEL_OFFLINE", "MEM_PREPARE_ONLINE",
+    "MEM_FINISH_OFFLINE",
+)
+#: kexec/crash hotplug lines worth showing (kernel-notes §3.4).
+_LOG_RE = re.compile(
+    rb"^(crash hp: |kexec: |kexec_file: |kexec_core: |kexec-bzImage64: |"
+    rb"kexec_file_load|crash_core: |crashkernel)|crash hotplug"
+)
+_KCONFIG_KEYS = ("CONFIG_NR_CPUS_DEFAULT", "CONFIG_NR_CPUS",
+                 "CONFIG_CRASH_MAX_MEMORY_RANGES", "CONFIG_MEMORY_HOTPLUG",
+                 "CONFIG_CRASH_HOTPLUG")
+
+Range = Tuple[int, int]
+
+
+@dataclass(frozen=True)
+class CpuNote:
+    cpu: int
+    #: Physical address of this CPU's ``crash_notes`` (what the elfcorehdr
+    #: PT_NOTE must hold), or None when it could not be translated.
+    paddr: Optional[int]
+    present: bool
+    online: bool
+
+
+@dataclass(frozen=True)
+class KernelText:
+    #: ``_text`` (KASLR-shifted, what the PT_LOAD's p_vaddr holds).
+    vaddr: int
+    #: ``__pa_symbol(_text)``.
+    paddr: int
+    #: ``_end - _text`` at link time.
+    size: int
+    #: Where the size came from.
+    size_source: str
+
+
+@dataclass(frozen=True)
+class MemoryBlock:
+    block_id: int
+    start: int
+    #: Inclusive.
+    end: int
+    state: str
+
+    @property
+    def online(self) -> bool:
+        return self.state == "MEM_ONLINE"
+
+
+@dataclass(frozen=True)
+class LogLine:
+    seq: int
+    timestamp_ns: int
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class MachineState:
+    """What the elfcorehdr must describe, read from the target."""
+
+    possible_cpus: Optional[Tuple[int, ...]] = None
+    present_cpus: Optional[Tuple[int, ...]] = None
+    online_cpus: Optional[Tuple[int, ...]] = None
+    nr_cpu_ids: Optional[int] = None
+    #: One per possible CPU, ascending.
+    cpu_notes: Tuple[CpuNote, ...] = ()
+    #: ``sizeof(note_buf_t)``.
+    note_size: Optional[int] = None
+    #: ``(paddr_vmcoreinfo_note(), VMCOREINFO_NOTE_SIZE)``.
+    vmcoreinfo: Optional[Tuple[int, int]] = None
+    kernel_text: Optional[KernelText] = None
+    #: ``PAGE_OFFSET`` (``page_offset_base`` with dynamic memory layout).
+    page_offset: Optional[int] = None
+    #: walk_system_ram_res(0, -1) result, inclusive ranges in walk order.
+    system_ram: Optional[Tuple[Range, ...]] = None
+    #: Why the iomem walk stopped early (cycle, node cap, fault), if it did.
+    iomem_problem: Optional[str] = None
+    #: ``crashk_res`` as an inclusive range; ``(0, 0)`` when not reserved.
+    crashk_res: Optional[Range] = None
+    crashk_low_res: Optional[Range] = None
+    #: ``crashk_cma_ranges[0:crashk_cma_cnt]``; None when the kernel has no
+    #: CMA crash reservations (before v6.17).
+    crashk_cma: Optional[Tuple[Range, ...]] = None
+    #: None when the kernel has no ``memory_blocks`` (no memory hotplug).
+    memory_blocks: Optional[Tuple[MemoryBlock, ...]] = None
+    memory_block_size: Optional[int] = None
+    #: How ``memory_block.state`` was decoded ("enum memory_block_state" or
+    #: "bit flags").
+    memory_block_encoding: Optional[str] = None
+    #: kexec/crash lines of the kernel log, oldest first.
+    log: Optional[Tuple[LogLine, ...]] = None
+    #: ``__kexec_lock.counter`` (1 while a load, unload or update runs).
+    kexec_lock: Optional[int] = None
+    #: ``panic_cpu`` (-1 unless the kernel panicked; then __crash_kexec()
+    #: holds the kexec lock).
+    panic_cpu: Optional[int] = None
+    #: Kconfig values relevant to sizing, when CONFIG_IKCONFIG is built in.
+    kconfig: Tuple[Tuple[str, str], ...] = ()
+    #: ``(field, reason)`` for every field that could not be read.
+    unknown: Tuple[Tuple[str, str], ...] = ()
+
+    def note_of(self, cpu: int) -> Optional[CpuNote]:
+        for n in self.cpu_notes:
+            if n.cpu == cpu:
+                return n
+        return None
+
+    def why_unknown(self, name: str) -> Optional[str]:
+        for field_name, reason in self.unknown:
+            if field_name == name:
+                return reason
+        return None
+
+
+T = TypeVar("T")
+_READ_ERRORS = (LookupError, FaultError, ValueError, OverflowError, AttributeError,
+                NotImplementedError)
+
+
+class _Reader:
+    def __init__(self, prog: Program) -> None:
+        self.prog = prog
+        self.unknown: List[Tuple[str, str]] = []
+
+    def get(self, name: str, fn: Callable[[], T]) -> Optional[T]:
+        """Run *fn*; on a drgn lookup or fault, record *name* as unknown."""
+        try:
+            return fn()
+        except _READ_ERRORS as e:
+            self.unknown.append((name, f"{type(e).__name__}: {e}"))
+            return None
+
+
+def _page_offset(prog: Program) -> Tuple[int, Optional[str]]:
+    try:
+        return prog["page_offset_base"].value_(), None
+    except FaultError as e:
+        return DEFAULT_PAGE_OFFSET, f"page_offset_base unreadable ({e}): constant"
+    except KeyError:
+        # Without CONFIG_DYNAMIC_MEMORY_LAYOUT PAGE_OFFSET is a constant
+        # (arch/x86/include/asm/page_64_types.h).
+        return DEFAULT_PAGE_OFFSET, "page_offset_base absent: constant PAGE_OFFSET"
+
+
+def _phys_base(prog: Program) -> int:
+    try:
+        return prog["phys_base"].value_()
+    except KeyError:
+        # Defined in arch/x86/kernel/head_64.S: a symbol without DWARF.
+        return prog.read_u64(prog.symbol("phys_base").address)
+
+
+def _pa_symbol(prog: Program, vaddr: int) -> int:
+    """x86_64 ``__pa_symbol()``: kernel image address to physical."""
+    # phys_base is negative when the kernel runs below its link address.
+    return (vaddr - START_KERNEL_MAP + _phys_base(prog)) & ((1 << 64) - 1)
+
+
+def _vmalloc_range(prog: Program) -> Optional[Range]:
+    try:
+        start = prog["vmalloc_base"].value_()
+    except KeyError:
+        return None
+    # VMALLOC_SIZE_TB: 32 TiB (4-level) / 12.5 PiB (5-level); the larger
+    # bound is safe because the direct map lies below vmalloc space.
+    return start, start + (12800 << 40) - 1
+
+
+def _percpu_to_phys(prog: Program, vaddr: int, page_offset: int,
+                    vmalloc: Optional[Range]) -> int:
+    """mm/percpu.c ``per_cpu_ptr_to_phys()``."""
+    in_vmalloc = vmalloc is not None and vmalloc[0] <= vaddr <= vmalloc[1]
+    if vaddr >= START_KERNEL_MAP:
+        return _pa_symbol(prog, vaddr)
+    if not in_vmalloc and vaddr >= page_offset:
+        return vaddr - page_offset
+    from drgn.helpers.linux.mm import follow_phys
+
+    return follow_phys(prog["init_mm"].address_of_(), vaddr).value_()
+
+
+def _cpus(mask: Object) -> Tuple[int, ...]:
+    return tuple(for_each_cpu(mask))
+
+
+def _cpu_notes(
+    r: _Reader, possible: Tuple[int, ...], present: Tuple[int, ...],
+    online: Tuple[int, ...], page_offset: int,
+) -> Tuple[Tuple[CpuNote, ...], Optional[int]]:
+    prog = r.prog
+    crash_notes = r.get("cpu_notes", lambda: prog["crash_notes"].read_())
+    note_size = r.get("note_size", lambda: sizeof(prog.type("note_buf_t")))
+    vmalloc = r.get("vmalloc_base", lambda: _vmalloc_range(prog))
+    pres, onl = set(present), set(online)
+    out = []
+    failed: List[int] = []
+    for cpu in possible:
+        paddr = None
+        if crash_notes is not None and crash_notes.value_():
+            try:
+                vaddr = per_cpu_ptr(crash_notes, cpu).value_()
+                paddr = _percpu_to_phys(prog, vaddr, page_offset, vmalloc)
+            except _READ_ERRORS:
+                failed.append(cpu)
+        out.append(CpuNote(cpu, paddr, cpu in pres, cpu in onl))
+    if crash_notes is not None and not crash_notes.value_():
+        r.unknown.append(("cpu_notes", "crash_notes is NULL (allocation failed)"))
+    if failed:
+        r.unknown.append(("cpu_notes", f"crash_notes of CPUs {_cpulist(failed)} "
+                          "could not be translated"))
+    return tuple(out), note_size
+
+
+def _cpulist(cpus: List[int]) -> str:
+    parts = []
+    i = 0
+    while i < len(cpus):
+        j = i
+        while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
+            j += 1
+        parts.append(str(cpus[i]) if i == j else f"{cpus[i]}-{cpus[j]}")
+        i = j + 1
+    return ",".join(parts)
+
+
+def _vmcoreinfo(prog: Program, page_offset: int) -> Tuple[int, int]:
+    vaddr = prog["vmcoreinfo_note"].value_()
+    if not vaddr:
+        raise ValueError("vmcoreinfo_note is NULL")
+    try:
+        page_size = prog["PAGE_SIZE"].value_()
+    except KeyError:
+        page_size = 4096
+    # include/linux/vmcore_info.h: VMCOREINFO_NOTE_SIZE = 2 note headers
+    # (12 each) + "VMCOREINFO" name (12) + VMCOREINFO_BYTES (PAGE_SIZE).
+    return vaddr - page_offset, 24 + 12 + page_size
+
+
+def _link_time_size(prog: Program) -> Optional[int]:
+    """``_end - _text`` from the vmlinux symbol table (link-time values)."""
+    try:
+        path = prog.main_module().debug_file_path
+    except (LookupError, AttributeError, ValueError):
+        return None
+    if not path:
+        return None
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            symtab = elf.get_section_by_name(".symtab")
+            if not isinstance(symtab, SymbolTableSection):
+                return None
+            text = symtab.get_symbol_by_name("_text")
+            end = symtab.get_symbol_by_name("_end")
+            if not text or not end:
+                return None
+            return int(end[0]["st_value"]) - int(text[0]["st_value"])
+    except (OSError, ELFError):
+        return None
+
+
+def _kernel_offset(prog: Program) -> int:
+    info = prog["vmcoreinfo_data"].string_().decode(errors="replace")
+    m = re.search(r"^KERNELOFFSET=([0-9a-f]+)$", info, re.M)
+    if not m:
+        raise LookupError("no KERNELOFFSET in VMCOREINFO")
+    return int(m.group(1), 16)
+
+
+def _kernel_text(prog: Program) -> KernelText:
+    text = prog.symbol("_text").address
+    # drgn does not KASLR-shift _end on a minimal vmlinux (kernel-notes §10):
+    # take the size from link-time values, not from the two runtime symbols.
+    size = _link_time_size(prog)
+    source = "vmlinux symbol table (link-time _end - _text)"
+    if size is None:
+        size = prog.symbol("_end").address - text
+        source = "runtime symbols _end - _text"
+        if size <= 0:
+            # _end left at its link-time address: shift it by VMCOREINFO's
+            # KERNELOFFSET (arch/x86/kernel/machine_kexec_64.c).
+            size += _kernel_offset(prog)
+            source = "_end + VMCOREINFO KERNELOFFSET - _text"
+        if not 0 < size <= KERNEL_IMAGE_SIZE:
+            raise ValueError(f"_end - _text = {size:#x} is not a kernel image size "
+                             "(_end not KASLR-shifted?) and no vmlinux to read")
+    return KernelText(text, _pa_symbol(prog, text), size, source)
+
+
+def _res_fields(node: Object) -> Tuple[int, int, int, int, int]:
+    res = node.read_()
+    return (res.start.value_(), res.end.value_(), res.flags.value_(),
+            res.child.value_(), res.sibling.value_())
+
+
+def walk_system_ram_res(
+    prog: Program, root: Object, max_nodes: int = MAX_IOMEM_NODES
+) -> Tuple[Tuple[Range, ...], Optional[str]]:
+    """
+    ``walk_system_ram_res(0, -1, ...)`` (kernel/resource.c
+    ``find_next_iomem_res()``): pre-order over the tree under *root*,
+    skipping nodes that end before the cursor; a busy System RAM node is
+    reported clipped to the cursor, the cursor moves past it and its
+    descendants are not visited.
+
+    A visited set and a node cap bound the walk on a corrupt tree.
+
+    :param root: ``struct resource *`` (``&iomem_resource``).
+    :return: the ranges, and why the walk stopped early (or None).
+    """
+    want = IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY
+    out: List[Range] = []
+    cursor = 0
+    visited: Set[int] = set()
+    resource_p = root.type_
+    try:
+        first_child = root.child.value_()
+    except FaultError as e:
+        return (), f"iomem_resource unreadable at {e.address:#x}"
+    # Stack of addresses to visit; pushing sibling before child gives
+    # pre-order.
+    stack = [first_child] if first_child else []
+    while stack:
+        addr = stack.pop()
+        if addr in visited:
+            return tuple(out), f"cycle in the iomem tree at {addr:#x}"
+        if len(visited) >= max_nodes:
+            return tuple(out), f"more than {max_nodes} iomem nodes"
+        visited.add(addr)
+        try:
+            start, end, flags, child, sibling = _res_fields(
+                Object(prog, resource_p, addr)
+            )
+        except FaultError as e:
+            return tuple(out), f"iomem node at {addr:#x} unreadable ({e.address:#x})"
+        if sibling:
+            stack.append(sibling)
+        if end < cursor:
+            # find_next_iomem_res() skips the subtree of a node that ends
+            # before the cursor (next_resource(p, skip_children=true)).
+            continue
+        if flags & want == want:
+            out.append((max(cursor, start), end))
+            if end == (1 << 64) - 1:
+                break
+            cursor = end + 1
+            continue
+        if child:
+            stack.append(child)
+    return tuple(out), None
+
+
+def _crashk(prog: Program, name: str) -> Range:
+    res = prog[name]
+    return res.start.value_(), res.end.value_()
+
+
+def _crashk_cma(prog: Program) -> Optional[Tuple[Range, ...]]:
+    # crashkernel=,cma (v6.17): ranges excluded from the elfcorehdr.
+    try:
+        ranges = prog["crashk_cma_ranges"]
+    except KeyError:
+        return None
+    cnt = prog["crashk_cma_cnt"].value_()
+    cnt = max(0, min(cnt, len(ranges)))
+    return tuple((ranges[i].start.value_(), ranges[i].end.value_())
+                 for i in range(cnt))
+
+
+def _section_size_bits(prog: Program) -> int:
+    try:
+        return prog["SECTION_SIZE_BITS"].value_()
+    except KeyError:
+        pass
+    arch = prog.platform.arch if prog.platform else None
+    if arch in _SECTION_SIZE_BITS:
+        return _SECTION_SIZE_BITS[arch]
+    raise LookupError("SECTION_SIZE_BITS unknown for this architecture")
+
+
+def _memory_blocks(prog: Program) -> Tuple[Tuple[MemoryBlock, ...], int, str]:
+    from drgn.helpers.linux.xarray import xa_for_each
+
+    xa = prog["memory_blocks"]
+    size = prog["sections_per_block"].value_() << _section_size_bits(prog)
+    mb_type = prog.type("struct memory_block *")
+    try:
+        # enum memory_block_state (upstream v6.19 commit 1a4f70f6851a; also in
+        # Debian 6.12.117): states are 0, 1, 2, ...
+        enum_type = prog.type("enum memory_block_state")
+    except LookupError:
+        enum_type = None
+    names = {}
+    if enum_type is not None:
+        names = {e.value: e.name for e in enum_type.enumerators or ()}
+        encoding = "enum memory_block_state"
+    else:
+        # Before that, MEM_* are bit flags in an unsigned long.
+        names = {1 << i: n for i, n in enumerate(_MEM_STATE_BITS)}
+        encoding = "bit flags"
+    blocks = []
+    for block_id, entry in xa_for_each(xa.address_of_()):
+        mem = cast(mb_type, entry)
+        state = mem.state.value_()
+        start = mem.start_section_nr.value_() << _section_size_bits(prog)
+        blocks.append(MemoryBlock(block_id, start, start + size - 1,
+                                  names.get(state, f"UNKNOWN({state})")))
+    return tuple(blocks), size, encoding
+
+
+def _log(prog: Program) -> Tuple[LogLine, ...]:
+    from drgn.helpers.linux.printk import get_printk_records
+
+    out = []
+    for rec in get_printk_records(prog):
+        if _LOG_RE.search(rec.text):
+            out.append(LogLine(rec.seq, rec.timestamp, rec.level,
+                               rec.text.decode(errors="replace")))
+    return tuple(out)
+
+
+def _kconfig(prog: Program) -> Tuple[Tuple[str, str], ...]:
+    from drgn.helpers.linux.kconfig import get_kconfig
+
+    config = get_kconfig(prog)
+    return tuple((k, config[k]) for k in _KCONFIG_KEYS if k in config)
+
+
+def read_state(prog: Program) -> MachineState:
+    """
+    Read the current CPU and memory state of the target.
+
+    Never raises for missing symbols or unreadable memory: such fields are
+    None and listed in :attr:`MachineState.unknown`.
+    """
+    r = _Reader(prog)
+    page_offset, po_note = _page_offset(prog)
+    if po_note:
+        r.unknown.append(("page_offset", po_note))
+    possible = r.get("possible_cpus", lambda: _cpus(cpu_possible_mask(prog)))
+    present = r.get("present_cpus", lambda: _cpus(cpu_present_mask(prog)))
+    online = r.get("online_cpus", lambda: _cpus(cpu_online_mask(prog)))
+    nr_cpu_ids = r.get("nr_cpu_ids", lambda: prog["nr_cpu_ids"].value_())
+    notes: Tuple[CpuNote, ...] = ()
+    note_size = None
+    if possible is not None:
+        notes, note_size = _cpu_notes(r, possible, present or (), online or (),
+                                      page_offset)
+    root = r.get("system_ram", lambda: prog["iomem_resource"].address_of_())
+    system_ram: Optional[Tuple[Range, ...]] = None
+    iomem_problem = None
+    if root is not None:
+        system_ram, iomem_problem = walk_system_ram_res(prog, root)
+        if iomem_problem:
+            r.unknown.append(("system_ram", iomem_problem))
+    blocks = r.get("memory_blocks", lambda: _memory_blocks(prog))
+    kconfig = r.get("kconfig", lambda: _kconfig(prog))
+    lock = r.get("kexec_lock", lambda: prog["__kexec_lock"].counter.value_())
+    return MachineState(
+        possible_cpus=possible,
+        present_cpus=present,
+        online_cpus=online,
+        nr_cpu_ids=nr_cpu_ids,
+        cpu_notes=notes,
+        note_size=note_size,
+        vmcoreinfo=r.get("vmcoreinfo", lambda: _vmcoreinfo(prog, page_offset)),
+        kernel_text=r.get("kernel_text", lambda: _kernel_text(prog)),
+        page_offset=page_offset,
+        system_ram=system_ram,
+        iomem_problem=iomem_problem,
+        crashk_res=r.get("crashk_res", lambda: _crashk(prog, "crashk_res")),
+        crashk_low_res=r.get("crashk_low_res",
+                             lambda: _crashk(prog, "crashk_low_res")),
+        crashk_cma=r.get("crashk_cma", lambda: _crashk_cma(prog)),
+        memory_blocks=blocks[0] if blocks else None,
+        memory_block_size=blocks[1] if blocks else None,
+        memory_block_encoding=blocks[2] if blocks else None,
+        log=r.get("log", lambda: _log(prog)),
+        kexec_lock=lock,
+        panic_cpu=r.get("panic_cpu", lambda: prog["panic_cpu"].counter.value_()),
+        kconfig=kconfig or (),
+        unknown=tuple(r.unknown),
+    )

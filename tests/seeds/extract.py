@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""
+Cut the fuzzing seeds in this directory out of the real fixture dumps
+(vmcores/dumps.tar.zst, a 6.12.117 guest under QEMU):
+
+    python3 tests/seeds/extract.py
+
+- ``elfcorehdr-<scenario>.bin``: the used bytes of the loaded elfcorehdr
+  (kernel-written for kexec_file_load, kexec-tools-written for kexec_load),
+  and ``elfcorehdr-kdump_memadd-vmcore.bin``, the ELF header and program
+  headers of the kdump-written vmcore itself.
+- ``purgatory-blob.bin.xz``: the kernel's ``kexec_purgatory`` ELF.
+- ``purgatory-<scenario>.bin.xz``, ``boot-params-<scenario>.bin.xz``: the
+  first ``bufsz`` bytes of those segments (file_base: loaded by the kernel;
+  load_hotplug_memadd: by kexec-tools with --hotplug).
+- ``image-<scenario>.json``: the crash image those segments belong to, as
+  drgn_crashhp's reader saw it, so the fuzz harness can rebuild it.
+
+xz keeps each file at a few KiB.
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+import sys
+from pathlib import Path
+
+import drgn
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "vmcores"))
+
+import unpack  # noqa: E402
+
+from drgn_crashhp.elfcorehdr import decode_elfcorehdr  # noqa: E402
+from drgn_crashhp.kimage import Role, read_kimage  # noqa: E402
+from drgn_crashhp.report import jsonable  # noqa: E402
+
+
+def _program(name: str) -> drgn.Program:
+    prog = drgn.Program()
+    prog.set_core_dump(str(unpack.dump_path(name)))
+    prog.load_debug_info([str(unpack.vmlinux_path())])
+    return prog
+
+
+def _xz(path: Path, data: bytes) -> None:
+    path.write_bytes(lzma.compress(data, preset=9 | lzma.PRESET_EXTREME))
+
+
+def main() -> int:
+    for name in ("file_base", "file_memadd", "load_hotplug_memadd"):
+        prog = _program(name)
+        image = read_kimage(prog)
+        assert image is not None and image.elfcorehdr is not None
+        seg = image.elfcorehdr
+        data = prog.read(seg.mem, min(seg.memsz, 0x10000), True)
+        hdr = decode_elfcorehdr(data, seg.memsz)
+        (HERE / f"elfcorehdr-{name}.bin").write_bytes(data[: hdr.used])
+        if name == "file_memadd":
+            continue
+        for role, stem in ((Role.PURGATORY, "purgatory"),
+                           (Role.BOOT_PARAMS, "boot-params")):
+            s = image.by_role(role)
+            assert s is not None
+            _xz(HERE / f"{stem}-{name}.bin.xz", prog.read(s.mem, s.bufsz, True))
+        (HERE / f"image-{name}.json").write_text(
+            json.dumps(jsonable(image), indent=1) + "\n")
+        if name == "file_base":
+            size_at = prog.symbol("kexec_purgatory_size").address
+            size = int.from_bytes(prog.read(size_at, 8), "little")
+            _xz(HERE / "purgatory-blob.bin.xz",
+                prog.read(prog.symbol("kexec_purgatory").address, size))
+    with open(unpack.dump_path("kdump_memadd"), "rb") as f:
+        head = f.read(0x10000)
+    hdr = decode_elfcorehdr(head)
+    (HERE / "elfcorehdr-kdump_memadd-vmcore.bin").write_bytes(head[: hdr.used])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,269 @@
+"""
+Read-only: nothing drgn-crashhp runs can change the target.
+
+Two proofs. Dynamically: every reader, check and rendering (text, JSON, the
+``%crashhp`` drgn command) runs on synthetic kernels whose memory segments
+record each access; memory is byte-for-byte unchanged afterwards and the
+only accesses are reads. Structurally: drgn's :class:`~drgn.Program` has no
+write API at all, and a scan of the package source (ast) finds no call that
+could write target memory: no file opened for writing, no ``/dev/mem``,
+``/dev/kmem`` or ``/proc/kcore`` opened other than by drgn, no ``ptrace``,
+``ctypes``, ``mmap``, ``socket`` or ``subprocess``, and no QMP command
+named anywhere.
+"""
+
+from __future__ import annotations
+
+import ast
+import contextlib
+import hashlib
+import io
+import json
+import re
+from pathlib import Path
+from typing import Callable, Dict, Iterator, List, Tuple
+
+import _drgn
+import drgn
+import pytest
+from drgn.commands import DEFAULT_COMMAND_NAMESPACE
+
+import drgn_crashhp.command  # noqa: F401  registers %crashhp
+from drgn_crashhp import purgatory, state
+from drgn_crashhp.elfcorehdr import read_elfcorehdr
+from drgn_crashhp.kimage import read_crashk, read_kimage
+from drgn_crashhp.report import build_report, render_text, report_json
+from tests import purgblob as pb
+from tests import synth
+from tests.synth import Machine, SynthKernel
+from tests.test_kimage import machine
+
+PACKAGE = Path(drgn_crashhp.command.__file__).resolve().parent
+
+Access = Tuple[str, int, int, bool]
+
+
+@contextlib.contextmanager
+def recording() -> Iterator[List[Access]]:
+    """Make tests/synth.py's memory segments log every access."""
+    log: List[Access] = []
+    make_reader, zero_reader = synth._reader, synth._zero_reader
+
+    def logged(read: Callable[[int, int, int, bool], bytes]
+               ) -> Callable[[int, int, int, bool], bytes]:
+        def access(address: int, count: int, offset: int, physical: bool) -> bytes:
+            log.append(("read", address, count, physical))
+            return read(address, count, offset, physical)
+
+        return access
+
+    synth._reader = lambda buf: logged(make_reader(buf))  # type: ignore[assignment]
+    synth._zero_reader = logged(zero_reader)  # type: ignore[assignment]
+    try:
+        yield log
+    finally:
+        synth._reader, synth._zero_reader = make_reader, zero_reader  # type: ignore[assignment]
+
+
+def _memory_digest(kernel: SynthKernel) -> Dict[int, str]:
+    return {base: hashlib.sha256(buf).hexdigest()
+            for base, buf in kernel.mem.chunks.items()}
+
+
+MACHINES: Dict[str, Callable[[], Machine]] = {
+    "kexec_file_load": lambda: pb.file_image().machine,
+    "kexec_load --hotplug": lambda: pb.load_image().machine,
+    "memory blocks": lambda: pb.file_image(
+        memory_blocks={0: "MEM_ONLINE", 1: "MEM_OFFLINE"}).machine,
+    "pre-hotplug": lambda: machine("pre-hotplug"),
+    "no crash kernel": lambda: Machine(segments=None),
+}
+
+
+def _everything(prog: drgn.Program) -> None:
+    """Every reader and check, the report both ways, and the drgn command."""
+    image = read_kimage(prog)
+    read_crashk(prog)
+    st = state.read_state(prog)
+    assert st is not None
+    if image is not None:
+        read_elfcorehdr(prog, image)
+        p = purgatory.read_purgatory(prog, image)
+        digest = purgatory.verify_digest(prog, p)
+        purgatory.check_purgatory(image, p, digest)
+    for kw in ({}, {"digest": False}, {"symbol": "kexec_image"}):
+        report = build_report(prog, **kw)  # type: ignore[arg-type]
+        render_text(report)
+        render_text(report, quiet=True)
+        json.dumps(report_json(report))
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        for args in ("crashhp", "crashhp --json", "crashhp -q --no-digest",
+                     "crashhp --image kexec"):
+            DEFAULT_COMMAND_NAMESPACE.run(prog, args, globals={})
+    assert "verdict" in out.getvalue() and '"schema"' in out.getvalue()
+
+
+@pytest.mark.parametrize("name", sorted(MACHINES))
+def test_everything_only_reads(name: str) -> None:
+    with recording() as log:
+        kernel = SynthKernel(MACHINES[name]())
+    before = _memory_digest(kernel)
+    _everything(kernel.prog)
+    assert _memory_digest(kernel) == before
+    assert log, "the recorder saw no access: it is not wired to the program"
+    assert {kind for kind, *_ in log} == {"read"}
+    # The kimage pointer itself was read (virtual), and, when an image is
+    # loaded, its segments (physical).
+    assert any(not physical for *_, physical in log)
+    if kernel.machine.segments is not None:
+        assert any(physical for *_, physical in log)
+
+
+def test_drgn_program_has_no_write_api() -> None:
+    names = [n for n in dir(drgn.Program) if "write" in n.lower()
+             or "poke" in n.lower() or "store" in n.lower()]
+    assert names == []
+    # Memory segments are registered with a read callback only.
+    assert "write" not in drgn.Program.add_memory_segment.__doc__.lower()
+
+
+# -- the source scan ---------------------------------------------------------
+
+#: Calls that could write something, by their last name.
+WRITE_CALLS = {"write", "writelines", "write_bytes", "write_text", "pwrite",
+               "pwritev", "truncate", "ftruncate", "ptrace", "ioctl",
+               "process_vm_writev", "mmap", "system", "popen", "Popen", "run",
+               "call", "check_call", "check_output", "sendall", "send",
+               "connect", "unlink", "remove", "rename", "replace_file"}
+WRITE_MODULES = {"ctypes", "mmap", "socket", "subprocess", "fcntl", "shutil"}
+TARGET_PATHS = ("/dev/mem", "/dev/kmem", "/proc/kcore", "/dev/crash")
+#: Output the tool produces: text to its own stdout/stderr.
+OUTPUT_STREAMS = {"sys.stdout", "sys.stderr"}
+
+
+def _dotted(node: ast.AST) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_dotted(node.value)}.{node.attr}"
+    return "?"
+
+
+def _constant_strings(tree: ast.AST) -> Iterator[Tuple[int, str]]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node.lineno, node.value
+
+
+def write_risks(source: str, filename: str) -> List[str]:
+    """Every place in *source* that could write target memory."""
+    tree = ast.parse(source, filename)
+    found = []
+    for node in ast.walk(tree):
+        where = f"{filename}:{getattr(node, 'lineno', 0)}"
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            mods = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                    else [node.module or ""])
+            for mod in mods:
+                if mod.split(".")[0] in WRITE_MODULES:
+                    found.append(f"{where}: imports {mod}")
+        if not isinstance(node, ast.Call):
+            continue
+        name = _dotted(node.func)
+        last = name.rsplit(".", 1)[-1]
+        if last in WRITE_CALLS and name.rsplit(".", 1)[0] not in OUTPUT_STREAMS:
+            found.append(f"{where}: calls {name}")
+        if last == "open" and name in ("open", "io.open", "os.open", "os.fdopen"):
+            found.extend(f"{where}: {why}" for why in _open_risks(name, node))
+        if last == "dump" and name == "json.dump":
+            stream = node.args[1] if len(node.args) > 1 else None
+            if stream is None or _dotted(stream) not in OUTPUT_STREAMS:
+                found.append(f"{where}: json.dump to something else than stdout")
+    for lineno, text in _constant_strings(tree):
+        if any(p in text for p in TARGET_PATHS) and "open" in source:
+            # Naming /proc/kcore in help text is fine; opening it is drgn's job.
+            for node in ast.walk(tree):
+                if (isinstance(node, ast.Call) and _dotted(node.func).endswith("open")
+                        and any(isinstance(a, ast.Constant) and a.value == text
+                                for a in node.args)):
+                    found.append(f"{filename}:{lineno}: opens {text}")
+        if '"execute"' in text or "'execute'" in text or text == "execute":
+            found.append(f"{filename}:{lineno}: names a QMP command")
+    return found
+
+
+def _open_risks(name: str, node: ast.Call) -> List[str]:
+    if name == "os.open":
+        # Only os.open(os.devnull, os.O_WRONLY) (silencing a broken pipe).
+        target = _dotted(node.args[0]) if node.args else "?"
+        return [] if target == "os.devnull" else ["os.open of something else "
+                                                 "than os.devnull"]
+    mode = node.args[1] if len(node.args) > 1 else next(
+        (k.value for k in node.keywords if k.arg == "mode"), None)
+    if mode is None:
+        return []
+    if not isinstance(mode, ast.Constant) or not isinstance(mode.value, str):
+        return ["open() with a computed mode"]
+    if set(mode.value) & set("wax+"):
+        return [f"open() for writing ({mode.value!r})"]
+    return []
+
+
+def test_source_has_no_write_path() -> None:
+    sources = sorted(PACKAGE.glob("*.py"))
+    assert {p.name for p in sources} >= {"kimage.py", "elfcorehdr.py", "physmem.py",
+                                         "report.py", "cli.py", "command.py"}
+    risks = [r for p in sources for r in write_risks(p.read_text(), p.name)]
+    assert risks == []
+
+
+@pytest.mark.parametrize("snippet", [
+    "open('/dev/mem', 'r+b')",
+    "open(path, 'wb')",
+    "open(path, mode)",
+    "import ctypes",
+    "from socket import socket",
+    "prog.write(addr, b'x')",
+    "f.write(b'x')",
+    "os.open('/proc/kcore', os.O_RDWR)",
+    "subprocess.run(['qemu-img'])",
+    "json.dump(doc, f)",
+    "qmp = {'execute': 'pmemsave'}\nopen(p)",
+    "x = 'execute'",
+])
+def test_scan_catches_writes(snippet: str) -> None:
+    """The scanner itself finds what it must (so a clean scan means something)."""
+    assert write_risks(snippet, "snippet.py")
+
+
+@pytest.mark.parametrize("snippet", [
+    "sys.stdout.write('x')",
+    "sys.stderr.write('x')",
+    "json.dump(doc, sys.stdout, indent=2)",
+    "open(path, 'rb')",
+    "os.open(os.devnull, os.O_WRONLY)",
+    "help = 'the running kernel through /proc/kcore'",
+])
+def test_scan_allows_output(snippet: str) -> None:
+    assert write_risks(snippet, "snippet.py") == []
+
+
+#: QMP commands drgn's QEMU backend may send (``--qemu``): none of them
+#: changes guest memory. ``dump-guest-memory`` copies one byte of guest RAM
+#: into a file descriptor drgn passes with ``getfd``.
+QMP_READS = {"qmp_capabilities", "query-target", "getfd", "closefd",
+             "dump-guest-memory", "human-monitor-command"}
+#: Monitor commands inside ``human-monitor-command``: examine physical
+#: memory, show the memory tree, translate an address.
+HMP_READS = {"xp", "info", "gpa2hva"}
+
+
+def test_drgn_qmp_backend_only_reads() -> None:
+    binary = Path(_drgn.__file__).read_bytes()
+    qmp = set(re.findall(rb'"execute":"([A-Za-z0-9_-]+)"', binary))
+    hmp = {c.split()[0] for c in re.findall(rb'"command-line":"([^"]+)"', binary)}
+    if not qmp:
+        pytest.skip("this drgn has no QMP backend")
+    assert {c.decode() for c in qmp} <= QMP_READS
+    assert {c.decode() for c in hmp} <= HMP_READS
