@@ -56,6 +56,7 @@ __all__ = (
     "Problem",
     "Purgatory",
     "RegsLayout",
+    "SectionLayout",
     "ShaRegion",
     "Source",
     "check_purgatory",
@@ -269,7 +270,9 @@ def _align(value: int, align: int) -> int:
 
 
 @dataclass(frozen=True)
-class _Layout:
+class SectionLayout:
+    """Where the kernel put the blob's sections in the purgatory segment."""
+
     #: Offset of each SHF_ALLOC section from the segment's ``mem``.
     offsets: Dict[int, int]
     bufsz: int
@@ -282,7 +285,7 @@ class _Layout:
         return next((s for s in self.starts if s[0] == actual), self.starts[0])
 
 
-def replay_layout(elf: ELFFile, mem: int) -> _Layout:
+def replay_layout(elf: ELFFile, mem: int) -> SectionLayout:
     """
     Place the blob's sections like kexec_purgatory_setup_kbuf() and
     kexec_purgatory_setup_sechdrs() (kernel/kexec_file.c, same in 6.1, 6.12
@@ -311,7 +314,7 @@ def replay_layout(elf: ELFFile, mem: int) -> _Layout:
             offsets[i] = bss
             bss += sec["sh_size"]
     starts = _replay_starts(elf, sections, offsets, mem)
-    return _Layout(offsets, bufsz, bufsz + bss_sz, starts)
+    return SectionLayout(offsets, bufsz, bufsz + bss_sz, starts)
 
 
 def _replay_starts(elf: ELFFile, sections: list, offsets: Dict[int, int],
@@ -372,7 +375,7 @@ def _blob(prog: Program) -> bytes:
     return prog.read(start, size)
 
 
-def _symbol_phys(elf: ELFFile, layout: _Layout, mem: int, names: Sequence[str],
+def _symbol_phys(elf: ELFFile, layout: SectionLayout, mem: int, names: Sequence[str],
                  size: Optional[int]) -> Optional[Tuple[str, int]]:
     """Physical address of the first of *names* that exists, like
     kexec_purgatory_get_set_symbol() (size must match when given)."""
@@ -571,8 +574,11 @@ def _read_scanned(prog: Program, image: KImage, seg: Segment) -> Purgatory:
     # computed digest is elsewhere.
     digest_at = regions_at - DIGEST_SIZE if at >= DIGEST_SIZE else None
     stored = data[at - DIGEST_SIZE:at].hex() if digest_at is not None else None
+    found = (("sha256_regions", regions_at), ("sha256_digest", digest_at),
+             ("entry64_regs", regs.address if regs else None))
     return Purgatory(
         src, None, None, seg.index,
+        symbols=tuple((n, a) for n, a in found if a is not None),
         regions_address=regions_at,
         regions=_name_regions(image, data[at:at + REGIONS_SIZE]),
         digest_address=digest_at,

