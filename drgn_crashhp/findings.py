@@ -56,7 +56,7 @@ def _codes(*codes: Code) -> Dict[str, Code]:
     return {c.code: c for c in codes}
 
 
-E, W, U, I = Severity.ERROR, Severity.WARNING, Severity.UNVERIFIED, Severity.INFO
+E, W, U, N = Severity.ERROR, Severity.WARNING, Severity.UNVERIFIED, Severity.INFO
 
 CODES: Mapping[str, Code] = _codes(
     # 00x: the crash image itself
@@ -73,9 +73,9 @@ CODES: Mapping[str, Code] = _codes(
     Code("CHP004", E, "a segment lies outside the crash kernel reservation",
          "The kernel only loads crash segments inside crashk_res; the image "
          "or crashk_res is corrupt."),
-    Code("CHP005", I, "crash image layout",
+    Code("CHP005", N, "crash image layout",
          "Which kernel layout of struct kimage was found."),
-    Code("CHP006", I, "no kexec image is loaded",
+    Code("CHP006", N, "no kexec image is loaded",
          "kexec_image (the normal kexec image, on request) is NULL."),
     # 01x: the elfcorehdr
     Code("CHP010", E, "no elfcorehdr segment was found",
@@ -87,13 +87,13 @@ CODES: Mapping[str, Code] = _codes(
     Code("CHP012", E, "the elfcorehdr is malformed",
          "The capture kernel will reject it (\"Core image elf header is not "
          "sane\"). Reload the crash kernel."),
-    Code("CHP013", I, "elfcorehdr summary",
+    Code("CHP013", N, "elfcorehdr summary",
          "Notes, loads and the used size of the header."),
     # 02x: purgatory and its digest
     Code("CHP020", E, "the purgatory digest does not match",
          "Purgatory will hash the segments at panic, find this mismatch and "
          "spin forever: no dump. Reload the crash kernel."),
-    Code("CHP021", I, "the purgatory digest matches",
+    Code("CHP021", N, "the purgatory digest matches",
          "Every hashed region was read and hashes to the stored digest."),
     Code("CHP022", U, "the digest cannot be verified",
          "Some hashed bytes are not in this target (listed ranges)."),
@@ -119,7 +119,7 @@ CODES: Mapping[str, Code] = _codes(
     Code("CHP031", E, "the capture command line does not name this elfcorehdr",
          "elfcorehdr= is missing or points elsewhere; the capture kernel "
          "will read the wrong header."),
-    Code("CHP032", I, "capture command line",
+    Code("CHP032", N, "capture command line",
          "The command line the capture kernel will boot with."),
     # 04x: CPUs
     Code("CHP040", E, "CPUs are missing from the elfcorehdr",
@@ -145,20 +145,20 @@ CODES: Mapping[str, Code] = _codes(
          "hot-removed range until the next memory event)."),
     Code("CHP052", E, "an elfcorehdr range partially overlaps RAM",
          "Part of a header range is not RAM or part of RAM is not covered."),
-    Code("CHP053", I, "memory added but not yet online",
+    Code("CHP053", N, "memory added but not yet online",
          "No hotplug event has fired for it; it will be described once "
          "onlined."),
     Code("CHP054", E, "the kernel text entry is missing or wrong",
          "The PT_LOAD for _text.._end does not match the running kernel."),
-    Code("CHP055", I, "the elfcorehdr matches a rebuild byte for byte",
+    Code("CHP055", N, "the elfcorehdr matches a rebuild byte for byte",
          "The header is exactly what the kernel would write now."),
-    Code("CHP056", I, "the elfcorehdr is current",
+    Code("CHP056", N, "the elfcorehdr is current",
          "It describes every CPU and every byte of RAM of the machine now."),
     # 06x: hotplug machinery
     Code("CHP060", W, "no room for the next elfcorehdr update",
          "The segment cannot hold one more program header; the next hotplug "
          "update will fail (\"elfsz > memsz\")."),
-    Code("CHP061", I, "crash hotplug status",
+    Code("CHP061", N, "crash hotplug status",
          "Support flag, last action, whether the kernel updated the header."),
     Code("CHP062", E, "the kernel logged a crash hotplug failure",
          "An update was dropped or failed; the header may be stale."),
@@ -167,7 +167,7 @@ CODES: Mapping[str, Code] = _codes(
          "reloads the crash kernel (kexec -s, or kexec --hotplug)."),
     Code("CHP064", W, "a hotplug update is in flight",
          "hp_action is not NONE: the header is being rewritten right now."),
-    Code("CHP065", I, "elfcorehdr room",
+    Code("CHP065", N, "elfcorehdr room",
          "Program headers the elfcorehdr segment can hold, needed now and "
          "free, and the Kconfig sizing when the config is built in."),
     Code("CHP066", W, "the kernel could not rebuild the elfcorehdr now",
@@ -177,7 +177,7 @@ CODES: Mapping[str, Code] = _codes(
     # 07x: postmortem (a vmcore written by kdump)
     Code("CHP070", E, "this kdump dump is missing memory",
          "RAM the crashed kernel had is not in the dump's program headers."),
-    Code("CHP071", I, "this dump was written by kdump",
+    Code("CHP071", N, "this dump was written by kdump",
          "Postmortem comparison of the dump's own headers with the crashed "
          "kernel's state."),
     # 09x: the target itself

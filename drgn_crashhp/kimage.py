@@ -336,7 +336,7 @@ def _classify(
         # kexec-bzimage64.c).
         order = [Role.ELFCOREHDR, Role.PURGATORY, Role.BOOT_PARAMS, Role.KERNEL,
                  Role.INITRD]
-        for i, seg in enumerate(segments):
+        for i in range(len(segments)):
             if roles[i] == Role.UNKNOWN and i < len(order) and order[i] not in roles:
                 roles[i] = order[i]
     elif file_mode:
@@ -362,7 +362,9 @@ def read_kimage(prog: Program, symbol: str = "kexec_crash_image") -> Optional[KI
     try:
         pointer = prog[symbol]
     except (KeyError, LookupError) as e:
-        raise MissingInfo(f"symbol {symbol} not found (no debug info for kexec?)") from e
+        raise MissingInfo(
+            f"symbol {symbol} not found (no debug info for kexec?)"
+        ) from e
     try:
         address = pointer.value_()
     except FaultError as e:
@@ -435,7 +437,8 @@ def check_image(image: KImage, crashk: Optional[Tuple[int, int]]) -> List[Findin
     out = [finding(
         "CHP005",
         f"{image.symbol} at {image.address:#x}: struct kimage layout "
-        f"{image.hotplug.layout} ({'kexec_file_load' if image.file_mode else 'kexec_load'}"
+        f"{image.hotplug.layout} "
+        f"({'kexec_file_load' if image.file_mode else 'kexec_load'}"
         f", {image.nr_segments} segments)",
         layout=str(image.hotplug.layout), file_mode=image.file_mode,
     )]

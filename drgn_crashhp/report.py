@@ -198,7 +198,8 @@ def _image_text(image: KImage) -> str:
         ("start", _hex(image.start)),
         ("nr_segments", str(image.nr_segments)),
         ("elfcorehdr", f"segment {image.elfcorehdr_index} ({image.elfcorehdr_source})"
-         if image.elfcorehdr_index is not None else f"none ({image.elfcorehdr_source})"),
+         if image.elfcorehdr_index is not None
+         else f"none ({image.elfcorehdr_source})"),
     ]
     if hp.elfcorehdr_index is not None:
         facts.append(("elfcorehdr_index", str(hp.elfcorehdr_index)))

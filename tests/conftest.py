@@ -22,7 +22,7 @@ def have_fixtures() -> bool:
     return unpack.ARCHIVE.exists() and bool(unpack.scenarios())
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _load(name: str) -> Tuple[drgn.Program, Dict[str, Any]]:
     truth = unpack.scenarios()[name]
     prog = drgn.Program()

@@ -652,7 +652,8 @@ class SynthKernel:
                     4, "little", signed=True
                 )
             for i, name in enumerate(("rbx", "rsi", "rip", "rsp")):
-                buf[hp + 8 + 8 * i : hp + 16 + 8 * i] = m.rfc[name].to_bytes(8, "little")
+                value = m.rfc[name].to_bytes(8, "little")
+                buf[hp + 8 + 8 * i : hp + 16 + 8 * i] = value
         return bytes(buf)
 
     # -- finders ------------------------------------------------------------

@@ -19,7 +19,8 @@ def triage(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Dict[str, Any]
         pytest.skip("fixtures not available")
     out = tmp_path_factory.mktemp("batch") / "triage.jsonl"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "contrib" / "batch_triage.py"), str(unpack.unpack()),
+        [sys.executable, str(ROOT / "contrib" / "batch_triage.py"),
+         str(unpack.unpack()),
          "-s", str(unpack.vmlinux_path()), "-j", "2", "--jsonl", str(out)],
         capture_output=True, text=True, timeout=1800,
     )

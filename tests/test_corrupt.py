@@ -425,7 +425,7 @@ def test_iomem_tree_corrupt(how: object) -> None:
     iomem[1].sibling_raw = how
     with deadline(20):
         report = report_of(healthy(iomem=iomem).machine)
-    assert_not_ok(report)
+    assert_not_ok(report, "CHP090")
 
 
 def _cyclic_memory_blocks() -> SynthKernel:

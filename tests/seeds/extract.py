@@ -13,6 +13,9 @@ Cut the fuzzing seeds in this directory out of the real fixture dumps
 - ``purgatory-<scenario>.bin.xz``, ``boot-params-<scenario>.bin.xz``: the
   first ``bufsz`` bytes of those segments (file_base: loaded by the kernel;
   load_hotplug_memadd: by kexec-tools with --hotplug).
+- ``vmcore-head-<scenario>.bin.xz``: the ELF header, program headers and
+  notes of a kdump-written (kdump_memadd) and a QEMU-written (file_base)
+  vmcore, up to the end of the last note.
 - ``image-<scenario>.json``: the crash image those segments belong to, as
   drgn_crashhp's reader saw it, so the fuzz harness can rebuild it.
 
@@ -74,10 +77,16 @@ def main() -> int:
             size = int.from_bytes(prog.read(size_at, 8), "little")
             _xz(HERE / "purgatory-blob.bin.xz",
                 prog.read(prog.symbol("kexec_purgatory").address, size))
-    with open(unpack.dump_path("kdump_memadd"), "rb") as f:
-        head = f.read(0x10000)
-    hdr = decode_elfcorehdr(head)
-    (HERE / "elfcorehdr-kdump_memadd-vmcore.bin").write_bytes(head[: hdr.used])
+    for name in ("kdump_memadd", "file_base"):
+        with open(unpack.dump_path(name), "rb") as f:
+            head = f.read(0x10000)
+        hdr = decode_elfcorehdr(head)
+        if name == "kdump_memadd":
+            (HERE / "elfcorehdr-kdump_memadd-vmcore.bin").write_bytes(
+                head[: hdr.used])
+        # The dump file's own headers and notes, for vmcore.read_dump_headers.
+        end = max(n.offset + n.size for n in hdr.notes)
+        _xz(HERE / f"vmcore-head-{name}.bin.xz", head[:end])
     return 0
 
 
