@@ -22,6 +22,7 @@ import lzma
 import re
 import signal
 import struct
+import tempfile
 import threading
 import time
 import traceback
@@ -76,6 +77,7 @@ from drgn_crashhp.purgatory import (
     verify_digest,
 )
 from drgn_crashhp.report import build_report, jsonable, render_text, report_json
+from drgn_crashhp.vmcore import DumpHeaders, read_dump_headers
 from tests import purgblob as pb
 from tests.synth import (
     HEAP_PHYS,
@@ -733,5 +735,43 @@ ELFCOREHDR_ARG = Target(
     run_parse_elfcorehdr_arg)
 
 
+# -- the dump file's own headers (postmortem) ---------------------------------
+
+
+@dataclass(frozen=True)
+class _DumpFile:
+    """What :func:`~drgn_crashhp.vmcore.read_dump_headers` asks of a
+    program: its flags and the path of its core dump."""
+
+    core_dump_path: str
+    flags: ProgramFlags = ProgramFlags(0)
+
+
+VMCORE_HEAD_SEEDS = list(seed_files("vmcore-head"))
+_NOTE_FIELDS = FIELDS + [(off, 4) for off in range(0x168, 0x400, 4)]
+
+
+def run_read_dump_headers(data: bytes) -> str:
+    with tempfile.NamedTemporaryFile(prefix="crashhp-fuzz-") as f:
+        f.write(data)
+        f.flush()
+        dump = read_dump_headers(_DumpFile(f.name),  # type: ignore[arg-type]
+                                 page_offset=PAGE_OFFSET)
+    if dump is None or not isinstance(dump, DumpHeaders):
+        raise Crash(f"returned {dump!r}")
+    if dump.producer not in ("kdump", "qemu", "kdump-compressed", "unknown"):
+        raise Crash(f"producer {dump.producer!r}")
+    jsonable(dump)
+    return f"{dump.producer}: {normalise(dump.evidence)[:60]}"
+
+
+VMCORE_HEADERS = Target(
+    "read_dump_headers(vmcore ELF headers and notes)",
+    st.one_of(mutated(VMCORE_HEAD_SEEDS, _NOTE_FIELDS), structured_elf(),
+              st.sampled_from((b"KDUMP   " + bytes(8), b"DISKDUMP", b""))),
+    run_read_dump_headers)
+
+
 TARGETS: Dict[str, Target] = {t.name: t for t in (
-    ELFCOREHDR, PURGATORY_BLOB, KEXEC_LOAD, BOOT_PARAMS, ELFCOREHDR_ARG, REPORT)}
+    ELFCOREHDR, PURGATORY_BLOB, KEXEC_LOAD, BOOT_PARAMS, ELFCOREHDR_ARG,
+    VMCORE_HEADERS, REPORT)}
