@@ -46,6 +46,7 @@ from drgn import (
     Platform,
     PlatformFlags,
     Program,
+    ProgramFlags,
     Symbol,
     SymbolBinding,
     SymbolKind,

@@ -70,3 +70,23 @@ def test_cli_command_library_agree_on_real_dump(name: str) -> None:
     cli = json.loads(proc.stdout)
     assert proc.returncode == cli["exit_status"] == lib["exit_status"]
     assert codes(cli) == codes(lib)
+
+
+def test_drgn_finds_the_plugin_through_its_entry_point(tmp_path) -> None:
+    """drgn itself loads drgn_crashhp.command via the drgn.plugins entry point."""
+    prog, truth = real_fixture("file_memadd")
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import sys\n"
+        "from drgn.commands import DEFAULT_COMMAND_NAMESPACE as ns\n"
+        "assert 'drgn_crashhp.command' in sys.modules\n"
+        "sys.exit(ns.run(prog, 'crashhp -q', globals=globals()))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-m", "drgn", "-q", "-c",
+         str(unpack.dump_path("file_memadd")), "-s",
+         str(unpack.vmlinux_path()), "--no-default-symbols", str(script)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "verdict: OK (exit status 0)" in proc.stdout
