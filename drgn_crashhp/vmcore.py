@@ -22,11 +22,13 @@ How the producer is told apart (from the file alone):
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from drgn import Program, ProgramFlags
 from elftools.common.exceptions import ELFError
+from elftools.construct import ConstructError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.segments import NoteSegment
 
@@ -118,7 +120,9 @@ def read_dump_headers(
                     for note in seg.iter_notes():
                         if note["n_name"] not in names:
                             names.append(note["n_name"])
-    except (OSError, ELFError) as e:
+    except (OSError, ELFError, ConstructError, ValueError, struct.error) as e:
+        # pyelftools lets construct's errors, struct.error and, for a note
+        # name that is not UTF-8, UnicodeDecodeError out on corrupt headers.
         return DumpHeaders(path, "unknown", f"not readable as ELF: {e}")
     producer, evidence = _classify(tuple(names), tuple(loads), page_offset)
     return DumpHeaders(path, producer, evidence, tuple(names), tuple(loads))

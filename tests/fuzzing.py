@@ -281,6 +281,11 @@ _PTYPES = st.one_of(st.sampled_from((0, 1, 1, 1, 2, 3, 4, 4, 5, 6, 7,
 _U64 = st.one_of(st.sampled_from(INTERESTING), st.integers(0, (1 << 64) - 1))
 
 
+#: True about one time in five (hypothesis favours 0, so the rare case is
+#: the large one).
+_RARELY = st.integers(0, 9).map(lambda n: n >= 8)
+
+
 def mostly(valid: int, *others: int) -> st.SearchStrategy[int]:
     """*valid* four times in five, else one of *others*."""
     return st.sampled_from((valid,) * (4 * len(others)) + others)
@@ -446,6 +451,16 @@ def hostile_machine(draw: st.DrawFn) -> Tuple[Machine, List[Tuple[int, bytes]]]:
                             PAGE_OFFSET + 0x2F000000, 0xFFFF8880DEAD0000,
                             (1 << 64) - 1))),
     )
+    if draw(_RARELY):
+        # A corrupt iomem tree: a link to itself, its parent, its first
+        # sibling, or anywhere.
+        nodes = [r for top in machine.iomem for r in (top, *top.children)]
+        node = draw(st.sampled_from(nodes))
+        link = draw(st.one_of(st.sampled_from(("self", "parent", "first")), _U64))
+        if draw(st.booleans()):
+            node.sibling_raw = link
+        else:
+            node.child_raw = link
     patches = draw(st.lists(st.tuples(st.integers(0, 1 << 12),
                                       st.binary(min_size=1, max_size=8)),
                             max_size=4))
@@ -562,11 +577,6 @@ FILE_IMAGE = seed_image("file_base")
 LOAD_IMAGE = seed_image("load_hotplug_memadd")
 BLOB_SEEDS = list(seed_files("purgatory-blob")) + [pb.build_blob()]
 BLOB_FIELDS = sorted({f for blob in BLOB_SEEDS for f in elf_fields(blob)})
-
-
-#: True about one time in five (hypothesis favours 0, so the rare case is
-#: the large one).
-_RARELY = st.integers(0, 9).map(lambda n: n >= 8)
 
 
 @st.composite

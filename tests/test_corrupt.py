@@ -192,6 +192,24 @@ def test_corrupt_dwarf_in_vmlinux(tmp_path: Path) -> None:
     assert_clean(proc, (EXIT_USAGE,))
 
 
+def test_vmcore_note_name_corrupt(tmp_path: Path) -> None:
+    """A note name that is not UTF-8 (drgn ignores the note; the postmortem
+    reader of the dump's own headers must too)."""
+    real_fixture("file_base")
+    dump = unpack.dump_path("file_base")
+    data = bytearray(dump.read_bytes())
+    at = data.find(b"QEMU\0", 0, 0x10000)
+    assert at > 0
+    data[at:at + 4] = b"\xa2\xa2\xa2\xa2"
+    bad = tmp_path / "vmcore"
+    bad.write_bytes(bytes(data))
+    proc = run_cli("-c", str(bad), "-s", str(unpack.vmlinux_path()),
+                   "--no-default-symbols", "--json")
+    assert proc.returncode in (EXIT_OK, *NOT_OK), proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert json.loads(proc.stdout)["exit_status"] == proc.returncode
+
+
 def test_crash_region_excluded_from_kdump_vmcore() -> None:
     _, truth = real_fixture("kdump_memadd")
     proc = run_cli("-c", str(unpack.dump_path("kdump_memadd")), "-s",

@@ -20,6 +20,8 @@ import hashlib
 import io
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable, Dict, Iterator, List, Tuple
 
@@ -35,6 +37,7 @@ from drgn_crashhp.kimage import read_crashk, read_kimage
 from drgn_crashhp.report import build_report, render_text, report_json
 from tests import purgblob as pb
 from tests import synth
+from tests.conftest import ROOT, real_fixture, unpack
 from tests.synth import Machine, SynthKernel
 from tests.test_kimage import machine
 
@@ -274,3 +277,25 @@ def test_drgn_qmp_backend_only_reads() -> None:
         pytest.skip("this drgn has no QMP backend")
     assert {c.decode() for c in qmp} <= QMP_READS
     assert {c.decode() for c in hmp} <= HMP_READS
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def test_real_dump_is_unchanged(tmp_path: Path) -> None:
+    """The command line on a real vmcore leaves the file as it was."""
+    real_fixture("file_base")
+    dump = unpack.dump_path("file_base")
+    before = (_sha256(dump), dump.stat().st_mtime_ns)
+    for extra in ((), ("--json",)):
+        proc = subprocess.run(
+            [sys.executable, "-m", "drgn_crashhp", "-c", str(dump), "-s",
+             str(unpack.vmlinux_path()), "--no-default-symbols", *extra],
+            capture_output=True, text=True, timeout=300, cwd=ROOT)
+        assert "Traceback" not in proc.stderr
+    assert (_sha256(dump), dump.stat().st_mtime_ns) == before

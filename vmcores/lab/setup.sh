@@ -1,5 +1,6 @@
 #!/bin/sh
 # Idempotent host setup for the drgn-crashhp vmcore lab (Debian 12 bookworm, root).
+# setup.sh --live: only QEMU 10, for tests/test_live_qemu.py.
 set -eu
 [ "$(id -u)" = 0 ] || { echo "run as root" >&2; exit 1; }
 
@@ -20,6 +21,13 @@ EOS
 
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
+if [ "${1:-}" = "--live" ]; then
+    # Only what the live test needs: QEMU 10 (bookworm's 7.2 TCG corrupts
+    # 6.12 guests). The kernel and initramfs come from vmcores/.
+    apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-x86
+    qemu-system-x86_64 --version | head -1
+    exit 0
+fi
 apt-get install -y --no-install-recommends \
     build-essential flex bison bc libelf-dev libssl-dev dwz xz-utils zstd \
     python3 cpio busybox-static linux-source-6.12 binutils
