@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import re
 import sys
 import time
 from typing import List, Optional, Sequence
@@ -27,17 +29,28 @@ class TargetError(Exception):
     """A one-line reason the target cannot be opened (exit status 2)."""
 
 
-def _build_id_hint(prog: drgn.Program) -> str:
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: List[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _build_id_hint(prog: drgn.Program, logged: Sequence[str]) -> str:
     try:
         build_id = prog.main_module().build_id
     except (LookupError, ValueError):
         build_id = None
-    hint = " (pass the vmlinux with debug info: -s PATH)"
+    m = re.search(r"for kernel (\S+)", " ".join(logged))
+    release = m.group(1) if m else "$(uname -r)"
+    looked = f" for kernel {release}"
     if build_id:
-        hint = (f": looked for the kernel with build ID {build_id.hex()}; pass "
-                "-s path/to/vmlinux, or install the distro's debug package "
-                "(Debian: linux-image-$(uname -r)-dbg, Fedora: kernel-debuginfo)")
-    return hint
+        looked += f" (build ID {build_id.hex()})"
+    return (f"{looked}; pass -s path/to/vmlinux or --debug-directory DIR, or "
+            f"install the distro's debug package (Debian: linux-image-{release}-dbg"
+            f", Fedora/RHEL: kernel-debuginfo-{release})")
 
 
 def open_program(
@@ -75,6 +88,12 @@ def open_program(
     if debug_directories:
         opts = prog.debug_info_options
         opts.directories = tuple(debug_directories) + tuple(opts.directories)
+    # drgn logs what it could not find; keep it for a one-line error instead.
+    drgn_log = logging.getLogger("drgn")
+    collect = _Collect()
+    propagate = drgn_log.propagate
+    drgn_log.addHandler(collect)
+    drgn_log.propagate = False
     try:
         prog.load_debug_info(list(symbols), default=default_symbols,
                              main=True)
@@ -84,10 +103,13 @@ def open_program(
         except LookupError:
             critical = True
         if critical:
-            raise TargetError("no kernel debug info found" + _build_id_hint(prog)
-                              ) from e
+            raise TargetError("no kernel debug info found"
+                              + _build_id_hint(prog, collect.messages)) from e
     except (OSError, ValueError, drgn.BadDataError) as e:
         raise TargetError(f"cannot load debug info: {e}") from e
+    finally:
+        drgn_log.removeHandler(collect)
+        drgn_log.propagate = propagate
     try:
         arch = prog.platform.arch if prog.platform else None
     except ValueError:

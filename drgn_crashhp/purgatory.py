@@ -489,7 +489,9 @@ def _read_file_mode(prog: Program, image: KImage, seg: Segment) -> Purgatory:
                               DIGEST_SIZE)
         regs = _symbol_phys(elf, layout, seg.mem, ("entry64_regs",), REGS_SIZE)
         stack_end = _symbol_phys(elf, layout, seg.mem, ("stack_end",), None)
-    except (ELFError, KeyError, IndexError, ValueError, struct.error) as e:
+    except (ELFError, KeyError, IndexError, ValueError, OverflowError,
+            struct.error) as e:
+        # OverflowError: pyelftools seeks to offsets past 2**63 as given.
         return replace(base, problem=Problem.BAD_BLOB,
                        problem_text=f"kexec_purgatory is not a loadable purgatory: {e}")
     base = replace(

@@ -218,20 +218,39 @@ def _image_text(image: KImage) -> str:
     return tabulate(facts, tablefmt="plain") + "\n\n" + segs
 
 
-def _elfcorehdr_text(read: ElfCoreHdrRead) -> str:
+def _note_names(state: Optional[MachineState]) -> Dict[int, str]:
+    """Physical address -> what lives there (cpuN crash_notes, vmcoreinfo)."""
+    if state is None:
+        return {}
+    names = {n.paddr: f"cpu{n.cpu} crash_notes" for n in state.cpu_notes
+             if n.paddr is not None}
+    if state.vmcoreinfo is not None:
+        names[state.vmcoreinfo[0]] = "vmcoreinfo"
+    return names
+
+
+def _elfcorehdr_text(read: ElfCoreHdrRead, state: Optional[MachineState]) -> str:
     if read.header is None:
         return "(no decodable elfcorehdr)"
     hdr = read.header
+    names = _note_names(state)
+    text = state.kernel_text if state is not None else None
     rows: List[Sequence[Any]] = []
     for n in hdr.notes:
-        rows.append((n.index, "PT_NOTE", _hex(n.paddr), "-", _hex(n.size)))
+        rows.append((n.index, "PT_NOTE", _hex(n.paddr), "-", _hex(n.size),
+                     names.get(n.paddr, "?")))
     for ld in hdr.loads:
-        offset = "" if ld.offset == ld.paddr else f"  p_offset {ld.offset:#x}"
+        if text is not None and ld.vaddr == text.vaddr:
+            what = "kernel text"
+        elif ld.offset != ld.paddr:
+            what = f"RAM, data at p_offset {ld.offset:#x}"
+        else:
+            what = "RAM"
         rows.append((ld.index, "PT_LOAD", _hex(ld.paddr), _hex(ld.vaddr),
-                     _hex(ld.size) + offset))
+                     _hex(ld.size), what))
     rows.sort(key=lambda r: r[0])
     return (f"e_phnum {hdr.phnum}, {hdr.used} of {hdr.capacity} bytes used\n\n"
-            + tabulate(rows, headers=("#", "type", "paddr", "vaddr", "size")))
+            + tabulate(rows, headers=("#", "type", "paddr", "vaddr", "size", "what")))
 
 
 def _findings_text(findings: Sequence[Finding], quiet: bool) -> str:
@@ -254,7 +273,8 @@ def render_text(
         if "image" in sections and report.image is not None:
             parts.append("== crash image ==\n" + _image_text(report.image))
         if "elfcorehdr" in sections and report.elfcorehdr is not None:
-            parts.append("== elfcorehdr ==\n" + _elfcorehdr_text(report.elfcorehdr))
+            parts.append("== elfcorehdr ==\n"
+                         + _elfcorehdr_text(report.elfcorehdr, report.state))
         if "purgatory" in sections and report.purgatory is not None:
             parts.append("== purgatory ==\n"
                          + render_purgatory(report.purgatory, report.digest))

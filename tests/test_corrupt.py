@@ -387,6 +387,18 @@ def test_purgatory_blob_garbage() -> None:
     assert_not_ok(report, "CHP026")
 
 
+@pytest.mark.parametrize("offset", [1 << 63, (1 << 64) - 1])
+def test_purgatory_blob_section_names_out_of_range(offset: int) -> None:
+    # pyelftools seeks to the section name table's sh_offset as given:
+    # OverflowError past 2**63.
+    blob = bytearray(pb.build_blob())
+    shoff, = struct.unpack_from("<Q", blob, 40)
+    shstrndx, = struct.unpack_from("<H", blob, 62)
+    struct.pack_into("<Q", blob, shoff + 64 * shstrndx + 24, offset)
+    report = _purgatory_report(pb.file_image(blob=bytes(blob)))
+    assert_not_ok(report, "CHP026")
+
+
 @pytest.mark.parametrize("regions", [
     [(0x7000000000, 0x100000)],
     [(pb.KERNEL_MEM, (1 << 63))],

@@ -8,7 +8,7 @@ import pytest
 
 from drgn_crashhp.elfcorehdr import read_elfcorehdr
 from drgn_crashhp.kimage import Layout, Role, read_kimage
-from drgn_crashhp.report import build_report
+from drgn_crashhp.report import build_report, render_text
 from tests.conftest import real_fixture, scenario_names
 
 SCENARIOS = scenario_names() or ["file_base"]
@@ -75,3 +75,15 @@ def test_elfcorehdr_matches_the_recipes_own_parse(name: str) -> None:
     note_addrs = {n.paddr for n in hdr.notes}
     for cpu in cpus.values():
         assert h(cpu["crash_notes"]) in note_addrs
+
+
+@pytest.mark.parametrize("name", ["file_cpuadd", "load_stale_memadd"])
+def test_notes_are_named_by_the_cpu_the_guest_reported(name: str) -> None:
+    prog, truth = real_fixture(name)
+    text = render_text(build_report(prog, digest=False), ["elfcorehdr"])
+    rows = {line.split()[2]: line for line in text.splitlines()
+            if "PT_NOTE" in line}
+    for cpu, info in truth["guest_state"]["cpu"]["cpus"].items():
+        assert f"{cpu} crash_notes" in rows[info["crash_notes"]]
+    vmcoreinfo = truth["guest_state"]["sys_kernel"]["vmcoreinfo"].split()[0]
+    assert "vmcoreinfo" in rows[hex(int(vmcoreinfo, 16))]
