@@ -10,9 +10,10 @@ kernel/crash_core.c.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from drgn import FaultError, Object, Program, Type
 
@@ -32,6 +33,7 @@ __all__ = (
     "check_image",
     "read_crashk",
     "read_kimage",
+    "refine_roles",
 )
 
 #: include/uapi/linux/kexec.h
@@ -348,6 +350,28 @@ def _classify(
         Segment(s.index, s.mem, s.memsz, s.bufsz, role)
         for s, role in zip(segments, roles)
     )
+
+
+def refine_roles(
+    image: KImage, kernel_entry: Optional[int], backup: Sequence[int] = ()
+) -> KImage:
+    """
+    Name segments that only other decoders can recognise: the kernel, from
+    the entry register purgatory jumps to (``rip`` = kernel ``mem`` + 0x200,
+    arch/x86/kernel/kexec-bzimage64.c and kexec-tools alike), and kexec-tools'
+    low-memory backup region, which an elfcorehdr PT_LOAD points at through
+    its ``p_offset``. Only ``unknown`` roles change.
+    """
+    segments = []
+    for seg in image.segments:
+        role = seg.role
+        if role == Role.UNKNOWN:
+            if kernel_entry is not None and seg.mem + 0x200 == kernel_entry:
+                role = Role.KERNEL
+            elif seg.mem in backup:
+                role = Role.BACKUP
+        segments.append(dataclasses.replace(seg, role=role))
+    return dataclasses.replace(image, segments=tuple(segments))
 
 
 def read_kimage(prog: Program, symbol: str = "kexec_crash_image") -> Optional[KImage]:

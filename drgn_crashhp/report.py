@@ -37,6 +37,7 @@ from drgn_crashhp.kimage import (
     check_image,
     read_crashk,
     read_kimage,
+    refine_roles,
 )
 from drgn_crashhp.physmem import Unreadable
 from drgn_crashhp.purgatory import (
@@ -140,6 +141,12 @@ def build_report(
     findings += check_elfcorehdr(image, hdr)
     findings += check_state(image, hdr.header, hdr.data or None, state)
     purgatory = read_purgatory(prog, image)
+    image = refine_roles(
+        image,
+        purgatory.regs.rip if purgatory.regs is not None else None,
+        [ld.offset for ld in hdr.header.loads if ld.offset != ld.paddr]
+        if hdr.header is not None else (),
+    )
     result = verify_digest(prog, purgatory, progress) if digest else None
     findings += check_purgatory(image, purgatory, result)
     return done(image=image, elfcorehdr=hdr, purgatory=purgatory, digest=result)

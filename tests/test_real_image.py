@@ -87,3 +87,27 @@ def test_notes_are_named_by_the_cpu_the_guest_reported(name: str) -> None:
         assert f"{cpu} crash_notes" in rows[info["crash_notes"]]
     vmcoreinfo = truth["guest_state"]["sys_kernel"]["vmcoreinfo"].split()[0]
     assert "vmcoreinfo" in rows[hex(int(vmcoreinfo, 16))]
+
+
+@pytest.mark.parametrize("name", ["load_stale_memadd", "load_hotplug_memadd"])
+def test_kexec_load_kernel_and_backup_segments_are_named(name: str) -> None:
+    prog, truth = real_fixture(name)
+    image = build_report(prog, digest=False).image
+    assert image is not None
+    # kexec-tools said where it put the backup region; its header points
+    # there, until the kernel rewrites the header in its own format (which
+    # has no backup range) on the first hotplug event.
+    [line] = [x for x in truth["load"]["kexec_output"]
+              if x.startswith("Created backup segment at ")]
+    backup = image.by_role(Role.BACKUP)
+    if truth["load"]["hotplug_option"]:
+        assert backup is None
+    else:
+        assert backup is not None and backup.mem == h(line.split()[-1])
+    # ... and the kernel is the same bzImage the kexec_file_load scenario
+    # loaded, whose kernel segment the kernel itself logged.
+    _, file_truth = real_fixture("file_base")
+    kernel_mem = h(file_truth["load"]["segment_roles"]["kernel"])
+    [file_kernel] = [s for s in file_truth["segments"] if h(s["mem"]) == kernel_mem]
+    kernel = image.by_role(Role.KERNEL)
+    assert kernel is not None and kernel.bufsz == h(file_kernel["bufsz"])
