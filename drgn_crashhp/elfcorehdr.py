@@ -53,6 +53,9 @@ _EM = {
     Architecture.S390X: 22,
     Architecture.RISCV64: 243,
 }
+#: x86_64 __START_KERNEL_map: the kernel text PT_LOAD's p_vaddr lies above it,
+#: RAM PT_LOADs (direct map) below.
+START_KERNEL_MAP = 0xFFFFFFFF80000000
 #: The largest header the kernel can write: Ehdr + (PN_XNUM - 1) Phdrs. Reads
 #: of a segment are capped here, whatever memsz claims.
 MAX_ELFCOREHDR = EHDR_SIZE + (PN_XNUM - 1) * PHDR_SIZE
@@ -266,7 +269,19 @@ def check_elfcorehdr(image: KImage, read: ElfCoreHdrRead) -> List[Finding]:
         return [finding("CHP012", f"elfcorehdr segment {seg.index} at {seg.mem:#x}: "
                         f"{read.problem}", segment=seg.index, reason=read.problem)]
     hdr = read.header
-    return [finding(
+    out = []
+    ram = sorted(
+        (ld for ld in hdr.loads if ld.vaddr < START_KERNEL_MAP), key=lambda ld: ld.index
+    )
+    for a, b in zip(ram, ram[1:]):
+        if b.paddr <= a.end:
+            why = "overlaps" if b.end >= a.paddr else "comes before"
+            out.append(finding(
+                "CHP014", f"PT_LOAD {b.index} [{b.paddr:#x}-{b.end:#x}] {why} "
+                f"PT_LOAD {a.index} [{a.paddr:#x}-{a.end:#x}]",
+                first=a.index, second=b.index))
+            break
+    return out + [finding(
         "CHP013",
         f"elfcorehdr at {seg.mem:#x} (segment {seg.index}, found by "
         f"{image.elfcorehdr_source}): {len(hdr.notes)} notes, {len(hdr.loads)} "

@@ -89,6 +89,10 @@ CODES: Mapping[str, Code] = _codes(
          "sane\"). Reload the crash kernel."),
     Code("CHP013", N, "elfcorehdr summary",
          "Notes, loads and the used size of the header."),
+    Code("CHP014", E, "the elfcorehdr RAM ranges overlap or are out of order",
+         "Neither the kernel nor kexec-tools writes such a header: it is "
+         "corrupt, and /proc/vmcore would map memory twice or out of order. "
+         "Reload the crash kernel."),
     # 02x: purgatory and its digest
     Code("CHP020", E, "the purgatory digest does not match",
          "Purgatory will hash the segments at panic, find this mismatch and "

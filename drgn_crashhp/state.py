@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, List, Optional, Set, Tuple, TypeVar
+from typing import Callable, Iterator, List, Optional, Set, Tuple, TypeVar
 
-from drgn import Architecture, FaultError, Object, Program, cast, sizeof
+from drgn import Architecture, FaultError, Object, Program, sizeof
 from drgn.helpers.linux.cpumask import (
     cpu_online_mask,
     cpu_possible_mask,
@@ -451,9 +451,65 @@ def _section_size_bits(prog: Program) -> int:
     raise LookupError("SECTION_SIZE_BITS unknown for this architecture")
 
 
-def _memory_blocks(prog: Program) -> Tuple[Tuple[MemoryBlock, ...], int, str]:
-    from drgn.helpers.linux.xarray import xa_for_each
+#: 128 TiB of 128 MiB blocks (x86_64's largest block is 2 GiB).
+MAX_MEMORY_BLOCKS = 1 << 20
 
+
+def _check_printk_ring(prog: Program) -> None:
+    """
+    drgn's get_printk_records() walks the lockless ring (kernel/printk/
+    printk_ringbuffer.c, v5.10+) from tail_id to head_id with no bound of its
+    own; refuse a ring whose span exceeds its own descriptor count.
+    """
+    try:
+        ring = prog["prb"].desc_ring
+    except KeyError:
+        return  # the older log_buf is walked by length
+    count = 1 << ring.count_bits.value_()
+    # DESC_ID_MASK: the id is the state variable minus its two flag bits.
+    id_mask = (1 << (8 * prog.type("unsigned long").size - 2)) - 1
+    span = (ring.head_id.counter.value_() - ring.tail_id.counter.value_()) & id_mask
+    if span >= count:
+        raise ValueError(f"printk ring is corrupt: tail..head spans {span:#x} "
+                         f"descriptors, the ring holds {count:#x}")
+
+
+def _xa_entries(xa: Object) -> Iterator[Tuple[int, int]]:
+    """
+    ``(index, entry)`` of every pointer entry of an XArray, ascending, like
+    drgn's xa_for_each() (include/linux/xarray.h, lib/xarray.c) but entering
+    each node once: a corrupt, cyclic tree is an error, not a hang.
+    """
+    prog = xa.prog_
+    node_type = prog.type("struct xa_node")
+    slots_offset = node_type.member("slots").offset
+    nr_slots = node_type.member("slots").type.length
+    word = prog.type("unsigned long").size
+    stack = [(xa.xa_head.value_(), 0)]
+    seen: Set[int] = set()
+    while stack:
+        entry, base = stack.pop()
+        if entry & 3 == 2 and entry > 4096:  # xa_is_node()
+            node = entry - 2
+            if node in seen or len(seen) >= MAX_XA_NODES:
+                raise ValueError(f"XArray node {node:#x} is reached twice or the "
+                                 "tree is too large: the XArray is corrupt")
+            seen.add(node)
+            shift = prog.read_u8(node + node_type.member("shift").offset)
+            raw = prog.read(node + slots_offset, nr_slots * word)
+            for i in reversed(range(nr_slots)):
+                slot = int.from_bytes(raw[i * word:(i + 1) * word], "little")
+                if slot:
+                    stack.append((slot, base + (i << shift)))
+        elif entry and entry & 3 == 0:  # a pointer, not an internal/value entry
+            yield base, entry
+
+
+#: Nodes an XArray of MAX_MEMORY_BLOCKS entries needs, with room to spare.
+MAX_XA_NODES = MAX_MEMORY_BLOCKS // 8
+
+
+def _memory_blocks(prog: Program) -> Tuple[Tuple[MemoryBlock, ...], int, str]:
     xa = prog["memory_blocks"]
     size = prog["sections_per_block"].value_() << _section_size_bits(prog)
     mb_type = prog.type("struct memory_block *")
@@ -471,9 +527,12 @@ def _memory_blocks(prog: Program) -> Tuple[Tuple[MemoryBlock, ...], int, str]:
         # Before that, MEM_* are bit flags in an unsigned long.
         names = {1 << i: n for i, n in enumerate(_MEM_STATE_BITS)}
         encoding = "bit flags"
-    blocks = []
-    for block_id, entry in xa_for_each(xa.address_of_()):
-        mem = cast(mb_type, entry)
+    blocks: List[MemoryBlock] = []
+    for block_id, entry in _xa_entries(xa):
+        if len(blocks) >= MAX_MEMORY_BLOCKS:
+            raise ValueError(f"memory_blocks holds more than {MAX_MEMORY_BLOCKS} "
+                             "blocks; the xarray is corrupt")
+        mem = Object(prog, mb_type, value=entry)
         state = mem.state.value_()
         start = mem.start_section_nr.value_() << _section_size_bits(prog)
         blocks.append(MemoryBlock(block_id, start, start + size - 1,
@@ -484,6 +543,7 @@ def _memory_blocks(prog: Program) -> Tuple[Tuple[MemoryBlock, ...], int, str]:
 def _log(prog: Program) -> Tuple[LogLine, ...]:
     from drgn.helpers.linux.printk import get_printk_records
 
+    _check_printk_ring(prog)
     out = []
     for rec in get_printk_records(prog):
         if _LOG_RE.search(rec.text):
