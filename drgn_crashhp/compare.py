@@ -21,6 +21,7 @@ from tabulate import tabulate
 from drgn_crashhp.elfcorehdr import (
     EHDR_SIZE,
     PHDR_SIZE,
+    START_KERNEL_MAP,
     ElfCoreHdr,
     Load,
     Note,
@@ -28,7 +29,7 @@ from drgn_crashhp.elfcorehdr import (
 )
 from drgn_crashhp.findings import Finding, finding
 from drgn_crashhp.kimage import KImage, Layout
-from drgn_crashhp.state import START_KERNEL_MAP, MachineState, MemoryBlock
+from drgn_crashhp.state import MachineState, MemoryBlock, cpulist
 
 __all__ = (
     "ENOMEM",
@@ -606,20 +607,20 @@ def _check_cpus(hdr: ElfCoreHdr, state: MachineState, rule: NoteRule) -> List[Fi
     if missing:
         out.append(finding(
             "CHP040", f"{len(missing)} present CPU(s) have no note in the "
-            f"elfcorehdr: {_cpus(missing)}", cpus=missing, rule=rule.kind))
+            f"elfcorehdr: {cpulist(missing)}", cpus=missing, rule=rule.kind))
     if rule.kind == "possible":
         absent = [c for c in state.possible_cpus if c not in present
                   and c not in matched and c not in paired and c not in untranslated]
         if absent:
             out.append(finding(
-                "CHP044", f"no notes for possible CPUs {_cpus(absent)} (not "
+                "CHP044", f"no notes for possible CPUs {cpulist(absent)} (not "
                 "present now): a later hot-add will not be described, x86 does "
                 "not rewrite a kernel-built header for CPU events", cpus=absent))
     else:
         gone = [c for c in sorted(matched) if c not in present]
         if gone:
             out.append(finding(
-                "CHP041", f"notes for CPUs {_cpus(gone)} that are no longer "
+                "CHP041", f"notes for CPUs {cpulist(gone)} that are no longer "
                 "present", cpus=gone, rule=rule.kind))
     return out
 
@@ -640,16 +641,6 @@ def _fmt_wrong(wrong: List[Dict[str, object]]) -> str:
     return "; ".join(parts)
 
 
-def _cpus(cpus: Sequence[int]) -> str:
-    parts = []
-    i = 0
-    while i < len(cpus):
-        j = i
-        while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
-            j += 1
-        parts.append(str(cpus[i]) if i == j else f"{cpus[i]}-{cpus[j]}")
-        i = j + 1
-    return ",".join(parts)
 
 
 def _check_vmcoreinfo(hdr: ElfCoreHdr, state: MachineState) -> List[Finding]:

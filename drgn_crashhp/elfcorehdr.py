@@ -26,6 +26,7 @@ from drgn_crashhp.physmem import Unreadable, read_phys
 __all__ = (
     "EHDR_SIZE",
     "PHDR_SIZE",
+    "START_KERNEL_MAP",
     "ElfCoreHdr",
     "ElfCoreHdrRead",
     "Load",
@@ -53,8 +54,8 @@ _EM = {
     Architecture.S390X: 22,
     Architecture.RISCV64: 243,
 }
-#: x86_64 __START_KERNEL_map: the kernel text PT_LOAD's p_vaddr lies above it,
-#: RAM PT_LOADs (direct map) below.
+#: x86_64 __START_KERNEL_map (arch/x86/include/asm/page_64_types.h): the
+#: kernel text PT_LOAD's p_vaddr lies above it, RAM PT_LOADs (direct map) below.
 START_KERNEL_MAP = 0xFFFFFFFF80000000
 #: The largest header the kernel can write: Ehdr + (PN_XNUM - 1) Phdrs. Reads
 #: of a segment are capped here, whatever memsz claims.

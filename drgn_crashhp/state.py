@@ -20,7 +20,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Callable, Iterator, List, Optional, Set, Tuple, TypeVar
+from typing import (
+    Callable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Set,
+    Tuple,
+    TypeVar,
+)
 
 from drgn import Architecture, FaultError, Object, Program, sizeof
 from drgn.helpers.linux.cpumask import (
@@ -31,11 +40,12 @@ from drgn.helpers.linux.cpumask import (
 )
 from drgn.helpers.linux.percpu import per_cpu_ptr
 
+from drgn_crashhp.elfcorehdr import START_KERNEL_MAP
+
 __all__ = (
     "IORESOURCE_BUSY",
     "IORESOURCE_SYSTEM_RAM",
     "MAX_IOMEM_NODES",
-    "START_KERNEL_MAP",
     "CpuNote",
     "KernelText",
     "LogLine",
@@ -48,8 +58,6 @@ __all__ = (
 #: include/linux/ioport.h: IORESOURCE_MEM | IORESOURCE_SYSRAM, and BUSY.
 IORESOURCE_SYSTEM_RAM = 0x00000200 | 0x01000000
 IORESOURCE_BUSY = 0x80000000
-#: arch/x86/include/asm/page_64_types.h
-START_KERNEL_MAP = 0xFFFFFFFF80000000
 #: x86_64 PAGE_OFFSET without CONFIG_DYNAMIC_MEMORY_LAYOUT (4-level paging).
 DEFAULT_PAGE_OFFSET = 0xFFFF888000000000
 #: Cap on the iomem nodes visited: a real tree has a few thousand at most;
@@ -275,12 +283,13 @@ def _cpu_notes(
     if crash_notes is not None and not crash_notes.value_():
         r.unknown.append(("cpu_notes", "crash_notes is NULL (allocation failed)"))
     if failed:
-        r.unknown.append(("cpu_notes", f"crash_notes of CPUs {_cpulist(failed)} "
+        r.unknown.append(("cpu_notes", f"crash_notes of CPUs {cpulist(failed)} "
                           "could not be translated"))
     return tuple(out), note_size
 
 
-def _cpulist(cpus: List[int]) -> str:
+def cpulist(cpus: Sequence[int]) -> str:
+    """CPU numbers in the kernel's list format: ``0-3,6``."""
     parts = []
     i = 0
     while i < len(cpus):

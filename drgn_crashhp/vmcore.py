@@ -40,8 +40,9 @@ from drgn_crashhp.compare import (
     _subtract,
     excluded_ranges,
 )
+from drgn_crashhp.elfcorehdr import START_KERNEL_MAP
 from drgn_crashhp.findings import Finding, finding
-from drgn_crashhp.state import START_KERNEL_MAP, MachineState
+from drgn_crashhp.state import MachineState
 
 __all__ = ("DumpHeaders", "DumpLoad", "check_dump", "read_dump_headers")
 
