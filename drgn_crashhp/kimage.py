@@ -392,14 +392,14 @@ def read_kimage(prog: Program, symbol: str = "kexec_crash_image") -> Optional[KI
     try:
         address = pointer.value_()
     except FaultError as e:
-        raise Unreadable(symbol, e.address, 8) from e
+        raise Unreadable(symbol, e.address, 8, physical=False) from e
     if not address:
         return None
     try:
         image = pointer[0].read_()
     except FaultError as e:
         raise Unreadable(f"*{symbol} (struct kimage)", address,
-                         pointer.type_.type.size or 0) from e
+                         pointer.type_.type.size or 0, physical=False) from e
     try:
         nr_segments = image.nr_segments.value_()
         segments = tuple(

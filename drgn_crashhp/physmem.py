@@ -29,8 +29,10 @@ PAGE_SIZE = 4096
 class Unreadable(Exception):
     """Bytes the target does not have (not in the dump, or a bad address)."""
 
-    def __init__(self, what: str, address: int, size: int) -> None:
-        super().__init__(f"{what}: {size:#x} bytes at physical {address:#x} "
+    def __init__(self, what: str, address: int, size: int,
+                 physical: bool = True) -> None:
+        space = "physical" if physical else "virtual"
+        super().__init__(f"{what}: {size:#x} bytes at {space} {address:#x} "
                          "are not readable in this target")
         self.what = what
         self.address = address
