@@ -31,8 +31,10 @@ class Unreadable(Exception):
 
     def __init__(self, what: str, address: int, size: int,
                  physical: bool = True) -> None:
-        space = "physical" if physical else "virtual"
-        super().__init__(f"{what}: {size:#x} bytes at {space} {address:#x} "
+        # drgn reports a failed virtual read at the address that faulted,
+        # which may be a page-table entry's: name the space only when known.
+        space = "physical " if physical else ""
+        super().__init__(f"{what}: {size:#x} bytes at {space}{address:#x} "
                          "are not readable in this target")
         self.what = what
         self.address = address
