@@ -3,6 +3,9 @@
 from pathlib import Path
 
 from drgn_crashhp.findings import CODES
+from drgn_crashhp.report import build_report, report_json
+from tests.synth import SynthKernel
+from tests.test_kimage import machine
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 
@@ -14,3 +17,10 @@ def test_every_code_is_in_the_readme() -> None:
 
 def test_readme_names_the_test_command() -> None:
     assert "python3 -m pytest -q" in README
+
+
+def test_every_json_key_is_documented() -> None:
+    doc = report_json(build_report(SynthKernel(machine("6.10")).prog))
+    section = README[README.index("## JSON"):README.index("## contrib")]
+    for key in doc:
+        assert f"| `{key}` |" in section, key
