@@ -11,8 +11,16 @@ Inputs come from hypothesis in batches, each batch with its own seed
 (``--seed`` + batch number), so a run is reproducible. Per target it prints
 inputs, distinct outcomes (values and documented errors, numbers blanked),
 crashes (undocumented exceptions, broken invariants, hangs: must be 0),
-and the longest time one input took. Exit status 1 if anything crashed;
-``--json FILE`` also writes the numbers and every crash's input.
+and the longest time one input took (wall clock, and CPU). Exit status 1
+if anything crashed; ``--json FILE`` also writes the numbers, every
+outcome's count and the first ten crashes with their inputs.
+
+On a shared machine, split a target over processes with distinct seeds:
+
+    nice -n 10 python3 contrib/fuzz_long.py --target NAME --inputs 34000 \
+        --seed 3000000 --json a.json &
+    nice -n 10 python3 contrib/fuzz_long.py --target NAME --inputs 34000 \
+        --seed 4000000 --json b.json &
 """
 
 from __future__ import annotations
@@ -78,6 +86,7 @@ def fuzz(target: Target, inputs: int, batch: int, base_seed: int,
         "wall_time_s": round(time.monotonic() - started, 1),
         "stopped_early": stats["inputs"] < inputs,
         "top_outcomes": outcomes.most_common(8),
+        "outcomes": dict(outcomes),
         "crash_examples": crashes[:10],
     }
 

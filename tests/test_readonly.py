@@ -1,15 +1,16 @@
 """
 Read-only: nothing drgn-crashhp runs can change the target.
 
-Two proofs. Dynamically: every reader, check and rendering (text, JSON, the
-``%crashhp`` drgn command) runs on synthetic kernels whose memory segments
-record each access; memory is byte-for-byte unchanged afterwards and the
-only accesses are reads. Structurally: drgn's :class:`~drgn.Program` has no
-write API at all, and a scan of the package source (ast) finds no call that
-could write target memory: no file opened for writing, no ``/dev/mem``,
-``/dev/kmem`` or ``/proc/kcore`` opened other than by drgn, no ``ptrace``,
-``ctypes``, ``mmap``, ``socket`` or ``subprocess``, and no QMP command
-named anywhere.
+Dynamically: every reader, check and rendering (text, JSON, the ``%crashhp``
+drgn command) runs on synthetic kernels whose memory segments record each
+access; memory is byte-for-byte unchanged afterwards and the only accesses
+are reads; a real vmcore is unchanged after the command line read it.
+Structurally: drgn's :class:`~drgn.Program` has no write API at all; drgn's
+QEMU backend sends only QMP commands that read; and a scan of the package
+source (ast) finds no call that could write target memory: no file opened
+for writing, no ``/dev/mem``, ``/dev/kmem`` or ``/proc/kcore`` opened other
+than by drgn, no ``ptrace``, ``ctypes``, ``mmap``, ``socket`` or
+``subprocess``, and no QMP command named anywhere.
 """
 
 from __future__ import annotations
