@@ -80,7 +80,9 @@ def missing_ranges(prog: Program, address: int, size: int) -> List[Tuple[int, in
     the target cannot supply, at page granularity, merged.
 
     A range that reads whole costs one read; otherwise it is bisected, so a
-    dump that lacks a few pages of a large region costs O(holes * log size).
+    dump that lacks a few pages of a large region costs O(holes * log size)
+    reads, and one that lacks it all about two reads per page (callers cap
+    the size they probe: purgatory.MISSING_PROBE).
     """
     out: List[Tuple[int, int]] = []
     if size <= 0:

@@ -62,7 +62,7 @@ IORESOURCE_BUSY = 0x80000000
 DEFAULT_PAGE_OFFSET = 0xFFFF888000000000
 #: Cap on the iomem nodes visited: a real tree has a few thousand at most;
 #: a corrupt one (cycles, garbage pointers) must not keep us walking.
-MAX_IOMEM_NODES = 1 << 20
+MAX_IOMEM_NODES = 1 << 16
 #: The kernel image cannot exceed KERNEL_IMAGE_SIZE (1 GiB on x86_64 KASLR).
 KERNEL_IMAGE_SIZE = 1 << 30
 #: SECTION_SIZE_BITS per architecture when VMCOREINFO does not say
