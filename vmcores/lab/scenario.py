@@ -233,7 +233,7 @@ def collect_state(g):
 
 
 def crash_region(iomem):
-    for depth, s, e, name in parse_iomem(iomem):
+    for _depth, s, e, name in parse_iomem(iomem):
         if name == "Crash kernel":
             return [s, e]
     return None
