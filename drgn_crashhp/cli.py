@@ -203,6 +203,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         symbol="kexec_image" if args.image == "kexec" else "kexec_crash_image",
         digest=not args.no_digest,
         progress=progress,
+        target=f"QEMU guest {args.qemu}" if args.qemu else None,
     )
     if progress is not None:
         progress.finish()

@@ -105,6 +105,7 @@ def build_report(
     symbol: str = "kexec_crash_image",
     digest: bool = True,
     progress: Optional[Progress] = None,
+    target: Optional[str] = None,
 ) -> Report:
     """
     Read the loaded image and the machine, and check one against the other.
@@ -112,8 +113,10 @@ def build_report(
     :param symbol: ``kexec_crash_image`` or ``kexec_image``.
     :param digest: Recompute the purgatory digest (reads every hashed byte).
     :param progress: Called as ``progress(done, total)`` during digest work.
+    :param target: How to name the target; by default the core dump path, or
+        "live kernel".
     """
-    target = _target(prog)
+    target = target or _target(prog)
     state = read_state(prog)
     dump = read_dump_headers(prog, state.page_offset)
     findings: List[Finding] = check_dump(dump, state) if dump is not None else []

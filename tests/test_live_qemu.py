@@ -83,6 +83,7 @@ def test_live_guest_shows_the_kernels_update(guest: Any) -> None:
             '--append="console=ttyS0 acpi_no_memhotplug irqpoll nr_cpus=1"')
     before = report(sock)
     assert before["verdict"] == "OK", before["findings"]
+    assert before["target"] == f"QEMU guest {sock}"
     assert before["image"]["file_mode"] is True
     dimm = g.add_dimm(1)
     start, size = dimm["addr"], dimm["size"]
