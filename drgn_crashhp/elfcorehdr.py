@@ -121,8 +121,14 @@ def decode_elfcorehdr(
         raise Malformed(f"{len(data)} bytes is shorter than an ELF header")
     if data[:4] != b"\x7fELF":
         raise Malformed(f"bad ELF magic {data[:4].hex()}")
+    # The capture kernel reads only the Ehdr and the Phdrs (fs/proc/vmcore.c);
+    # section fields are 0 in every header the kernel or kexec-tools writes.
+    # Hide them from pyelftools, which would otherwise follow e_shoff.
+    ehdr = bytearray(data[:EHDR_SIZE])
+    ehdr[0x28:0x30] = bytes(8)  # e_shoff
+    ehdr[0x3A:0x40] = bytes(6)  # e_shentsize, e_shnum, e_shstrndx
     try:
-        elf = ELFFile(io.BytesIO(data))
+        elf = ELFFile(io.BytesIO(bytes(ehdr)))
         hdr = elf.header
     except ELFError as e:
         raise Malformed(f"not a valid ELF header: {e}") from e
@@ -151,9 +157,13 @@ def decode_elfcorehdr(
     notes: List[Note] = []
     loads: List[Load] = []
     other: List[int] = []
+    phdr = elf.structs.Elf_Phdr
     try:
-        for i, ph in enumerate(elf.iter_segments()):
-            h = ph.header
+        for i in range(phnum):
+            at = phoff + i * PHDR_SIZE
+            # Parse the Phdr alone, not a pyelftools segment object: those
+            # follow section tables (PT_DYNAMIC) that a core header lacks.
+            h = phdr.parse(data[at:at + PHDR_SIZE])
             if h["p_type"] == "PT_NOTE":
                 notes.append(Note(i, h["p_paddr"], h["p_filesz"], h["p_offset"]))
             elif h["p_type"] == "PT_LOAD":
@@ -164,7 +174,7 @@ def decode_elfcorehdr(
             else:
                 ptype = h["p_type"]
                 other.append(ptype if isinstance(ptype, int) else -1)
-    except (ELFError, struct.error) as e:
+    except (ELFError, struct.error, ValueError, OverflowError) as e:
         raise Malformed(f"unreadable program header: {e}") from e
     return ElfCoreHdr(
         machine=e_machine,

@@ -257,3 +257,15 @@ def test_text_and_json_carry_the_same_findings() -> None:
     for f in report.findings:
         assert f.code in text_out
     assert "0x2f000000" in text_out
+
+
+def test_section_fields_and_pt_dynamic_are_ignored() -> None:
+    """Found by contrib/fuzz_long.py: pyelftools followed a huge e_shoff from
+    a PT_DYNAMIC segment and raised OverflowError. The capture kernel reads
+    only the Ehdr and Phdrs, and so does the decoder."""
+    data = bytearray(elf_core_header([note(0x1000), (2, 0, 0, 0, 16, 16)]))
+    data[0x28:0x30] = (1 << 63).to_bytes(8, "little")  # e_shoff
+    data[0x3C:0x40] = b"\xff\xff\x05\x00"  # e_shnum, e_shstrndx
+    hdr = decode_elfcorehdr(bytes(data), capacity=0x1000)
+    assert [n.paddr for n in hdr.notes] == [0x1000]
+    assert len(hdr.other) == 1 and not hdr.loads
