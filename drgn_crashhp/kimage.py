@@ -31,7 +31,6 @@ __all__ = (
     "Role",
     "Segment",
     "check_image",
-    "read_crashk",
     "read_kimage",
     "refine_roles",
 )
@@ -441,19 +440,6 @@ def read_kimage(prog: Program, symbol: str = "kexec_crash_image") -> Optional[KI
 
 
 PAGE_SIZE = 4096
-
-
-def read_crashk(prog: Program) -> Optional[Tuple[int, int]]:
-    """
-    The crash kernel reservation ``crashk_res`` as an inclusive range, or None
-    when nothing is reserved (``end == 0``) or the symbol is unknown.
-    """
-    try:
-        res = prog["crashk_res"]
-        start, end = res.start.value_(), res.end.value_()
-    except (KeyError, LookupError, FaultError):
-        return None
-    return (start, end) if end else None
 
 
 def check_image(image: KImage, crashk: Optional[Tuple[int, int]]) -> List[Finding]:

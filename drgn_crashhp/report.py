@@ -35,7 +35,6 @@ from drgn_crashhp.kimage import (
     KImage,
     MissingInfo,
     check_image,
-    read_crashk,
     read_kimage,
     refine_roles,
 )
@@ -139,7 +138,8 @@ def build_report(
         else:
             f = finding("CHP006", f"{symbol} is NULL")
         return done(f, image=None, elfcorehdr=None)
-    findings += check_image(image, read_crashk(prog))
+    crashk = state.crashk_res if state.crashk_res and state.crashk_res[1] else None
+    findings += check_image(image, crashk)
     hdr = read_elfcorehdr(prog, image)
     findings += check_elfcorehdr(image, hdr)
     findings += check_state(image, hdr.header, hdr.data or None, state)

@@ -34,7 +34,7 @@ from drgn.commands import DEFAULT_COMMAND_NAMESPACE
 import drgn_crashhp.command  # noqa: F401  registers %crashhp
 from drgn_crashhp import purgatory, state
 from drgn_crashhp.elfcorehdr import read_elfcorehdr
-from drgn_crashhp.kimage import read_crashk, read_kimage
+from drgn_crashhp.kimage import read_kimage
 from drgn_crashhp.report import build_report, render_text, report_json
 from tests import purgblob as pb
 from tests import synth
@@ -87,7 +87,6 @@ MACHINES: Dict[str, Callable[[], Machine]] = {
 def _everything(prog: drgn.Program) -> None:
     """Every reader and check, the report both ways, and the drgn command."""
     image = read_kimage(prog)
-    read_crashk(prog)
     st = state.read_state(prog)
     assert st is not None
     if image is not None:
