@@ -52,7 +52,7 @@ def find_dumps(paths: Iterable[str]) -> List[Path]:
 
 def triage(path: str, symbols: Sequence[str], digest: bool) -> Dict[str, Any]:
     """Run in a worker process: one dump, one JSON document."""
-    from drgn_crashhp.cli import TargetError, open_program
+    from drgn_crashhp import TargetError, open_program
     from drgn_crashhp.report import build_report, report_json
 
     try:

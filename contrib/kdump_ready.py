@@ -21,7 +21,7 @@ import json
 import sys
 from typing import List, Optional
 
-from drgn_crashhp.cli import TargetError, open_program
+from drgn_crashhp import TargetError, open_program
 from drgn_crashhp.findings import EXIT_USAGE, Severity
 from drgn_crashhp.report import build_report, report_json
 

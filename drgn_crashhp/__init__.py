@@ -20,6 +20,7 @@ from drgn_crashhp.elfcorehdr import (
 from drgn_crashhp.findings import CODES, Finding, Severity, exit_status
 from drgn_crashhp.kimage import KImage, Layout, Role, Segment, read_kimage
 from drgn_crashhp.report import Report, build_report, render_text, report_json
+from drgn_crashhp.target import TargetError, open_program
 
 __all__ = (
     "CODES",
@@ -32,9 +33,11 @@ __all__ = (
     "Role",
     "Segment",
     "Severity",
+    "TargetError",
     "build_report",
     "decode_elfcorehdr",
     "exit_status",
+    "open_program",
     "read_elfcorehdr",
     "read_kimage",
     "render_text",
