@@ -16,6 +16,7 @@ archive is unpacked again.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import json
 import lzma
@@ -23,6 +24,7 @@ import os
 import shutil
 import sys
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import Dict, List
 
@@ -64,11 +66,20 @@ def unpack() -> Path:
     stamp = dest / ".complete"
     if stamp.exists():
         return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    # Several processes (test runs, helpers) may unpack at once: one does the
+    # work under the lock, the others wait for it and find the stamp.
+    with open(dest.parent / f".{dest.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not stamp.exists():
+            _unpack_into(dest)
+    return dest
+
+
+def _unpack_into(dest: Path) -> None:
     import zstandard
 
-    tmp = dest.with_name(dest.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
     dctx = zstandard.ZstdDecompressor(max_window_size=1 << 31)
     with open(ARCHIVE, "rb") as raw, dctx.stream_reader(raw) as stream, \
             tarfile.open(fileobj=stream, mode="r|") as tar:
@@ -86,7 +97,6 @@ def unpack() -> Path:
     (tmp / ".complete").write_text("ok\n")
     shutil.rmtree(dest, ignore_errors=True)
     tmp.rename(dest)
-    return dest
 
 
 def vmlinux_path() -> Path:
