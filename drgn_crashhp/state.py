@@ -48,6 +48,7 @@ __all__ = (
     "MAX_IOMEM_NODES",
     "CpuNote",
     "KernelText",
+    "kernel_text_size",
     "LogLine",
     "MachineState",
     "MemoryBlock",
@@ -314,58 +315,68 @@ def _vmcoreinfo(prog: Program, page_offset: int) -> Tuple[int, int]:
     return vaddr - page_offset, 24 + 12 + page_size
 
 
-def _link_time_size(prog: Program) -> Optional[int]:
-    """``_end - _text`` from the vmlinux symbol table (link-time values)."""
+def kernel_text_size(
+    text: int,
+    end: int,
+    module_end: Optional[int],
+    kernel_offset: Optional[int],
+) -> Tuple[int, str]:
+    """
+    ``_end - _text`` of the running kernel, and where it came from.
+
+    *text* and *end* are the symbol addresses drgn gives; *module_end* is the
+    end of the main module's loaded address range (the KASLR-shifted end of
+    vmlinux's last PT_LOAD, which is ``_end``), or None without a vmlinux;
+    *kernel_offset* is VMCOREINFO's ``KERNELOFFSET``. drgn shifts ``_text``
+    but, on a minimal vmlinux, not ``_end``, which sits exactly at the end of
+    the last loaded section (kernel-notes §10).
+
+    :raises ValueError: if no candidate is a kernel image size.
+    """
+    candidates = []
+    if module_end is not None:
+        candidates.append((module_end - text, "main module address range end - _text"))
+    candidates.append((end - text, "runtime symbols _end - _text"))
+    if kernel_offset is not None:
+        # _end left at its link-time address: shift it like
+        # arch/x86/kernel/machine_kexec_64.c's KERNELOFFSET.
+        candidates.append(
+            (end + kernel_offset - text, "_end + VMCOREINFO KERNELOFFSET - _text")
+        )
+    for size, source in candidates:
+        if 0 < size <= KERNEL_IMAGE_SIZE:
+            return size, source
+    raise ValueError(
+        f"_end - _text = {end - text:#x} is not a kernel image size "
+        "(_end not KASLR-shifted?) and no KERNELOFFSET or vmlinux range to fix it"
+    )
+
+
+def _module_end(prog: Program) -> Optional[int]:
     try:
-        path = prog.main_module().debug_file_path
-    except (LookupError, AttributeError, ValueError):
+        address_range = prog.main_module().address_range
+    except LookupError:
         return None
-    if not path:
-        return None
-    from elftools.common.exceptions import ELFError
-    from elftools.elf.elffile import ELFFile
-    from elftools.elf.sections import SymbolTableSection
-
-    try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            symtab = elf.get_section_by_name(".symtab")
-            if not isinstance(symtab, SymbolTableSection):
-                return None
-            text = symtab.get_symbol_by_name("_text")
-            end = symtab.get_symbol_by_name("_end")
-            if not text or not end:
-                return None
-            return int(end[0]["st_value"]) - int(text[0]["st_value"])
-    except (OSError, ELFError):
-        return None
+    return address_range[1] if address_range else None
 
 
-def _kernel_offset(prog: Program) -> int:
+def _kernel_offset(prog: Program) -> Optional[int]:
     info = prog["vmcoreinfo_data"].string_().decode(errors="replace")
     m = re.search(r"^KERNELOFFSET=([0-9a-f]+)$", info, re.M)
-    if not m:
-        raise LookupError("no KERNELOFFSET in VMCOREINFO")
-    return int(m.group(1), 16)
+    return int(m.group(1), 16) if m else None
 
 
 def _kernel_text(prog: Program) -> KernelText:
+    # No vmlinux symbol-table parse: drgn's own symbol index and module
+    # range, and VMCOREINFO, give everything (a distribution vmlinux has
+    # ~190,000 symbols).
     text = prog.symbol("_text").address
-    # drgn does not KASLR-shift _end on a minimal vmlinux (kernel-notes §10):
-    # take the size from link-time values, not from the two runtime symbols.
-    size = _link_time_size(prog)
-    source = "vmlinux symbol table (link-time _end - _text)"
-    if size is None:
-        size = prog.symbol("_end").address - text
-        source = "runtime symbols _end - _text"
-        if size <= 0:
-            # _end left at its link-time address: shift it by VMCOREINFO's
-            # KERNELOFFSET (arch/x86/kernel/machine_kexec_64.c).
-            size += _kernel_offset(prog)
-            source = "_end + VMCOREINFO KERNELOFFSET - _text"
-        if not 0 < size <= KERNEL_IMAGE_SIZE:
-            raise ValueError(f"_end - _text = {size:#x} is not a kernel image size "
-                             "(_end not KASLR-shifted?) and no vmlinux to read")
+    end = prog.symbol("_end").address
+    module_end = _module_end(prog)
+    try:
+        size, source = kernel_text_size(text, end, module_end, None)
+    except ValueError:
+        size, source = kernel_text_size(text, end, module_end, _kernel_offset(prog))
     return KernelText(text, _pa_symbol(prog, text), size, source)
 
 

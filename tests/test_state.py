@@ -584,14 +584,34 @@ def test_real_kdump_dump() -> None:
     assert qemu is not None and qemu.producer == "qemu"
 
 
-def test_real_kernel_text_without_symtab(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kernel_text_size_end_shifted_or_not() -> None:
+    from drgn_crashhp.state import kernel_text_size
+
+    text, size, kaslr = 0xFFFFFFFFB3200000, 0xA30000, 0x32200000
+    link_end = text - kaslr + size
+    # Minimal vmlinux (kernel-notes §10): drgn leaves _end at its link-time
+    # address; the module range end or KERNELOFFSET gives the real size.
+    assert kernel_text_size(text, link_end, text + size, kaslr)[0] == size
+    assert kernel_text_size(text, link_end, None, kaslr) == (
+        size, "_end + VMCOREINFO KERNELOFFSET - _text")
+    # Distribution vmlinux or kallsyms: _end shifted like _text.
+    assert kernel_text_size(text, text + size, None, kaslr) == (
+        size, "runtime symbols _end - _text")
+    assert kernel_text_size(text, text + size, text + size, None)[0] == size
+    with pytest.raises(ValueError):
+        kernel_text_size(text, link_end, None, None)
+
+
+def test_real_kernel_text_without_module_range(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import drgn_crashhp.state as state_mod
 
     prog, _ = fixture("file_memadd")
     linked = state_mod._kernel_text(prog)
-    assert linked.size_source.startswith("vmlinux")
+    assert linked.size_source.startswith("main module")
     # drgn leaves _end unshifted on this vmlinux: the KERNELOFFSET fallback.
-    monkeypatch.setattr(state_mod, "_link_time_size", lambda prog: None)
+    monkeypatch.setattr(state_mod, "_module_end", lambda prog: None)
     shifted = state_mod._kernel_text(prog)
     assert "KERNELOFFSET" in shifted.size_source
     assert (shifted.vaddr, shifted.paddr, shifted.size) == (
