@@ -1,0 +1,662 @@
+#!/usr/bin/env python3
+"""
+drgn-crashhp on a Debian distribution kernel with full debug info, against
+drgn's own open time on the same dump.
+
+    python3 contrib/bench/distro_bench.py [--suite bookworm-backports]
+        [--flavour cloud-amd64 | --package linux-image-KVER] [--runs 5]
+        [--mem 1G] [--crashkernel 128M] [--profile] [--json-out FILE]
+
+One command from a clean clone (root, Debian, QEMU 10 from
+``vmcores/lab/setup.sh --live``, whose apt sources file adds the extra suites):
+
+1. ``apt-get download``s the kernel of ``linux-image-FLAVOUR`` in SUITE and its
+   ``-dbg`` package, and unpacks vmlinuz, the debug vmlinux and the
+   ``qemu_fw_cfg`` module (Debian builds it as a module; without it QEMU's dump
+   has no VMCOREINFO) into ``${XDG_CACHE_HOME:-~/.cache}/drgn-crashhp/bench/``.
+2. Boots it under QEMU with the lab's driver (``vmcores/lab/guest.py``) and
+   the fixtures' guest initramfs plus the module, loads the lab kernel as crash
+   kernel with ``kexec -s -p``, hot-adds a 128 MiB DIMM, and dumps the guest as
+   ELF and as kdump-raw-zlib (``dump-guest-memory``).
+3. With the guest still running, times (median of --runs interleaved runs,
+   after one untimed warm-up of each) drgn's open
+   (``drgn -q -c VMCORE -s VMLINUX -e pass``, ``drgn -q --qemu SOCK ...``)
+   and drgn-crashhp's full report, ``--no-digest``, ``--json`` and ``--qemu``,
+   and prints each ratio to the matching drgn open with the target.
+4. Import time of the package on top of drgn's, and the digest throughput
+   (``contrib/bench/digest_bench.py`` on the ELF dump).
+
+``--profile`` adds a cProfile of the full report on each dump (top functions by
+own time). Not a test: the figures depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import io
+import json
+import lzma
+import os
+import pstats
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence, Tuple
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "vmcores" / "lab"))
+
+from guest import Guest, GuestError  # noqa: E402
+
+CAPTURE_APPEND = "console=ttyS0 acpi_no_memhotplug irqpoll nr_cpus=1 reset_devices"
+KEXEC_CMD = f'kexec -s -p /bzImage --initrd=/capture.cpio --append="{CAPTURE_APPEND}"'
+DIMM_SIZE = 128 << 20
+
+# (variant, baseline variant, target ratio or None)
+TARGETS = {
+    "crashhp full ELF": ("drgn open ELF", 1.2),
+    "crashhp --no-digest ELF": ("drgn open ELF", 1.1),
+    "crashhp --json ELF": ("drgn open ELF", None),
+    "crashhp full kdump": ("drgn open kdump", 1.3),
+    "crashhp --no-digest kdump": ("drgn open kdump", 1.1),
+    "crashhp --json kdump": ("drgn open kdump", None),
+    "crashhp --qemu": ("drgn open --qemu", 1.5),
+}
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(base) / "drgn-crashhp" / "bench"
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ packages
+def apt_field(spec: str, field: str) -> Optional[str]:
+    """A field of ``apt-cache show SPEC`` (first stanza), None if unknown."""
+    proc = subprocess.run(["apt-cache", "show", spec], capture_output=True, text=True)
+    if proc.returncode != 0:
+        return None
+    m = re.search(rf"^{field}: (.*)$", proc.stdout, re.M)
+    return m.group(1) if m else ""
+
+
+def resolve_kernel(suite: str, flavour: str) -> str:
+    """``linux-image-FLAVOUR/SUITE`` (meta-package) -> ``linux-image-KVER``."""
+    meta = f"linux-image-{flavour}/{suite}"
+    depends = apt_field(meta, "Depends")
+    if not depends:
+        sys.exit(
+            f"apt-cache knows no {meta}: run vmcores/lab/setup.sh --live "
+            "(it adds bookworm-backports, trixie and trixie-backports to "
+            "the apt sources) and apt-get update"
+        )
+    return depends.split(",")[0].split()[0]
+
+
+def download(pkg: str, debs: Path) -> Path:
+    """``apt-get download PKG`` into *debs* once; the .deb path."""
+    have = sorted(debs.glob(f"{pkg}_*.deb"))
+    if have:
+        return have[-1]
+    debs.mkdir(parents=True, exist_ok=True)
+    log(f"apt-get download {pkg}")
+    subprocess.run(
+        ["apt-get", "download", "-q", pkg],
+        cwd=debs,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    have = sorted(debs.glob(f"{pkg}_*.deb"))
+    if not have:
+        sys.exit(f"apt-get download {pkg} left no .deb in {debs}")
+    return have[-1]
+
+
+def extract(deb: Path, dest: Path, patterns: Sequence[str]) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    tar = subprocess.Popen(
+        ["dpkg-deb", "--fsys-tarfile", str(deb)], stdout=subprocess.PIPE
+    )
+    subprocess.run(
+        ["tar", "-x", "-C", str(dest), "--wildcards", *patterns],
+        stdin=tar.stdout,
+        check=False,
+        stderr=subprocess.DEVNULL,
+    )
+    assert tar.stdout is not None
+    tar.stdout.close()
+    tar.wait()
+
+
+def one(dest: Path, patterns: Sequence[str]) -> Optional[Path]:
+    for pat in patterns:
+        hits = sorted(glob.glob(str(dest / pat)))
+        if hits:
+            return Path(hits[0])
+    return None
+
+
+def fetch_kernel(kpkg: str, cache: Path) -> Dict[str, Path]:
+    """vmlinuz, debug vmlinux and qemu_fw_cfg.ko of *kpkg*, cached."""
+    kver = kpkg[len("linux-image-") :]
+    dest = cache / kver
+    debs = cache / "debs"
+    vmlinuz_pats = ("boot/vmlinuz-*", "usr/lib/modules/*/vmlinuz*")
+    vmlinux_pats = (
+        "usr/lib/debug/boot/vmlinux-*",
+        "usr/lib/debug/lib/modules/*/vmlinux",
+    )
+    module_pats = (
+        "lib/modules/*/kernel/drivers/firmware/qemu_fw_cfg.ko*",
+        "usr/lib/modules/*/kernel/drivers/firmware/qemu_fw_cfg.ko*",
+    )
+    if not one(dest, vmlinux_pats):
+        extract(download(kpkg + "-dbg", debs), dest, ["*/vmlinux*"])
+    # Debian 6.x: linux-image-KVER-unsigned; 7.x: linux-binary-unsigned-KVER
+    # (kernel) and linux-modules-KVER (modules), kernel-notes section 11.
+    for cand in (
+        kpkg + "-unsigned",
+        "linux-binary-unsigned-" + kver,
+        "linux-modules-" + kver,
+        kpkg,
+    ):
+        if one(dest, vmlinuz_pats) and one(dest, module_pats):
+            break
+        if apt_field(cand, "Package") is None:
+            continue
+        extract(
+            download(cand, debs),
+            dest,
+            ["*vmlinuz*", "*/qemu_fw_cfg.ko*", "./boot/config-*"],
+        )
+    files = {
+        "vmlinuz": one(dest, vmlinuz_pats),
+        "vmlinux": one(dest, vmlinux_pats),
+        "module": one(dest, module_pats),
+    }
+    missing = [k for k, v in files.items() if v is None]
+    if missing:
+        sys.exit(
+            f"{kpkg}: could not find {', '.join(missing)} in its packages ({dest})"
+        )
+    return files  # type: ignore[return-value]
+
+
+# ------------------------------------------------------------------ initramfs
+def newc(entries: Sequence[Tuple[str, int, bytes]]) -> bytes:
+    """A newc cpio archive of (name, mode, data) entries plus the trailer."""
+    out = io.BytesIO()
+    for ino, (name, mode, data) in enumerate([*entries, ("TRAILER!!!", 0, b"")], 1):
+        raw = name.encode() + b"\0"
+        fields = (
+            ino if name != "TRAILER!!!" else 0,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            len(data),
+            0,
+            0,
+            0,
+            0,
+            len(raw),
+            0,
+        )
+        out.write(b"070701" + b"".join(b"%08X" % f for f in fields) + raw)
+        out.write(b"\0" * (-out.tell() % 4) + data + b"\0" * (-len(data) % 4))
+    return out.getvalue()
+
+
+def guest_initrd(base: Path, module: Path, dest: Path) -> Path:
+    """The lab initramfs plus /qemu_fw_cfg.ko, as one concatenated archive."""
+    data = module.read_bytes()
+    if module.suffix == ".xz":
+        data = lzma.decompress(data)
+    elif module.suffix == ".zst":
+        import zstandard
+
+        data = zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    blob = base.read_bytes()
+    blob += b"\0" * (-len(blob) % 4) + newc([("qemu_fw_cfg.ko", 0o100644, data)])
+    if not dest.exists() or dest.read_bytes() != blob:
+        dest.write_bytes(blob)
+    return dest
+
+
+def lab_initramfs() -> Path:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "vmcores_unpack", ROOT / "vmcores" / "unpack.py"
+    )
+    assert spec is not None and spec.loader is not None
+    unpack = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(unpack)
+    return Path(unpack.unpack()) / "initramfs.cpio"
+
+
+# ------------------------------------------------------------------ guest
+def boot(
+    args: argparse.Namespace,
+    files: Dict[str, Path],
+    initrd: Path,
+    run: Path,
+    qmp_sock: Path,
+) -> Tuple[Guest, Dict[str, object]]:
+    append = (
+        f"console=ttyS0 crashkernel={args.crashkernel} "
+        "memhp_default_state=online_movable"
+    )
+    for attempt in range(1, 4):
+        if qmp_sock.exists():
+            qmp_sock.unlink()
+        g = Guest(
+            str(run),
+            str(files["vmlinuz"]),
+            str(initrd),
+            append=append,
+            mem=f"{args.mem},slots=4,maxmem=4G",
+            extra_args=["-qmp", f"unix:{qmp_sock},server=on,wait=off"],
+            name="distro",
+        )
+        t0 = time.monotonic()
+        g.start()
+        try:
+            g.wait_ready(1200)
+            boot_s = time.monotonic() - t0
+            if int(g.read("/sys/kernel/kexec_crash_size").strip() or 0):
+                break
+            log(f"boot {attempt}: no crashkernel reservation, booting again")
+        except GuestError:
+            g.close()
+            raise
+        g.close()
+    else:
+        sys.exit(f"crashkernel={args.crashkernel} was never reserved; see {run}")
+    info: Dict[str, object] = {
+        "boot_s": round(boot_s, 1),
+        "boot_attempts": attempt,
+        "release": g.check("uname -r").strip(),
+    }
+    log(f"booted {info['release']} in {boot_s:.1f} s")
+    g.check("insmod /qemu_fw_cfg.ko")  # writes VMCOREINFO into fw_cfg for the dumps
+    g.check(KEXEC_CMD, timeout=600)
+    if g.read("/sys/kernel/kexec_crash_loaded").strip() != "1":
+        raise GuestError("kexec -s -p did not load a crash kernel")
+    dimm = g.add_dimm(1, DIMM_SIZE)
+    block = int(g.read("/sys/devices/system/memory/block_size_bytes").strip(), 16)
+    state = f"/sys/devices/system/memory/memory{dimm['addr'] // block}/state"
+    for _ in range(100):
+        if g.run(f"cat {state}")[1].strip() == "online":
+            break
+        time.sleep(0.2)
+    else:
+        raise GuestError(f"hot-added DIMM at {dimm['addr']:#x} never came online")
+    info["dimm"] = [dimm["addr"], dimm["addr"] + dimm["size"] - 1]
+    info["crash_hotplug"] = g.run("cat /sys/devices/system/memory/crash_hotplug")[
+        1
+    ].strip()
+    return g, info
+
+
+UTS_MACHINE = 8 + 4 + 4 * 65  # disk_dump_header: signature, version, utsname
+
+
+def name_machine(path: Path) -> None:
+    """QEMU 10.0's kdump formats write "Unknown" as utsname.machine, and then
+    libkdumpfile (so drgn, without --architecture) cannot open the file.
+    makedumpfile writes the real one; so does this, for x86_64."""
+    with open(path, "r+b") as f:
+        head = f.read(UTS_MACHINE + 65)
+        if head[:8] != b"KDUMP   ":
+            raise GuestError(f"{path}: not a kdump file")
+        if head[UTS_MACHINE:].rstrip(b"\0") == b"Unknown":
+            f.seek(UTS_MACHINE)
+            f.write(b"x86_64".ljust(65, b"\0"))
+
+
+def dump(g: Guest, run: Path) -> Dict[str, Path]:
+    out = {}
+    for name, fmt in (("ELF", "elf"), ("kdump", "kdump-raw-zlib")):
+        path = run / f"vmcore.{fmt}"
+        if path.exists():
+            path.unlink()
+        t0 = time.monotonic()
+        g.qmp(
+            "dump-guest-memory",
+            paging=False,
+            protocol=f"file:{path}",
+            format=fmt,
+            detach=False,
+        )
+        log(
+            f"dumped {fmt}: {path.stat().st_size / 2**20:.0f} MiB in "
+            f"{time.monotonic() - t0:.1f} s"
+        )
+        if fmt != "elf":
+            name_machine(path)
+        out[name] = path
+    return out
+
+
+# ------------------------------------------------------------------ timing
+def child_env() -> Dict[str, str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(ROOT), env.get("PYTHONPATH")])
+    )
+    return env
+
+
+def variants(
+    dumps: Dict[str, Path], vmlinux: Path, sock: Optional[Path]
+) -> Dict[str, List[str]]:
+    py = sys.executable
+    out = {}
+    for name, core in dumps.items():
+        out[f"drgn open {name}"] = [
+            py,
+            "-m",
+            "drgn",
+            "-q",
+            "-c",
+            str(core),
+            "-s",
+            str(vmlinux),
+            "-e",
+            "pass",
+        ]
+        base = [py, "-m", "drgn_crashhp", "-c", str(core), "-s", str(vmlinux)]
+        out[f"crashhp full {name}"] = base
+        out[f"crashhp --no-digest {name}"] = base + ["--no-digest"]
+        out[f"crashhp --json {name}"] = base + ["--json"]
+    if sock is not None:
+        out["drgn open --qemu"] = [
+            py,
+            "-m",
+            "drgn",
+            "-q",
+            "--qemu",
+            str(sock),
+            "-s",
+            str(vmlinux),
+            "-e",
+            "pass",
+        ]
+        out["crashhp --qemu"] = [
+            py,
+            "-m",
+            "drgn_crashhp",
+            "--qemu",
+            str(sock),
+            "-s",
+            str(vmlinux),
+        ]
+    return out
+
+
+def run_once(name: str, argv: List[str]) -> Tuple[float, str]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        argv, capture_output=True, text=True, env=child_env()
+    )
+    elapsed = time.perf_counter() - t0
+    ok = (0,) if name.startswith("drgn") else (0, 1, 3)
+    if proc.returncode not in ok or "Traceback" in proc.stderr:
+        sys.exit(
+            f"{name} failed ({proc.returncode}): {' '.join(argv)}\n"
+            f"{proc.stderr[-3000:]}"
+        )
+    return elapsed, proc.stdout
+
+
+def measure(cmds: Dict[str, List[str]], runs: int) -> Dict[str, List[float]]:
+    """Warm up each command once, then *runs* rounds; each round runs every
+    command once, starting one place later than the round before, so load
+    noise and cache state fall on every variant alike."""
+    names = list(cmds)
+    for name in names:
+        _, out = run_once(name, cmds[name])
+        if name.startswith("crashhp full") or name == "crashhp --qemu":
+            verdict = next(
+                (ln for ln in out.splitlines() if "verdict" in ln.lower()),
+                out.splitlines()[0] if out else "",
+            )
+            log(f"{name}: {verdict.strip()}")
+    times: Dict[str, List[float]] = {n: [] for n in names}
+    for r in range(runs):
+        for name in names[r % len(names) :] + names[: r % len(names)]:
+            times[name].append(run_once(name, cmds[name])[0])
+        log(f"round {r + 1}/{runs} done")
+    return times
+
+
+def import_cost(runs: int) -> Dict[str, float]:
+    """-X importtime: total cumulative time of the top-level imports of
+    ``import drgn`` and ``import drgn_crashhp`` (median), and wall time."""
+
+    def once(mod: str) -> Tuple[float, float]:
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-X", "importtime", "-c", f"import {mod}"],
+            capture_output=True,
+            text=True,
+            env=child_env(),
+            check=True,
+        )
+        wall = time.perf_counter() - t0
+        total = 0
+        for line in proc.stderr.splitlines():
+            m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S.*)$", line)
+            if m:  # no indentation: a top-level import (site's own included)
+                total += int(m.group(1))
+        return total / 1e6, wall
+
+    res: Dict[str, List[Tuple[float, float]]] = {"drgn": [], "drgn_crashhp": []}
+    for _ in range(runs):
+        for mod in res:
+            res[mod].append(once(mod))
+    med = {
+        mod: (statistics.median(a for a, _ in v), statistics.median(w for _, w in v))
+        for mod, v in res.items()
+    }
+    return {
+        "importtime_drgn_s": med["drgn"][0],
+        "importtime_crashhp_s": med["drgn_crashhp"][0],
+        "wall_drgn_s": med["drgn"][1],
+        "wall_crashhp_s": med["drgn_crashhp"][1],
+    }
+
+
+def profile(core: Path, vmlinux: Path, top: int) -> str:
+    """cProfile of one full report in a fresh interpreter; the top by own time
+    and the top by cumulative time inside drgn_crashhp."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "prof"
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "cProfile",
+                "-o",
+                str(out),
+                "-m",
+                "drgn_crashhp",
+                "-c",
+                str(core),
+                "-s",
+                str(vmlinux),
+            ],
+            env=child_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            check=False,
+        )
+        buf = io.StringIO()
+        st = pstats.Stats(str(out), stream=buf)
+        total = st.total_tt  # type: ignore[attr-defined]
+        buf.write(f"total {total:.3f} s\n")
+        st.sort_stats("tottime").print_stats(top)
+        st.sort_stats("cumulative").print_stats("drgn_crashhp", top)
+        return buf.getvalue()
+
+
+# ------------------------------------------------------------------ main
+def report(times: Dict[str, List[float]]) -> List[Dict[str, object]]:
+    med = {n: statistics.median(v) for n, v in times.items()}
+    rows = []
+    for name, values in times.items():
+        base, target = TARGETS.get(name, (None, None))
+        ratio = med[name] / med[base] if base in med else None
+        rows.append(
+            {
+                "variant": name,
+                "median_s": round(med[name], 3),
+                "min_s": round(min(values), 3),
+                "max_s": round(max(values), 3),
+                "ratio": None if ratio is None else round(ratio, 2),
+                "target": target,
+                "meets": None if target is None or ratio is None else ratio <= target,
+            }
+        )
+    print(
+        f"\n{'variant':28} {'median s':>9} {'min':>7} {'max':>7} {'ratio':>6}  target"
+    )
+    for r in rows:
+        ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}x"
+        tgt = (
+            ""
+            if r["target"] is None
+            else f"<= {r['target']}x {'ok' if r['meets'] else 'MISSED'}"
+        )
+        print(
+            f"{r['variant']:28} {r['median_s']:9.3f} {r['min_s']:7.3f} "
+            f"{r['max_s']:7.3f} {ratio:>6}  {tgt}"
+        )
+    return rows
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    p.add_argument("--suite", default="bookworm-backports")
+    p.add_argument("--flavour", default="cloud-amd64")
+    p.add_argument(
+        "--package",
+        help="linux-image-KVER (default: what the "
+        "linux-image-FLAVOUR meta-package of SUITE depends on)",
+    )
+    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--mem", default="1G", help="guest RAM at boot (QEMU -m)")
+    p.add_argument("--crashkernel", default="128M")
+    p.add_argument(
+        "--initrd",
+        type=Path,
+        help="lab guest initramfs "
+        "(default: the fixtures' initramfs.cpio, via vmcores/unpack.py)",
+    )
+    p.add_argument("--cache", type=Path, default=cache_dir())
+    p.add_argument(
+        "--profile", action="store_true", help="cProfile a full report per dump"
+    )
+    p.add_argument("--no-qemu", action="store_true", help="skip the --qemu pair")
+    p.add_argument("--json-out", type=Path, help="write the figures here as JSON")
+    args = p.parse_args(argv)
+    if args.runs < 1:
+        p.error("--runs must be at least 1")
+    if shutil.which("qemu-system-x86_64") is None:
+        sys.exit("qemu-system-x86_64 not found: run vmcores/lab/setup.sh --live")
+
+    kpkg = args.package or resolve_kernel(args.suite, args.flavour)
+    log(f"kernel package {kpkg}")
+    files = fetch_kernel(kpkg, args.cache)
+    run = args.cache / "run"
+    run.mkdir(parents=True, exist_ok=True)
+    initrd = guest_initrd(
+        args.initrd or lab_initramfs(), files["module"], run / "initramfs-bench.cpio"
+    )
+    sock = run / "drgn.qmp.sock"
+    g, info = boot(args, files, initrd, run, sock)
+    try:
+        dumps = dump(g, run)
+        cmds = variants(dumps, files["vmlinux"], None if args.no_qemu else sock)
+        times = measure(cmds, args.runs)
+    finally:
+        g.close()
+    vmlinux = files["vmlinux"]
+    print(
+        f"\nkernel {info['release']} ({kpkg}), guest {args.mem} + "
+        f"{DIMM_SIZE >> 20} MiB DIMM, booted in {info['boot_s']} s; "
+        f"vmlinux {vmlinux.stat().st_size / 1e6:.0f} MB; dumps: "
+        + ", ".join(f"{k} {v.stat().st_size / 2**20:.0f} MiB" for k, v in dumps.items())
+    )
+    print(f"median of {args.runs} interleaved runs; ratio = to the matching drgn open")
+    rows = report(times)
+
+    imp = import_cost(max(args.runs, 5))
+    extra = imp["importtime_crashhp_s"] - imp["importtime_drgn_s"]
+    print(
+        f"\nimport (python -X importtime, top-level cumulative, median): drgn "
+        f"{imp['importtime_drgn_s']:.3f} s, drgn_crashhp {imp['importtime_crashhp_s']:.3f} s, "
+        f"extra {extra:.3f} s (target < 0.1 s: {'ok' if extra < 0.1 else 'MISSED'}); "
+        f"interpreter wall {imp['wall_drgn_s']:.3f} s vs {imp['wall_crashhp_s']:.3f} s"
+    )
+
+    digest = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "contrib" / "bench" / "digest_bench.py"),
+            str(dumps["ELF"]),
+            str(vmlinux),
+            "--repeat",
+            "3",
+        ],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+    )
+    print("\ndigest throughput (contrib/bench/digest_bench.py on the ELF dump):")
+    print(
+        digest.stdout.strip()
+        if digest.returncode == 0
+        else f"  not measured: {(digest.stderr.strip().splitlines() or ['?'])[-1]}"
+    )
+
+    profiles = {}
+    if args.profile:
+        for name, core in dumps.items():
+            profiles[name] = profile(core, vmlinux, 25)
+            print(
+                f"\ncProfile of the full report on the {name} dump:\n{profiles[name]}"
+            )
+    if args.json_out:
+        args.json_out.write_text(
+            json.dumps(
+                {
+                    "package": kpkg,
+                    "guest": info,
+                    "runs": args.runs,
+                    "results": rows,
+                    "times": times,
+                    "import": imp,
+                    "digest": digest.stdout,
+                    "profiles": profiles,
+                },
+                indent=1,
+            )
+            + "\n"
+        )
+    return 0 if all(r["meets"] is not False for r in rows) and extra < 0.1 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
