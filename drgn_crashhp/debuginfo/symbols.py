@@ -1,0 +1,160 @@
+"""
+Kernel symbols without DWARF
+----------------------------
+
+Symbol finders for a kernel whose vmlinux is not at hand:
+
+* kallsyms, through drgn's ``load_vmlinux_kallsyms()``: ``/proc/kallsyms``
+  on the running kernel (as root), otherwise the kallsyms tables that
+  VMCOREINFO describes (Linux 6.0+, commit f09bddbd8661 "vmcoreinfo: add
+  kallsyms_num_syms symbol");
+* a ``System.map`` or an ELF vmlinux with only a symbol table, for older
+  kernels, shifted by VMCOREINFO's ``KERNELOFFSET`` (KASLR).
+
+Data symbols (globals) are in kallsyms only with ``CONFIG_KALLSYMS_ALL``.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import List, Optional, Tuple
+
+from drgn import Program, Symbol, SymbolBinding, SymbolIndex, SymbolKind
+
+__all__ = ("SymbolsError", "file_symbols", "kaslr_offset", "kallsyms")
+
+#: x86_64 ``__START_KERNEL_map``: kernel image addresses lie above it; per-CPU
+#: symbols (zero-based before v6.15) and absolute symbols below it are not
+#: shifted by KASLR.
+START_KERNEL_MAP = 0xFFFFFFFF80000000
+_MAP_LINE = re.compile(rb"^([0-9a-fA-F]+) ([A-Za-z?-]) (\S+)")
+
+
+class SymbolsError(Exception):
+    """No usable symbol source (one line)."""
+
+
+def kallsyms(prog: Program) -> SymbolIndex:
+    """
+    The kernel's own kallsyms as a drgn symbol index.
+
+    :raises SymbolsError: if the target has neither ``/proc/kallsyms`` nor
+        kallsyms in VMCOREINFO (Linux < 6.0).
+    """
+    from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
+
+    try:
+        return load_vmlinux_kallsyms(prog)
+    except Exception as e:  # noqa: BLE001 - libdrgn raises plain Exception too
+        raise SymbolsError(
+            f"no kallsyms in this target ({type(e).__name__}: {e}); kernels before "
+            "6.0 need --system-map System.map (or a vmlinux with a symbol table)"
+        ) from e
+
+
+def kaslr_offset(prog: Program) -> int:
+    """VMCOREINFO ``KERNELOFFSET`` (0 without KASLR or without VMCOREINFO)."""
+    try:
+        info = prog["VMCOREINFO"].string_().decode("ascii", "replace")
+    except (LookupError, ValueError, OSError):
+        return 0
+    m = re.search(r"^KERNELOFFSET=([0-9a-fA-F]+)$", info, re.M)
+    return int(m.group(1), 16) if m else 0
+
+
+def _vmcoreinfo_symbol(prog: Program, name: str) -> Optional[int]:
+    try:
+        info = prog["VMCOREINFO"].string_().decode("ascii", "replace")
+    except (LookupError, ValueError, OSError):
+        return None
+    m = re.search(rf"^SYMBOL\({re.escape(name)}\)=([0-9a-fA-F]+)$", info, re.M)
+    return int(m.group(1), 16) if m else None
+
+
+def _binding_kind(code: str) -> Tuple[SymbolBinding, SymbolKind]:
+    if code in "vVwW":
+        binding = SymbolBinding.WEAK
+    elif code.isupper():
+        binding = SymbolBinding.GLOBAL
+    else:
+        binding = SymbolBinding.LOCAL
+    if code in "tTwW":
+        kind = SymbolKind.FUNC
+    elif code in "dDbBrRvVgGsS":
+        kind = SymbolKind.OBJECT
+    else:
+        kind = SymbolKind.UNKNOWN
+    return binding, kind
+
+
+def _read_system_map(data: bytes) -> List[Tuple[str, int, str]]:
+    out = []
+    for line in data.splitlines():
+        m = _MAP_LINE.match(line)
+        if m:
+            out.append((m.group(3).decode("ascii", "replace"), int(m.group(1), 16),
+                        m.group(2).decode()))
+    return out
+
+
+def _read_elf_symtab(path: str) -> List[Tuple[str, int, str]]:
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+    from elftools.elf.sections import SymbolTableSection
+
+    try:
+        with open(path, "rb") as f:
+            elf = ELFFile(f)
+            symtab = elf.get_section_by_name(".symtab")
+            if not isinstance(symtab, SymbolTableSection):
+                raise SymbolsError(f"{path}: ELF file without a .symtab")
+            out = []
+            for sym in symtab.iter_symbols():
+                if not sym.name or sym["st_info"]["type"] in ("STT_FILE", "STT_SECTION"):
+                    continue
+                code = "t" if sym["st_info"]["type"] == "STT_FUNC" else "d"
+                if sym["st_info"]["bind"] != "STB_LOCAL":
+                    code = code.upper()
+                out.append((sym.name, int(sym["st_value"]), code))
+            return out
+    except (ELFError, ValueError, KeyError) as e:
+        raise SymbolsError(f"{path}: bad ELF symbol table ({e})") from e
+
+
+def file_symbols(prog: Program, path: str) -> SymbolIndex:
+    """
+    Symbols from a ``System.map`` or an ELF vmlinux (its ``.symtab``), moved
+    by the target's KASLR offset. The result is checked against VMCOREINFO's
+    ``SYMBOL(_stext)`` when the target has it.
+
+    :raises SymbolsError: unreadable file, no symbols, or a file of another
+        build.
+    """
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            rest = f.read() if head != b"\x7fELF" else b""
+    except OSError as e:
+        raise SymbolsError(f"cannot read {path}: {e.strerror or e}") from e
+    entries = _read_elf_symtab(path) if head == b"\x7fELF" else _read_system_map(
+        head + rest)
+    if not entries:
+        raise SymbolsError(f"{path}: no symbols (not a System.map or vmlinux)")
+    offset = kaslr_offset(prog)
+    moved = [(n, a + offset if a >= START_KERNEL_MAP else a, c) for n, a, c in entries]
+    stext = _vmcoreinfo_symbol(prog, "_stext")
+    if stext is not None:
+        ours = [a for n, a, _ in moved if n == "_stext"]
+        if ours and ours[0] != stext:
+            raise SymbolsError(f"{path} does not match this kernel: _stext is "
+                               f"{ours[0]:#x} there, {stext:#x} in VMCOREINFO")
+    # No sizes in a System.map: like drgn's kallsyms, a symbol ends where the
+    # next one starts.
+    addresses = sorted({a for _, a, _ in moved})
+    following = dict(zip(addresses, addresses[1:] + [addresses[-1]]))
+    symbols = []
+    for name, address, code in moved:
+        binding, kind = _binding_kind(code)
+        symbols.append(Symbol(name, address, following[address] - address, binding,
+                              kind))
+    return SymbolIndex(symbols)
