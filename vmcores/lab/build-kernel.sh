@@ -1,45 +1,64 @@
 #!/bin/bash
-# Build the minimal lab kernel (x86_64, Debian linux-source-6.12) outside the repo.
-# Outputs in $BUILD (default /work/lab-build): linux-source-6.12/arch/x86/boot/bzImage, vmlinux,
-# vmlinux.debug.xz, kernel-release.txt, source-version.txt.
+# Build one minimal lab kernel (x86_64) from Debian's linux-source-GEN outside the repo.
+#   build-kernel.sh 6.1|6.12|7.3
+# Config: make tinyconfig + kernel.config (common) + kernel-GEN.config (this generation's
+# renamed/new options) + make olddefconfig; every line of both fragments is verified in .config.
+# Outputs in $BUILD (lab-env.sh): bzImage, vmlinux.debug (+ .xz), kernel-release.txt,
+# source-version.txt, config.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-BUILD=${BUILD:-/work/lab-build}
+. "$HERE/lab-env.sh"
 JOBS=${JOBS:-$(nproc)}
-SRC=$BUILD/linux-source-6.12
+SRC=$BUILD/linux-source-$GEN
+TARBALL=/usr/src/linux-source-$GEN.tar.xz
+[ -f "$TARBALL" ] || { echo "$TARBALL missing: run setup.sh $GEN" >&2; exit 1; }
 mkdir -p "$BUILD"
 if [ ! -f "$SRC/Makefile" ]; then
-    tar -C "$BUILD" -xf /usr/src/linux-source-6.12.tar.xz
+    tar -C "$BUILD" -xf "$TARBALL"
 fi
 cd "$SRC"
+FRAGS=("$HERE/kernel.config" "$HERE/kernel-$GEN.config")
 make tinyconfig >/dev/null
-./scripts/kconfig/merge_config.sh -m .config "$HERE/kernel.config" >/dev/null
+./scripts/kconfig/merge_config.sh -m .config "${FRAGS[@]}" >/dev/null
 make olddefconfig >/dev/null
-# verify that every option the fragment asks for really is set
+# verify that every option the fragments ask for really is set (the last fragment wins)
 missing=0
-while IFS= read -r line; do
-    case "$line" in ''|'#'*) continue;; esac
-    opt=${line%%=*}; val=${line#*=}
+declare -A want
+for f in "${FRAGS[@]}"; do
+    while IFS= read -r line; do
+        case "$line" in ''|'#'*) continue;; esac
+        want[${line%%=*}]=${line#*=}
+    done < "$f"
+done
+for opt in "${!want[@]}"; do
+    val=${want[$opt]}
     case "$val" in
         n) if grep -q "^$opt=" .config; then echo "UNWANTED: $(grep "^$opt=" .config)"; missing=1; fi;;
-        *) if ! grep -qx "$opt=$val" .config; then echo "MISSING: $line (have: $(grep "^$opt=\|^# $opt is" .config || echo none))"; missing=1; fi;;
+        *) if ! grep -qx "$opt=$val" .config; then
+               echo "MISSING: $opt=$val (have: $(grep "^$opt=\|^# $opt is" .config || echo none))"; missing=1; fi;;
     esac
-done < "$HERE/kernel.config"
+done
 [ $missing = 0 ] || { echo "kernel config check failed" >&2; exit 1; }
+cp .config "$BUILD/config"
 make -j"$JOBS" bzImage
 make -s kernelrelease > "$BUILD/kernel-release.txt"
-dpkg-query -W -f='${Package} ${Version}\n' linux-source-6.12 > "$BUILD/source-version.txt"
+dpkg-query -W -f='${Package} ${Version}\n' "linux-source-$GEN" > "$BUILD/source-version.txt"
 cp arch/x86/boot/bzImage "$BUILD/bzImage"
-# debug file: keep debug sections, decompress them so dwz can work, then xz
+# the built vmlinux must carry BTF (CONFIG_DEBUG_INFO_BTF): issue 13 reads it from the dumps
+readelf -S vmlinux | grep -q ' \.BTF ' || { echo "vmlinux has no .BTF section" >&2; exit 1; }
+# debug file: keep debug sections (+ .BTF, which --only-keep-debug keeps as NOBITS: copy it
+# back in), decompress them so dwz can work, then xz
+objcopy --dump-section .BTF="$BUILD/vmlinux.btf" vmlinux
 objcopy --only-keep-debug vmlinux "$BUILD/vmlinux.debug"
 objcopy --decompress-debug-sections "$BUILD/vmlinux.debug" "$BUILD/vmlinux.debug.tmp"
 mv "$BUILD/vmlinux.debug.tmp" "$BUILD/vmlinux.debug"
 if dwz -L none "$BUILD/vmlinux.debug" 2>"$BUILD/dwz.log"; then echo "dwz ok"; else echo "dwz failed (see dwz.log), continuing"; fi
 # .debug_loclists (~5 MB: locations of local variables/parameters) is dropped to fit the
-# 10 MB budget; drgn only loses local-variable values in stack traces, not types/globals.
+# size budget; drgn only loses local-variable values in stack traces, not types/globals.
 # (after dwz: dwz refuses DW_AT_location loclist refs without the section)
-objcopy --remove-section=.debug_loclists "$BUILD/vmlinux.debug"
+objcopy --remove-section=.debug_loclists --remove-section=.debug_loc "$BUILD/vmlinux.debug"
+objcopy --remove-section=.BTF "$BUILD/vmlinux.debug" 2>/dev/null || true
+objcopy --add-section .BTF="$BUILD/vmlinux.btf" --set-section-flags .BTF=readonly "$BUILD/vmlinux.debug"
 xz -9 -T1 -k -f "$BUILD/vmlinux.debug"
-ls -la "$BUILD/bzImage" "$BUILD/vmlinux.debug.xz"
-[ "$(stat -c %s "$BUILD/vmlinux.debug.xz")" -le $((10 << 20)) ] || echo "WARNING: vmlinux.debug.xz is over 10 MiB"
+ls -la "$BUILD/bzImage" "$BUILD/vmlinux.debug.xz" "$BUILD/vmlinux.btf"
 cat "$BUILD/kernel-release.txt" "$BUILD/source-version.txt"

@@ -1,35 +1,44 @@
 #!/bin/bash
-# Regenerate every fixture under vmcores/ from a clean clone:
+# Regenerate every fixture of one kernel generation under vmcores/ from a clean clone:
+#   make-all.sh 6.1|6.12|7.3
 #   setup (apt) -> kernel build -> initramfs -> all scenarios -> dumps.tar.zst -> drgn check.
-# Large outputs stay outside the repo: $BUILD (kernel tree, default /work/lab-build),
-# $DUMP_DIR (raw dumps, default /var/tmp/crashhp-dumps), $WORK_DIR (QEMU sockets/logs).
+# Large outputs stay outside the repo (lab-env.sh): $BUILD (kernel tree, default
+# ${XDG_CACHE_HOME:-$HOME/.cache}/drgn-crashhp/lab/GEN), $DUMP_DIR (raw dumps, $BUILD/dumps),
+# $WORK_DIR (QEMU sockets and serial logs, $BUILD/run).
+# Committed outputs: 6.12 at the top of vmcores/ (bzImage-6.12, vmlinux-6.12.debug.xz,
+# dumps.tar.zst, *.json), the others in vmcores/vGEN/ (bzImage, vmlinux.debug.xz, dumps.tar.zst,
+# *.json).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/lab-env.sh"
 VMCORES=$(dirname "$HERE")
-export BUILD=${BUILD:-/work/lab-build}
-export DUMP_DIR=${DUMP_DIR:-/var/tmp/crashhp-dumps}
-export WORK_DIR=${WORK_DIR:-/var/tmp/crashhp-run}
+OUT=$(python3 "$HERE/scenario.py" --gen "$GEN" --print-json-dir)
 export PYTHONDONTWRITEBYTECODE=1
 start=$(date +%s)
 step() { echo "=== [$(( $(date +%s) - start ))s] $*"; }
 
-step setup;            "$HERE/setup.sh"
-step build-kernel;     "$HERE/build-kernel.sh"
-step make-initramfs;   "$HERE/make-initramfs.sh"
+step setup;            "$HERE/setup.sh" "$GEN"
+step build-kernel;     "$HERE/build-kernel.sh" "$GEN"
+step make-initramfs;   "$HERE/make-initramfs.sh" "$GEN"
 step scenarios
-rm -rf "$DUMP_DIR"; mkdir -p "$DUMP_DIR"
-python3 "$HERE/scenario.py" --dump-dir "$DUMP_DIR" --work-dir "$WORK_DIR" --json-dir "$VMCORES"
+rm -rf "$DUMP_DIR"; mkdir -p "$DUMP_DIR" "$OUT"
+python3 "$HERE/scenario.py" --gen "$GEN"
 
-step archive;         "$HERE/make-archive.sh"
-cp "$BUILD/bzImage" "$VMCORES/bzImage-6.12"
-cp "$BUILD/vmlinux.debug.xz" "$VMCORES/vmlinux-6.12.debug.xz"
+step archive;         "$HERE/make-archive.sh" "$GEN"
+if [ "$GEN" = 6.12 ]; then
+    cp "$BUILD/bzImage" "$VMCORES/bzImage-6.12"
+    cp "$BUILD/vmlinux.debug.xz" "$VMCORES/vmlinux-6.12.debug.xz"
+else
+    cp "$BUILD/bzImage" "$OUT/bzImage"
+    cp "$BUILD/vmlinux.debug.xz" "$OUT/vmlinux.debug.xz"
+fi
 
 step drgn-check
-python3 "$HERE/check-drgn.py" "$DUMP_DIR" "$BUILD/vmlinux.debug"
+python3 "$HERE/check-drgn.py" "$GEN"
 
 step done
-ls -la "$VMCORES"
+ls -la "$OUT"
 du -sh "$VMCORES"
 size=$(du -sb "$VMCORES" | cut -f1)
-[ "$size" -le $((40 << 20)) ] || { echo "vmcores/ exceeds 40 MiB" >&2; exit 1; }
-echo "make-all.sh finished in $(( $(date +%s) - start ))s"
+[ "$size" -le $((64 << 20)) ] || { echo "vmcores/ exceeds 64 MiB" >&2; exit 1; }
+echo "make-all.sh $GEN finished in $(( $(date +%s) - start ))s"

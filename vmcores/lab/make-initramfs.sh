@@ -1,12 +1,14 @@
 #!/bin/bash
-# Build the two guest initramfs images:
+# Build the guest initramfs images of one kernel generation (make-initramfs.sh 6.1|6.12|7.3):
 #   $BUILD/capture.cpio   busybox-only initrd for the crash (capture) kernel (uncompressed)
+#   $BUILD/capture-mdf.cpio  capture initrd with Debian's makedumpfile (bookworm, host libs)
 #   $BUILD/initramfs.cpio main guest initrd: busybox + trixie kexec-tools 2.0.29 and its trixie
 #                         libs + ld.so, /bzImage (the lab kernel) and /capture.cpio (uncompressed,
-#                         so identical bytes dedupe inside and across dumps)
+#                         so identical bytes dedupe inside and across dumps), /capture-mdf.cpio
+#                         and /sbin/addkey (add_key(2) helper for the dm-crypt keys scenario)
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-BUILD=${BUILD:-/work/lab-build}
+. "$HERE/lab-env.sh"
 BZIMAGE=${BZIMAGE:-$BUILD/bzImage}
 DEBS=$BUILD/trixie-debs
 TROOT=$BUILD/trixie-root
@@ -40,6 +42,24 @@ mkroot "$C"
 install -m 755 "$HERE/initramfs/capture-init" "$C/init"
 (cd "$C" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$BUILD/capture.cpio"
 
+# --- capture initrd with makedumpfile (the host's Debian build and its library closure) ---
+MDF=$(command -v makedumpfile)
+C=$BUILD/capture-mdf-root
+mkroot "$C"
+install -m 755 "$HERE/initramfs/capture-init" "$C/init"
+mkdir -p "$C/lib/x86_64-linux-gnu" "$C/lib64"
+cp "$MDF" "$C/sbin/makedumpfile"
+for so in $(ldd "$MDF" | awk '$3 ~ /^\// {print $3} $1 ~ /^\/lib64/ {print $1}'); do
+    case "$so" in
+        /lib64/*) cp -L "$so" "$C/lib64/";;
+        *) cp -L "$so" "$C/lib/x86_64-linux-gnu/";;
+    esac
+done
+(cd "$C" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$BUILD/capture-mdf.cpio"
+
+# --- add_key(2) helper (static) ---
+gcc -static -Os -s -o "$BUILD/addkey" "$HERE/initramfs/addkey.c"
+
 # --- main initramfs ---
 M=$BUILD/initramfs-root
 mkroot "$M"
@@ -54,5 +74,7 @@ done
 ln -s ../lib/x86_64-linux-gnu/ld-linux-x86-64.so.2 "$M/lib64/ld-linux-x86-64.so.2"
 cp "$BZIMAGE" "$M/bzImage"
 cp "$BUILD/capture.cpio" "$M/capture.cpio"
+cp "$BUILD/capture-mdf.cpio" "$M/capture-mdf.cpio"
+install -m 755 "$BUILD/addkey" "$M/sbin/addkey"
 (cd "$M" && find . | LC_ALL=C sort | cpio -o -H newc --quiet) > "$BUILD/initramfs.cpio"
-ls -la "$BUILD/capture.cpio" "$BUILD/initramfs.cpio"
+ls -la "$BUILD/capture.cpio" "$BUILD/capture-mdf.cpio" "$BUILD/initramfs.cpio"

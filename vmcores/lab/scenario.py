@@ -1,7 +1,13 @@
 #!/usr/bin/env python3
 """Run the drgn-crashhp vmcore scenarios and write their ground truth.  Stdlib only.
 
-    scenario.py [--dump-dir DIR] [--json-dir DIR] [--kernel bzImage] [--initrd cpio] [SCENARIO...]
+    scenario.py [--gen 6.1|6.12|7.3] [--dump-dir DIR] [--json-dir DIR] [--kernel bzImage]
+                [--initrd cpio] [SCENARIO...]
+    scenario.py --gen GEN --list | --list-dumps | --print-json-dir
+
+Kernel generations: 6.12 (default; JSON at the top of vmcores/), 6.1 and 7.3 (JSON in
+vmcores/v6.1/, vmcores/v7.3/).  The build folder of a generation is $BUILD or
+${XDG_CACHE_HOME:-~/.cache}/drgn-crashhp/lab/GEN (see lab-env.sh).
 
 Every scenario boots a fresh TCG guest (lab/guest.py), loads (or not) a crash kernel,
 hot-plugs through QMP, records the guest's own view of the state, then takes a QEMU
@@ -25,7 +31,27 @@ from guest import Guest, GuestError  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 VMCORES = os.path.dirname(HERE)
-BUILD = os.environ.get("BUILD", "/work/lab-build")
+GENERATIONS = ("6.1", "6.12", "7.3")
+
+
+def lab_root():
+    if os.environ.get("LAB"):
+        return os.environ["LAB"]
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return os.path.join(cache, "drgn-crashhp", "lab")
+
+
+def build_dir(gen):
+    """The build folder of one generation: $BUILD if the caller set it, else LAB/GEN."""
+    return os.environ.get("BUILD") or os.path.join(lab_root(), gen)
+
+
+def json_dir_for(gen):
+    return VMCORES if gen == "6.12" else os.path.join(VMCORES, "v" + gen)
+
+
+GEN = os.environ.get("GEN") or "6.12"   # set by main() from --gen
+BUILD = build_dir(GEN)
 
 GUEST_MEM = "128M,slots=4,maxmem=1G"  # 80M: crashkernel=24M not reserved in 5/12 KASLR boots, 96M: 1/25 fails, 128M: 37/37 ok
 GUEST_SMP = "2,sockets=4,maxcpus=4"
@@ -34,6 +60,24 @@ CAPTURE_APPEND = "console=ttyS0 acpi_no_memhotplug irqpoll nr_cpus=1 reset_devic
 KEXEC_FILE_CMD = 'kexec -s -p -d /bzImage --initrd=/capture.cpio --append="%s"' % CAPTURE_APPEND
 KEXEC_LOAD_CMD = 'kexec -c -p -d /bzImage --initrd=/capture.cpio --append="%s"' % CAPTURE_APPEND
 KEXEC_LOAD_HP_CMD = 'kexec -c -p -d --hotplug /bzImage --initrd=/capture.cpio --append="%s"' % CAPTURE_APPEND
+# 6.1: kexec_file_load rejects KEXEC_FILE_DEBUG (the flag kexec-tools 2.0.29 sets for -s -d, 6.8+),
+# and prints its segment table only through pr_debug -> dynamic debug switched on at boot
+KEXEC_FILE_CMD_61 = 'kexec -s -p /bzImage --initrd=/capture.cpio --append="%s"' % CAPTURE_APPEND
+DYNDBG_61 = 'dyndbg="file kexec_file.c +p; file kexec-bzimage64.c +p; file crash.c +p"'
+# 7.3 crashkernel=SIZE,cma: an extra CMA reservation the capture kernel may use, excluded from the
+# elfcorehdr (crashk_cma_ranges); the main 24M reservation still holds the segments
+CMA_SIZE = "32M"
+MDF_CAPTURE_APPEND = CAPTURE_APPEND + " crashhp_capture=makedumpfile"
+KEXEC_FILE_MDF_CMD = 'kexec -s -p -d /bzImage --initrd=/capture-mdf.cpio --append="%s"' % MDF_CAPTURE_APPEND
+KEXEC_FILE_MDF_CMD_61 = 'kexec -s -p /bzImage --initrd=/capture-mdf.cpio --append="%s"' % MDF_CAPTURE_APPEND
+MDF_CRASHKERNEL = "40M"
+DMCRYPT_KEY_DESC = "cryptsetup:crashhp-lab-key"
+DMCRYPT_KEY_HEX = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
+
+
+def append_for(gen, extra=""):
+    a = APPEND + (" " + DYNDBG_61 if gen == "6.1" else "")
+    return a + (" " + extra if extra else "")
 DIMM_SIZE = 128 << 20
 MiB = 1 << 20
 
@@ -197,12 +241,18 @@ def hx(v):
     return "0x%x" % v
 
 
+def read_opt(g, path):
+    """Contents of a guest file, stripped, or None if it does not exist (older kernels)."""
+    st, out = g.run("cat %s 2>/dev/null" % path)
+    return out.strip() if st == 0 else None
+
+
 def collect_state(g):
     st = {}
     st["proc_iomem"] = g.read("/proc/iomem")
     cpu = "/sys/devices/system/cpu"
     st["cpu"] = {k: g.read("%s/%s" % (cpu, k)).strip() for k in ("possible", "present", "online")}
-    st["cpu"]["crash_hotplug"] = g.read(cpu + "/crash_hotplug").strip()
+    st["cpu"]["crash_hotplug"] = read_opt(g, cpu + "/crash_hotplug")   # None: no such file (< 6.6)
     notes = {}
     out = g.check("for d in %s/cpu[0-9]*; do echo ${d##*/} $(cat $d/crash_notes) $(cat $d/crash_notes_size)"
                   " $(cat $d/online 2>/dev/null || echo -); done" % cpu)
@@ -213,7 +263,7 @@ def collect_state(g):
     st["cpu"]["cpus"] = notes
     mem = "/sys/devices/system/memory"
     st["memory"] = {"block_size_bytes": "0x" + g.read(mem + "/block_size_bytes").strip(),
-                    "crash_hotplug": g.read(mem + "/crash_hotplug").strip(),
+                    "crash_hotplug": read_opt(g, mem + "/crash_hotplug"),
                     "auto_online_blocks": g.read(mem + "/auto_online_blocks").strip()}
     blocks = {}
     out = g.check("for d in %s/memory[0-9]*; do echo ${d##*/} $(cat $d/state) $(cat $d/phys_index); done" % mem)
@@ -223,7 +273,7 @@ def collect_state(g):
             blocks[name] = {"state": state, "phys_index": "0x" + idx}
     st["memory"]["blocks"] = blocks
     ks = "/sys/kernel"
-    st["sys_kernel"] = {k: g.read("%s/%s" % (ks, k)).strip()
+    st["sys_kernel"] = {k: read_opt(g, "%s/%s" % (ks, k))
                         for k in ("kexec_crash_loaded", "kexec_crash_size", "crash_elfcorehdr_size",
                                   "vmcoreinfo", "kexec_loaded")}
     st["proc_cmdline"] = g.read("/proc/cmdline").strip()
@@ -239,8 +289,8 @@ def crash_region(iomem):
     return None
 
 
-SEG_RE = re.compile(r"kexec_file: segment\[(\d+)\]: buf=0x[0-9a-f]+ bufsz=0x([0-9a-f]+) "
-                    r"mem=0x([0-9a-f]+) memsz=0x([0-9a-f]+)")
+SEG_RE = re.compile(r"kexec_file: (?:segment\[(\d+)\]:|Loading segment (\d+):) buf=0x[0-9a-f]+ "
+                    r"bufsz=0x([0-9a-f]+) mem=0x([0-9a-f]+) memsz=0x([0-9a-f]+)")
 
 
 def segments_from_dmesg(lines):
@@ -248,8 +298,8 @@ def segments_from_dmesg(lines):
     for l in lines:
         m = SEG_RE.search(l)
         if m:
-            segs.append({"index": int(m.group(1)), "bufsz": int(m.group(2), 16),
-                         "mem": int(m.group(3), 16), "memsz": int(m.group(4), 16)})
+            segs.append({"index": int(m.group(1) or m.group(2)), "bufsz": int(m.group(3), 16),
+                         "mem": int(m.group(4), 16), "memsz": int(m.group(5), 16)})
     return segs
 
 
@@ -279,10 +329,11 @@ class Run:
         self.truth = {"scenario": name, "hotplug_actions": [], "notes": []}
         self.disk = None
 
-    def boot(self, disk=None, tries=5):
+    def boot(self, disk=None, tries=5, extra_append=""):
+        self.append = append_for(GEN, extra_append)
         for attempt in range(tries):
-            g = Guest(self.args.work_dir, self.args.kernel, self.args.initrd, append=APPEND,
-                      mem=GUEST_MEM, smp=GUEST_SMP, disk=disk, name=self.name)
+            g = Guest(self.args.work_dir, self.args.kernel, self.args.initrd, append=self.append,
+                      mem=GUEST_MEM, smp=GUEST_SMP, disk=disk, name=self.name.replace("/", "_"))
             g.start()
             g.wait_ready(300)
             if g.read("/sys/kernel/kexec_crash_size").strip() != "0":
@@ -291,13 +342,20 @@ class Run:
             g.close()
         raise GuestError("crashkernel=24M never reserved")
 
-    def load(self, g, mode, hotplug=False):
-        cmd = {"file_load": KEXEC_FILE_CMD, "kexec_load": KEXEC_LOAD_HP_CMD if hotplug else KEXEC_LOAD_CMD}[mode]
+    def load(self, g, mode, hotplug=False, cmd=None, may_fail=False):
+        file_cmd = KEXEC_FILE_CMD_61 if GEN == "6.1" else KEXEC_FILE_CMD
+        cmd = cmd or {"file_load": file_cmd, "kexec_load": KEXEC_LOAD_HP_CMD if hotplug else KEXEC_LOAD_CMD}[mode]
         status, out = g.run(cmd + " 2>&1", timeout=300)
-        if status != 0:
-            raise GuestError("kexec failed: %s\n%s" % (cmd, out))
         self.truth["load"] = {"mode": mode, "command": cmd, "hotplug_option": hotplug,
-                              "kexec_output": out.splitlines()}
+                              "kexec_output": out.splitlines(), "kexec_status": status}
+        if status != 0:
+            if not may_fail:
+                raise GuestError("kexec failed: %s\n%s" % (cmd, out))
+            self.truth["load"]["failed"] = True
+            self.truth["load"]["kernel_log_after_failure"] = [
+                l for l in g.check("dmesg").splitlines() if re.search(r"kexec|crash", l)][-20:]
+            self.truth["segments"] = []
+            return []
         if mode == "file_load":
             lines = [l for l in g.check("dmesg").splitlines() if re.search(r"kexec", l)]
             segs = segments_from_dmesg(lines)
@@ -400,6 +458,7 @@ class Run:
     def finish(self, g, expected, description):
         t = self.truth
         t["description"] = description
+        t["generation"] = GEN
         t["kernel_release"] = g.check("uname -r").strip()
         t["guest_state"] = st = collect_state(g)
         t["crash_kernel_region"] = None
@@ -458,16 +517,43 @@ class Run:
         exp_x = [[int(a, 16), int(b, 16)] for a, b in expected["extra_ram"]]
         ok = (sorted(exp_m) == sorted(range_diff(now_ram, clip_1m(hdr_ram))) and
               sorted(exp_x) == sorted(range_diff(clip_1m(hdr_ram), now_ram)))
+        # CPU notes: which CPUs the guest has (sysfs crash_notes, physical) have a PT_NOTE
+        note_set = {a for a, _n in hdr["notes"]}
+        present = parse_cpulist(t["guest_state"]["cpu"]["present"])
+        cpus = t["guest_state"]["cpu"]["cpus"]
+        obs["cpu_note_in_header"] = {n: int(c["crash_notes"], 16) in note_set for n, c in sorted(cpus.items())}
+        obs["present_cpus_without_note"] = sorted(
+            int(n[3:]) for n, c in cpus.items() if int(n[3:]) in present and int(c["crash_notes"], 16) not in note_set)
+        if "cpus_without_note" in expected:
+            ok = ok and expected["cpus_without_note"] == obs["present_cpus_without_note"]
         obs["expected_ranges_match_observed"] = ok
         if not ok:
             t["notes"].append("expected missing/extra RAM differs from the header read from the dump; "
                               "see observed.*_vs_iomem")
 
 
-def exp(crash_loaded, elfcorehdr, digest, missing=(), extra=()):
-    return {"crash_loaded": crash_loaded, "elfcorehdr": elfcorehdr,
-            "missing_ram": [[hx(s), hx(e)] for s, e in missing],
-            "extra_ram": [[hx(s), hx(e)] for s, e in extra], "digest": digest}
+def exp(crash_loaded, elfcorehdr, digest, missing=(), extra=(), cpus_without_note=None):
+    e = {"crash_loaded": crash_loaded, "elfcorehdr": elfcorehdr,
+         "missing_ram": [[hx(s), hx(e)] for s, e in missing],
+         "extra_ram": [[hx(s), hx(e)] for s, e in extra], "digest": digest}
+    if GEN != "6.12":   # the 6.12 JSONs predate this key; every newer set has it
+        e["cpus_without_note"] = sorted(cpus_without_note or [])
+    return e
+
+
+def parse_cpulist(text):
+    out = set()
+    for part in (text or "").split(","):
+        if not part:
+            continue
+        a, _, b = part.partition("-")
+        out.update(range(int(a), int(b or a) + 1))
+    return out
+
+
+def rewrites():
+    """Does this generation's kernel rewrite the elfcorehdr on hotplug (CONFIG_CRASH_HOTPLUG, 6.6+)?"""
+    return GEN != "6.1"
 
 
 def sc_file_base(r):
@@ -480,7 +566,11 @@ def sc_file_base(r):
 def sc_file_memadd(r):
     g = r.boot()
     r.load(g, "file_load")
-    r.add_dimm(g)
+    rng, _ = r.add_dimm(g)
+    if not rewrites():
+        return r.finish(g, exp(True, "stale", "match", missing=[rng]),
+                        "kexec_file_load, then hot-add a 128 MiB pc-dimm (auto-onlined movable): 6.1 has no "
+                        "crash hotplug, the elfcorehdr built at load lacks the DIMM")
     return r.finish(g, exp(True, "current", "match"),
                     "kexec_file_load, then hot-add a 128 MiB pc-dimm (auto-onlined movable): the kernel "
                     "rewrote the elfcorehdr on MEM_ONLINE")
@@ -489,7 +579,11 @@ def sc_file_memadd(r):
 def sc_file_cpuadd(r):
     g = r.boot()
     r.load(g, "file_load")
-    r.add_cpu(g, 2)
+    cpu = r.add_cpu(g, 2)
+    if not rewrites():
+        return r.finish(g, exp(True, "stale", "match", cpus_without_note=[cpu]),
+                        "kexec_file_load, then hot-add a CPU (socket 2) and online it: before 6.6 the header has "
+                        "PT_NOTEs for the CPUs present at load only (for_each_present_cpu), so the new CPU has none")
     return r.finish(g, exp(True, "current", "match"),
                     "kexec_file_load, then hot-add a CPU (socket 2) and online it; the kernel-built header "
                     "already has PT_NOTEs for all possible CPUs, so x86 does not rewrite it")
@@ -506,8 +600,18 @@ def sc_load_stale_memadd(r):
 
 def sc_load_hotplug_memadd(r):
     g = r.boot()
-    r.load(g, "kexec_load", hotplug=True)
-    r.add_dimm(g)
+    segs = r.load(g, "kexec_load", hotplug=True, may_fail=not rewrites())
+    rng, _ = r.add_dimm(g)
+    if not segs:
+        # 6.1 rejects the unknown KEXEC_UPDATE_ELFCOREHDR flag: nothing is loaded
+        loaded = read_opt(g, "/sys/kernel/kexec_crash_loaded") == "1"
+        return r.finish(g, exp(loaded, "none", "n/a"),
+                        "kexec_load with --hotplug (KEXEC_UPDATE_ELFCOREHDR): this kernel does not know the flag "
+                        "and the load failed (see load.kexec_output); then hot-add a DIMM. No crash kernel loaded")
+    if not rewrites():
+        return r.finish(g, exp(True, "stale", "match", missing=[rng]),
+                        "kexec_load with --hotplug, then hot-add a DIMM: loaded, but this kernel has no crash "
+                        "hotplug, the userspace header lacks the DIMM")
     return r.finish(g, exp(True, "current", "match"),
                     "kexec_load with --hotplug (KEXEC_UPDATE_ELFCOREHDR), then hot-add a 128 MiB DIMM: the "
                     "kernel found the elfcorehdr segment and rewrote it in kernel format")
@@ -518,6 +622,10 @@ def sc_file_memremove(r):
     r.load(g, "file_load")
     rng, blocks = r.add_dimm(g)
     r.remove_dimm(g, 1, blocks, rng)
+    if not rewrites():
+        return r.finish(g, exp(True, "current", "match"),
+                        "kexec_file_load, hot-add a 128 MiB DIMM, offline and remove it: 6.1 never rewrote the "
+                        "header, which still describes the boot RAM only, which is again the RAM now")
     # Prediction (kernel-notes §3.7/§10): MEM_OFFLINE rebuilt the header while the DIMM's
     # "System RAM" resource still existed; removal fires no event -> range stays in the header.
     return r.finish(g, exp(True, "stale", "match", extra=[rng]),
@@ -609,6 +717,147 @@ def sc_kdump_memadd(r):
     return out
 
 
+def sc_kdump_mdf_memadd(r):
+    """A postmortem dump as Debian's kdump-tools writes it: makedumpfile -l -d 31 in the capture
+    kernel (flattened to the raw disk, then makedumpfile -R on the host)."""
+    disk = os.path.join(r.args.dump_dir, "kdump_mdf_memadd.disk")
+    with open(disk, "wb") as f:
+        f.truncate(512 * MiB)
+    # the capture kernel needs room for makedumpfile and its libraries (the last crashkernel= wins)
+    g = r.boot(disk=disk, extra_append="crashkernel=%s" % MDF_CRASHKERNEL)
+    cmd = KEXEC_FILE_MDF_CMD_61 if GEN == "6.1" else KEXEC_FILE_MDF_CMD
+    r.load(g, "file_load", cmd=cmd)
+    rng, _ = r.add_dimm(g)
+    t = r.truth
+    t["description"] = ("kexec_file_load of a capture initrd with Debian's makedumpfile, hot-add a 128 MiB DIMM, "
+                        "panic (sysrq c); the capture kernel ran makedumpfile -F -l -d 31 /proc/vmcore to a raw "
+                        "virtio disk, the host ran makedumpfile -R into a kdump-compressed file (what /var/crash "
+                        "holds). No crash-region contents; pages of -d 31 (zero, cache, private cache, user, free) "
+                        "are filtered, so absent from the file although they were RAM")
+    t["generation"] = GEN
+    t["kernel_release"] = g.check("uname -r").strip()
+    t["guest_state"] = st = collect_state(g)
+    cr = crash_region(st["proc_iomem"])
+    t["crash_kernel_region"] = [hx(cr[0]), hx(cr[1])] if cr else None
+    t["qmp_memory_devices"] = g.qmp("query-memory-devices")
+    t["qmp_hotpluggable_cpus"] = g.qmp("query-hotpluggable-cpus")
+    # the capture kernel also stores /proc/vmcore's own ELF headers (its PT_LOADs = the
+    # elfcorehdr that was current at panic) at 500 MiB on the disk, for the ground truth
+    g.send_raw("echo c > /proc/sysrq-trigger\n")
+    g.wait_for(r"@@CAPTURE-DONE@@", 900)
+    g.proc.wait(120)
+    g.close()
+    out = os.path.join(r.args.dump_dir, "kdump_mdf_memadd.kdump")
+    if os.path.exists(out + ".tmp"):
+        os.unlink(out + ".tmp")
+    with open(disk, "rb") as src:
+        p = subprocess.run(["makedumpfile", "-R", out + ".tmp"], stdin=src, capture_output=True, text=True)
+    if p.returncode != 0:
+        raise GuestError("makedumpfile -R failed: %s %s" % (p.stdout, p.stderr))
+    os.replace(out + ".tmp", out)
+    with open(disk, "rb") as f:
+        f.seek(500 * MiB)
+        hdrbytes = f.read(64 * 1024)
+    os.unlink(disk)
+    ehdr, phdrs = parse_elf64(lambda off, size: hdrbytes[off:off + size])
+    ram = [[p["p_paddr"], p["p_paddr"] + p["p_memsz"] - 1] for p in phdrs
+           if p["p_type"] == PT_LOAD and p["p_vaddr"] < KERNEL_MAP_START]
+    log = r_serial_tail(g)
+    mdf = [line for line in log if line.startswith("capture:")]
+    t["dump"] = "kdump_mdf_memadd.kdump"
+    t["dump_format"] = "kdump-compressed"
+    t["dump_producer"] = ("makedumpfile -F -l -d 31 /proc/vmcore in the capture kernel (%s), makedumpfile -R on "
+                          "the host" % next((x.split(": ", 1)[1] for x in mdf if "version" in x), "makedumpfile"))
+    t["dump_archive"] = "dumps.tar.zst"
+    t["dump_size"] = os.path.getsize(out)
+    t["capture_serial_log"] = mdf
+    t["makedumpfile"] = {"dump_level": 31, "compression": "lzo (-l)",
+                         "filtered": "zero pages, non-private cache, private cache, user data, free pages",
+                         "report": [x for x in mdf if "mdf:" in x]}
+    now_ram = kernel_header_ram(st["proc_iomem"], cr)
+    missing = range_diff(now_ram, clip_1m(ram))
+    extra = range_diff(clip_1m(ram), now_ram)
+    t["observed"] = {"vmcore_pt_load_ram": [[hx(s), hx(e)] for s, e in ram],
+                     "vmcore_e_phnum": ehdr["e_phnum"],
+                     "dimm_in_vmcore": any(s <= rng[0] and e >= rng[1] for s, e in ram),
+                     "iomem_ram_now": [[hx(s), hx(e)] for s, e in now_ram],
+                     "missing_ram_vs_iomem": [[hx(s), hx(e)] for s, e in missing],
+                     "extra_ram_vs_iomem": [[hx(s), hx(e)] for s, e in extra]}
+    if rewrites():
+        t["expected"] = exp(True, "current", "n/a")
+    else:
+        t["expected"] = exp(True, "stale", "n/a", missing=[rng])
+    t["observed"]["expected_ranges_match_observed"] = (
+        [[hx(s), hx(e)] for s, e in missing] == t["expected"]["missing_ram"] and
+        [[hx(s), hx(e)] for s, e in extra] == t["expected"]["extra_ram"])
+    t["notes"].append("filtered pages (makedumpfile -d 31) are RAM that is in the header but not in the file: "
+                      "they are not missing RAM; the DIMM is %s the vmcore's PT_LOADs"
+                      % ("in" if t["observed"]["dimm_in_vmcore"] else "NOT in"))
+    return out
+
+
+def sc_file_cma(r):
+    """7.x crashkernel=SIZE,cma: CMA ranges the capture kernel may use, not in the elfcorehdr."""
+    g = r.boot(extra_append="crashkernel=%s,cma memblock=debug" % CMA_SIZE)
+    log = g.check("dmesg").splitlines()
+    cma_lines = [l for l in log if re.search(r"crashkernel CMA|cma: Reserved|Reserved .* MiB in", l)]
+    want = int(CMA_SIZE[:-1]) << 20
+    reserves = []
+    for l in log:
+        m = re.search(r"memblock_reserve: \[0x([0-9a-f]+)-0x([0-9a-f]+)\] (\S+)", l)
+        if m and int(m.group(2), 16) - int(m.group(1), 16) + 1 == want:
+            reserves.append({"range": [hx(int(m.group(1), 16)), hx(int(m.group(2), 16))], "caller": m.group(3),
+                             "line": l})
+    meminfo = [l for l in g.check("cat /proc/meminfo").splitlines() if l.startswith("Cma")]
+    r.truth["cma"] = {"append": "crashkernel=%s,cma" % CMA_SIZE, "kernel_log": cma_lines,
+                      "memblock_reserve_of_cma_size": reserves, "meminfo": meminfo}
+    r.load(g, "file_load")
+    cma_ranges = []
+    if len(reserves) == 1:
+        cma_ranges = [[int(x, 16) for x in reserves[0]["range"]]]
+    r.truth["cma"]["crashk_cma_ranges"] = [[hx(s), hx(e)] for s, e in cma_ranges]
+    e = exp(True, "current", "match")
+    e["excluded_ram"] = [{"what": "crashk_cma_ranges", "range": [hx(s), hx(e_)]} for s, e_ in cma_ranges]
+    return r.finish(g, e, "crashkernel=24M plus crashkernel=%s,cma; kexec_file_load: the kernel excludes "
+                          "crashk_cma_ranges from the elfcorehdr (kernel/crash_core.c, crash_prepare_headers -> "
+                          "arch_crash_exclude_mem_range) and hands them to the capture kernel as usable RAM" % CMA_SIZE)
+
+
+def sc_file_dmcrypt(r):
+    """7.x CONFIG_CRASH_DM_CRYPT: a logon key named in configfs crash_dm_crypt_keys is copied
+    into a kexec segment at kexec_file_load (dmcryptkeys= on the capture command line)."""
+    g = r.boot()
+    cfg = "/sys/kernel/config"
+    steps = ["mkdir -p %s" % cfg, "mount -t configfs none %s" % cfg,
+             "mkdir %s/crash_dm_crypt_keys/k0" % cfg,
+             "echo -n %s > %s/crash_dm_crypt_keys/k0/description" % (DMCRYPT_KEY_DESC, cfg),
+             "addkey logon %s %s" % (DMCRYPT_KEY_DESC, DMCRYPT_KEY_HEX)]
+    outs = []
+    for c in steps:
+        st_, o = g.run(c + " 2>&1")
+        outs.append({"cmd": c, "status": st_, "output": o.strip()})
+        if st_ != 0:
+            raise GuestError("dm-crypt key setup failed: %s: %s" % (c, o))
+    count = read_opt(g, "%s/crash_dm_crypt_keys/count" % cfg)
+    r.load(g, "file_load")
+    lines = r.truth["load"]["kernel_debug_lines"]
+    m = [re.search(r"dmcryptkeys=0x([0-9a-f]+)", l) for l in lines]
+    m = [x for x in m if x]
+    k = [re.search(r"Loaded dm crypt keys to kexec_buffer bufsz=0x([0-9a-f]+) memsz=0x([0-9a-f]+)", l) for l in lines]
+    k = [x for x in k if x]
+    keys = {"setup": outs, "configfs_count": count, "key_type": "logon", "key_description": DMCRYPT_KEY_DESC,
+            "key_size": len(DMCRYPT_KEY_HEX) // 2,
+            "dm_crypt_keys_addr": "0x" + m[-1].group(1) if m else None,
+            "bufsz": "0x" + k[-1].group(1) if k else None, "memsz": "0x" + k[-1].group(2) if k else None}
+    r.truth["dm_crypt_keys"] = keys
+    if keys["dm_crypt_keys_addr"]:
+        r.truth["load"].setdefault("segment_roles", {})["dm_crypt_keys"] = keys["dm_crypt_keys_addr"]
+    return r.finish(g, exp(True, "current", "match"),
+                    "configfs crash_dm_crypt_keys/k0 names a 32-byte logon key added with add_key(2); "
+                    "kexec_file_load copies the key into its own segment (crash_load_dm_crypt_keys) and passes "
+                    "dmcryptkeys=ADDR to the capture kernel; the range is left out of the capture memmap")
+
+
 def r_serial_tail(g):
     return g.output_since_start().splitlines()
 
@@ -623,19 +872,58 @@ SCENARIOS = {
     "noload": sc_noload,
     "file_corrupt": sc_file_corrupt,
     "kdump_memadd": sc_kdump_memadd,
+    "kdump_mdf_memadd": sc_kdump_mdf_memadd,
+    "file_cma": sc_file_cma,
+    "file_dmcrypt": sc_file_dmcrypt,
+}
+_COMMON = ["file_base", "file_corrupt", "noload", "file_cpuadd", "file_memremove", "file_memadd",
+           "load_stale_memadd", "load_hotplug_memadd"]
+# scenario names of each generation, in archive order (similar dumps adjacent)
+BY_GEN = {
+    "6.12": _COMMON + ["kdump_memadd"],
+    "6.1": _COMMON + ["kdump_mdf_memadd"],
+    "7.3": _COMMON + ["file_cma", "file_dmcrypt", "kdump_mdf_memadd"],
 }
 
 
+def dump_name(name):
+    return name + (".kdump" if name.startswith("kdump_mdf") else ".elf")
+
+
 def main():
+    global GEN, BUILD
     ap = argparse.ArgumentParser()
-    ap.add_argument("--dump-dir", default=os.environ.get("DUMP_DIR", "/var/tmp/crashhp-dumps"))
-    ap.add_argument("--work-dir", default=os.environ.get("WORK_DIR", "/var/tmp/crashhp-run"))
-    ap.add_argument("--json-dir", default=VMCORES)
-    ap.add_argument("--kernel", default=os.path.join(BUILD, "bzImage"))
-    ap.add_argument("--initrd", default=os.path.join(BUILD, "initramfs.cpio"))
-    ap.add_argument("scenarios", nargs="*", default=list(SCENARIOS))
+    ap.add_argument("--gen", default=os.environ.get("GEN") or "6.12", choices=GENERATIONS)
+    ap.add_argument("--dump-dir")
+    ap.add_argument("--work-dir")
+    ap.add_argument("--json-dir")
+    ap.add_argument("--kernel")
+    ap.add_argument("--initrd")
+    ap.add_argument("--list", action="store_true", help="print this generation's scenario names")
+    ap.add_argument("--list-dumps", action="store_true", help="print its dump file names (archive order)")
+    ap.add_argument("--print-json-dir", action="store_true", help="print where its JSON files go")
+    ap.add_argument("scenarios", nargs="*")
     args = ap.parse_args()
+    GEN = args.gen
+    BUILD = build_dir(GEN)
+    args.dump_dir = args.dump_dir or os.environ.get("DUMP_DIR") or os.path.join(BUILD, "dumps")
+    args.work_dir = args.work_dir or os.environ.get("WORK_DIR") or os.path.join(BUILD, "run")
+    args.json_dir = args.json_dir or json_dir_for(GEN)
+    args.kernel = args.kernel or os.path.join(BUILD, "bzImage")
+    args.initrd = args.initrd or os.path.join(BUILD, "initramfs.cpio")
+    names = BY_GEN[GEN]
+    if args.list:
+        print("\n".join(names))
+        return 0
+    if args.list_dumps:
+        print("\n".join(dump_name(n) for n in names))
+        return 0
+    if args.print_json_dir:
+        print(args.json_dir)
+        return 0
+    args.scenarios = args.scenarios or names
     os.makedirs(args.dump_dir, exist_ok=True)
+    os.makedirs(args.json_dir, exist_ok=True)
     qemu_ver = subprocess.run(["qemu-system-x86_64", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     failed = []
     for name in args.scenarios:
@@ -647,8 +935,10 @@ def main():
             print("SCENARIO %s FAILED: %s" % (name, e), file=sys.stderr)
             failed.append(name)
             continue
+        r.truth.setdefault("generation", GEN)
         r.truth.setdefault("lab", {}).update({
-            "qemu": qemu_ver, "guest_memory": GUEST_MEM, "guest_smp": GUEST_SMP, "guest_append": APPEND,
+            "qemu": qemu_ver, "guest_memory": GUEST_MEM, "guest_smp": GUEST_SMP,
+            "guest_append": getattr(r, "append", None) or r.truth.get("lab", {}).get("guest_append") or APPEND,
             "cpu": "Skylake-Client,-hypervisor (VMware identity via vmport + SMBIOS serial)"})
         for f in ("kernel-release.txt", "source-version.txt"):
             p = os.path.join(BUILD, f)
@@ -658,6 +948,8 @@ def main():
             json.dump(r.truth, f, indent=1, sort_keys=False)
             f.write("\n")
         print("scenario %s done in %.1fs" % (name, time.time() - t0))
+    if failed:
+        print("FAILED: %s" % " ".join(failed), file=sys.stderr)
     return 1 if failed else 0
 
 
