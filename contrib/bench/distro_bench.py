@@ -309,23 +309,29 @@ def boot(
     return g, info
 
 
-UTS_MACHINE = 8 + 4 + 4 * 65  # disk_dump_header: signature, version, utsname
+UTSNAME = 8 + 4  # disk_dump_header: signature, header_version, new_utsname
+UTS_FIELDS = ("sysname", "nodename", "release", "version", "machine")
 
 
-def name_machine(path: Path) -> None:
-    """QEMU 10.0's kdump formats write "Unknown" as utsname.machine, and then
-    libkdumpfile (so drgn, without --architecture) cannot open the file.
-    makedumpfile writes the real one; so does this, for x86_64."""
+def write_utsname(path: Path, uts: Dict[str, str]) -> None:
+    """QEMU 10.0's kdump formats leave utsname empty (machine "Unknown"), and
+    libkdumpfile takes the architecture from it only when sysname is "Linux"
+    and release, version and machine are set (uts_looks_sane), so drgn cannot
+    open the file without --architecture. makedumpfile writes the crashed
+    kernel's utsname there; so does this, from the guest's uname."""
     with open(path, "r+b") as f:
-        head = f.read(UTS_MACHINE + 65)
-        if head[:8] != b"KDUMP   ":
+        if f.read(8) != b"KDUMP   ":
             raise GuestError(f"{path}: not a kdump file")
-        if head[UTS_MACHINE:].rstrip(b"\0") == b"Unknown":
-            f.seek(UTS_MACHINE)
-            f.write(b"x86_64".ljust(65, b"\0"))
+        f.seek(UTSNAME)
+        f.write(b"".join(uts[k].encode()[:64].ljust(65, b"\0") for k in UTS_FIELDS))
 
 
 def dump(g: Guest, run: Path) -> Dict[str, Path]:
+    uts = dict(
+        zip(
+            UTS_FIELDS, ("Linux", *(g.check(f"uname -{opt}").strip() for opt in "nrvm"))
+        )
+    )
     out = {}
     for name, fmt in (("ELF", "elf"), ("kdump", "kdump-raw-zlib")):
         path = run / f"vmcore.{fmt}"
@@ -344,7 +350,7 @@ def dump(g: Guest, run: Path) -> Dict[str, Path]:
             f"{time.monotonic() - t0:.1f} s"
         )
         if fmt != "elf":
-            name_machine(path)
+            write_utsname(path, uts)
         out[name] = path
     return out
 
@@ -407,9 +413,7 @@ def variants(
 
 def run_once(name: str, argv: List[str]) -> Tuple[float, str]:
     t0 = time.perf_counter()
-    proc = subprocess.run(
-        argv, capture_output=True, text=True, env=child_env()
-    )
+    proc = subprocess.run(argv, capture_output=True, text=True, env=child_env())
     elapsed = time.perf_counter() - t0
     ok = (0,) if name.startswith("drgn") else (0, 1, 3)
     if proc.returncode not in ok or "Traceback" in proc.stderr:
@@ -606,7 +610,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     extra = imp["importtime_crashhp_s"] - imp["importtime_drgn_s"]
     print(
         f"\nimport (python -X importtime, top-level cumulative, median): drgn "
-        f"{imp['importtime_drgn_s']:.3f} s, drgn_crashhp {imp['importtime_crashhp_s']:.3f} s, "
+        f"{imp['importtime_drgn_s']:.3f} s, "
+        f"drgn_crashhp {imp['importtime_crashhp_s']:.3f} s, "
         f"extra {extra:.3f} s (target < 0.1 s: {'ok' if extra < 0.1 else 'MISSED'}); "
         f"interpreter wall {imp['wall_drgn_s']:.3f} s vs {imp['wall_crashhp_s']:.3f} s"
     )
