@@ -22,7 +22,7 @@ from __future__ import annotations
 import struct
 from array import array
 from dataclasses import dataclass
-from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 __all__ = (
     "BTF",
@@ -396,19 +396,6 @@ class BTF:
                         table.setdefault(ename, (tid, value))
             self._enumerators = table
         return self._enumerators.get(name)
-
-    def resolve_chain(self, type_id: int, through: Sequence[int]) -> int:
-        """
-        Follow *type_id* through kinds in *through* (e.g. typedefs and
-        qualifiers) to the first other type; a cycle is a BTFError.
-        """
-        seen = 0
-        while type_id and self.kind(type_id) in through:
-            type_id = self.header(type_id)[3]
-            seen += 1
-            if seen > self.nr_types:
-                raise BTFError(f"type reference cycle through type {type_id}")
-        return type_id
 
     def __len__(self) -> int:
         return self.nr_types

@@ -44,6 +44,9 @@ _INT_NAMES = {(1, True): "signed char", (1, False): "unsigned char",
               (2, True): "short", (2, False): "unsigned short",
               (4, True): "int", (4, False): "unsigned int",
               (8, True): "long", (8, False): "unsigned long"}
+#: Kinds a member's bitfield INT can hide behind.
+_TRANSPARENT = frozenset((Kind.TYPEDEF, Kind.CONST, Kind.VOLATILE, Kind.RESTRICT,
+                          Kind.TYPE_TAG))
 #: drgn type kinds asked for -> BTF kinds that can answer, in preference order.
 _BY_KIND = {
     TypeKind.STRUCT: (Kind.STRUCT, Kind.FWD),
@@ -64,6 +67,7 @@ class BtfTypes:
         self.btf = btf
         self._cache: Dict[int, Type] = {}
         self._active: Set[int] = set()
+        self._bases: Dict[int, int] = {}
         #: Types BTF lacks but a check needs, built from other BTF types
         #: (name -> builder); see :mod:`drgn_crashhp.debuginfo.globals`.
         self.fallbacks: Dict[str, Callable[[], Type]] = {}
@@ -183,6 +187,35 @@ class BtfTypes:
     def _lazy(self, type_id: int) -> Callable[[], Type]:
         return lambda: self.type(type_id)
 
+    def _int_base(self, type_id: int) -> int:
+        """
+        The INT a member type is through typedefs and qualifiers, or 0.
+        Memoized along the whole path, so a struct of 65535 members over
+        long chains still costs one walk per type.
+        """
+        path = []
+        tid = type_id
+        while tid and tid not in self._bases:
+            kind = self.btf.kind(tid)
+            if kind not in _TRANSPARENT:
+                break
+            path.append(tid)
+            if len(path) > MAX_DEPTH:
+                for t in path:
+                    self._bases[t] = -1
+                break
+            tid = self.btf.header(tid)[3]
+        if tid in self._bases:
+            base = self._bases[tid]
+        else:
+            base = tid if tid and self.btf.kind(tid) == Kind.INT else 0
+        for t in path:
+            self._bases.setdefault(t, base)
+        if self._bases.get(type_id, base) < 0:
+            raise BTFError(f"type references from {type_id} nest deeper than "
+                           f"{MAX_DEPTH}")
+        return base
+
     def _members(self, tid: int) -> List[TypeMember]:
         out = []
         for m in self.btf.members(tid):
@@ -193,13 +226,10 @@ class BtfTypes:
             else:
                 # Without kind_flag, a bitfield's width and extra offset are
                 # in its INT type (btf.rst, BTF_KIND_STRUCT).
-                base = self.btf.resolve_chain(
-                    m.type_id, (Kind.TYPEDEF, Kind.CONST, Kind.VOLATILE,
-                                Kind.RESTRICT, Kind.TYPE_TAG))
-                if base and self.btf.kind(base) == Kind.INT:
+                base = self._int_base(m.type_id)
+                if base:
                     _, int_off, bits = self.btf.int_encoding(base)
-                    size = self.btf.header(base)[3]
-                    if int_off or bits != size * 8:
+                    if int_off or bits != self.btf.header(base)[3] * 8:
                         make = self._bitfield(m.type_id, bits)
                         bit_offset += int_off
                     else:
@@ -210,4 +240,10 @@ class BtfTypes:
         return out
 
     def _bitfield(self, type_id: int, bits: int) -> Callable[[], Object]:
-        return lambda: Object(self.prog, self.type(type_id), bit_field_size=bits)
+        def make() -> Object:
+            type_ = self.type(type_id)
+            try:
+                return Object(self.prog, type_, bit_field_size=bits)
+            except (ValueError, TypeError, OverflowError) as e:
+                raise BTFError(f"type {type_id}: bitfield of {bits} bits: {e}") from e
+        return make
