@@ -44,3 +44,21 @@ def real_fixture(name: str) -> Tuple[drgn.Program, Dict[str, Any]]:
 
 def scenario_names() -> list:
     return sorted(unpack.scenarios()) if have_fixtures() else []
+
+
+# ---- other kernel generations (vmcores/v6.1, vmcores/v7.3; issue 12) ----
+
+
+def generation_scenarios(gens: Tuple[str, ...] = ("6.1", "7.3")) -> list:
+    """'vGEN/NAME' of every scenario of the given generations in the checkout."""
+    have = set(unpack.generations())
+    return [f"v{g}/{n}" for g in gens if g in have for n in sorted(unpack.scenarios(g))]
+
+
+def gen_fixture_paths(full_name: str) -> Tuple[Path, Path, Dict[str, Any]]:
+    """(dump, vmlinux debug file, ground truth) of 'vGEN/NAME'; skips if absent."""
+    gen, name = unpack.split_name(full_name)
+    if gen not in unpack.generations() or name not in unpack.scenarios(gen):
+        pytest.skip(f"real fixture {full_name} not available")
+    truth = unpack.scenarios(gen)[name]
+    return unpack.dump_path(name, gen), unpack.vmlinux_path(gen), truth

@@ -7,6 +7,12 @@ the repository) and print paths.
     python3 vmcores/unpack.py --path NAME     # path of a dump (scenario name)
     python3 vmcores/unpack.py --vmlinux       # path of the vmlinux debug file
     python3 vmcores/unpack.py --list          # scenario names
+    python3 vmcores/unpack.py --gen 7.3 ...   # the same for another kernel generation
+    python3 vmcores/unpack.py --all           # every generation's scenarios
+
+Generations: 6.12 (files at the top of vmcores/, scenario names without prefix), 6.1
+and 7.3 (vmcores/v6.1/, vmcores/v7.3/; full names "v6.1/file_base"). Each has its
+own archive, debug file (``vmlinux*.debug.xz``) and cache directory.
 
 The cache lives in ``$DRGN_CRASHHP_CACHE`` or ``$XDG_CACHE_HOME/drgn-crashhp``
 (``~/.cache/drgn-crashhp``), keyed by the archive's SHA-256, so a changed
@@ -26,10 +32,31 @@ import sys
 import tarfile
 import tempfile
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional, Tuple
 
 HERE = Path(__file__).resolve().parent
 ARCHIVE = HERE / "dumps.tar.zst"
+DEFAULT_GEN = "6.12"
+
+
+def generations() -> List[str]:
+    """Kernel generations with fixtures in this checkout (6.12 first)."""
+    gens = [DEFAULT_GEN] if ARCHIVE.exists() else []
+    for d in sorted(HERE.glob("v*/dumps.tar.zst")):
+        gens.append(d.parent.name[1:])
+    return gens
+
+
+def gen_dir(gen: str = DEFAULT_GEN) -> Path:
+    return HERE if gen == DEFAULT_GEN else HERE / f"v{gen}"
+
+
+def split_name(name: str, gen: Optional[str] = None) -> Tuple[str, str]:
+    """'v7.3/file_base' -> ('7.3', 'file_base'); a plain name is of *gen* (6.12)."""
+    if name.startswith("v") and "/" in name:
+        g, _, n = name.partition("/")
+        return g[1:], n
+    return gen or DEFAULT_GEN, name
 
 
 def cache_root() -> Path:
@@ -48,21 +75,32 @@ def _digest(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def scenarios() -> Dict[str, dict]:
-    """Ground truth of every scenario, by name."""
+def scenarios(gen: str = DEFAULT_GEN) -> Dict[str, dict]:
+    """Ground truth of every scenario of one generation, by (unprefixed) name."""
     out = {}
-    for path in sorted(HERE.glob("*.json")):
+    for path in sorted(gen_dir(gen).glob("*.json")):
         with open(path) as f:
             truth = json.load(f)
         out[truth.get("scenario", path.stem)] = truth
     return out
 
 
-def unpack() -> Path:
-    """Unpack the archive and the debug info once; return the directory."""
-    if not ARCHIVE.exists():
-        raise FileNotFoundError(f"{ARCHIVE} is missing")
-    dest = cache_root() / f"vmcores-{_digest(ARCHIVE)}"
+def all_scenarios() -> Dict[str, dict]:
+    """Every generation's scenarios: 6.12 by plain name, the others as 'vGEN/NAME'."""
+    out = {}
+    for gen in generations():
+        for name, truth in scenarios(gen).items():
+            out[name if gen == DEFAULT_GEN else f"v{gen}/{name}"] = truth
+    return out
+
+
+def unpack(gen: str = DEFAULT_GEN) -> Path:
+    """Unpack one generation's archive and debug info once; return the directory."""
+    archive = gen_dir(gen) / "dumps.tar.zst"
+    if not archive.exists():
+        raise FileNotFoundError(f"{archive} is missing")
+    tag = "" if gen == DEFAULT_GEN else f"v{gen}-"
+    dest = cache_root() / f"vmcores-{tag}{_digest(archive)}"
     stamp = dest / ".complete"
     if stamp.exists():
         return dest
@@ -72,16 +110,16 @@ def unpack() -> Path:
     with open(dest.parent / f".{dest.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not stamp.exists():
-            _unpack_into(dest)
+            _unpack_into(dest, archive, gen_dir(gen))
     return dest
 
 
-def _unpack_into(dest: Path) -> None:
+def _unpack_into(dest: Path, archive: Path = ARCHIVE, src_dir: Path = HERE) -> None:
     import zstandard
 
     tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
     dctx = zstandard.ZstdDecompressor(max_window_size=1 << 31)
-    with open(ARCHIVE, "rb") as raw, dctx.stream_reader(raw) as stream, \
+    with open(archive, "rb") as raw, dctx.stream_reader(raw) as stream, \
             tarfile.open(fileobj=stream, mode="r|") as tar:
         for member in tar:
             name = os.path.basename(member.name)
@@ -91,7 +129,7 @@ def _unpack_into(dest: Path) -> None:
             assert src is not None
             with open(tmp / name, "wb") as out:
                 shutil.copyfileobj(src, out, 1 << 20)
-    for xz in HERE.glob("vmlinux*.xz"):
+    for xz in src_dir.glob("vmlinux*.xz"):
         with lzma.open(xz) as src, open(tmp / xz.stem, "wb") as out:
             shutil.copyfileobj(src, out, 1 << 20)
     (tmp / ".complete").write_text("ok\n")
@@ -99,14 +137,21 @@ def _unpack_into(dest: Path) -> None:
     tmp.rename(dest)
 
 
-def vmlinux_path() -> Path:
-    [debug] = [p for p in unpack().iterdir() if p.name.startswith("vmlinux")]
+def vmlinux_path(gen: str = DEFAULT_GEN) -> Path:
+    [debug] = [p for p in unpack(gen).iterdir() if p.name.startswith("vmlinux")]
     return debug
 
 
-def dump_path(name: str) -> Path:
-    truth = scenarios()[name]
-    return unpack() / os.path.basename(truth.get("dump", f"{name}.elf"))
+def dump_path(name: str, gen: Optional[str] = None) -> Path:
+    """Dump of *name*: 'file_base', 'v7.3/file_base', or a name and gen='7.3'."""
+    gen, name = split_name(name, gen)
+    truth = scenarios(gen)[name]
+    return unpack(gen) / os.path.basename(truth.get("dump", f"{name}.elf"))
+
+
+def bzimage_path(gen: str = DEFAULT_GEN) -> Path:
+    """The lab kernel of a generation (committed, not archived)."""
+    return HERE / "bzImage-6.12" if gen == DEFAULT_GEN else gen_dir(gen) / "bzImage"
 
 
 def main(argv: List[str]) -> int:
@@ -114,15 +159,21 @@ def main(argv: List[str]) -> int:
     p.add_argument("--path", metavar="NAME", help="print the dump path of NAME")
     p.add_argument("--vmlinux", action="store_true", help="print the vmlinux path")
     p.add_argument("--list", action="store_true", help="list scenarios")
+    p.add_argument("--all", action="store_true",
+                   help="list every generation's scenarios")
+    p.add_argument("--gen", default=DEFAULT_GEN,
+                   help="kernel generation (6.1, 6.12, 7.3)")
     args = p.parse_args(argv)
-    if args.list:
-        print("\n".join(scenarios()))
+    if args.all:
+        print("\n".join(all_scenarios()))
+    elif args.list:
+        print("\n".join(scenarios(args.gen)))
     elif args.path:
-        print(dump_path(args.path))
+        print(dump_path(args.path, None if "/" in args.path else args.gen))
     elif args.vmlinux:
-        print(vmlinux_path())
+        print(vmlinux_path(args.gen))
     else:
-        print(unpack())
+        print(unpack(args.gen))
     return 0
 
 
