@@ -16,6 +16,24 @@ if ! command -v chromium >/dev/null 2>&1; then
     apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
 fi
 chromium --version
+# 'udevadm verify' (systemd >= 253) checks the hotplug rule. Debian 12 has
+# systemd 252: unpack bookworm-backports' udev (254) into the cache, without
+# installing it (vmcores/lab/setup.sh adds that suite to apt's sources).
+cache="${DRGN_CRASHHP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/drgn-crashhp}"
+if ! udevadm verify --help >/dev/null 2>&1 && [ ! -x "$cache/udevadm/bin/udevadm" ]; then
+    tmp="$(mktemp -d)"
+    if (cd "$tmp" && apt-get download -q udev/bookworm-backports >/dev/null 2>&1); then
+        dpkg-deb -x "$tmp"/udev_*.deb "$tmp/root"
+        mkdir -p "$cache/udevadm/bin"
+        cp "$(find "$tmp/root" -path '*bin/udevadm' -type f | head -1)" "$cache/udevadm/bin/udevadm"
+    else
+        echo "setup-test: no udev package in bookworm-backports; the udevadm verify test is skipped"
+    fi
+    rm -rf "$tmp"
+fi
+if [ -x "$cache/udevadm/bin/udevadm" ]; then
+    echo "udevadm $("$cache/udevadm/bin/udevadm" --version) (for 'udevadm verify') in $cache/udevadm/bin"
+fi
 if [ -n "$python" ]; then
     "$python" -m pip install -q -e '.[test,prometheus]'
     "$python" -c 'import prometheus_client; print("prometheus-client", prometheus_client.__version__)' 2>/dev/null \
