@@ -233,10 +233,34 @@ def _seed_fields() -> Dict[bytes, List[Tuple[int, int]]]:
     return {s: fields(s) for s in seeds()}
 
 
+_U32 = st.one_of(st.sampled_from((0, 1, 2, 3, 7, 8, 0x10, 0x7F, 0x80, 0xFF, 0xFFFF,
+                                   0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)),
+                 st.integers(0, 0xFFFFFFFF))
+
+
+@st.composite
+def _records_mutated(draw: st.DrawFn, seed: bytes) -> bytes:
+    """Header and sections intact; 1-8 record fields rewritten (type ids,
+    kinds, vlen, sizes, bit offsets), so inputs reach the conversions."""
+    data = bytearray(seed)
+    fields = [f for f in _seed_fields()[seed] if f[0] >= 24]
+    for _ in range(draw(st.integers(1, 8))):
+        off, size = draw(st.sampled_from(fields))
+        if size == 1:
+            data[off] = draw(st.sampled_from((*range(20), 0x80, 0x93, 0xFF)))
+        else:
+            small = draw(st.integers(0, 3)) == 0
+            value = draw(st.integers(0, len(BTF(seed)) + 2)) if small else draw(_U32)
+            data[off:off + 4] = value.to_bytes(4, "little")
+    return bytes(data)
+
+
 @st.composite
 def btf_input(draw: st.DrawFn) -> bytes:
     seed = draw(st.sampled_from(seeds()))
-    return mutated(draw, [seed], _seed_fields()[seed])
+    if draw(st.integers(0, 2)):
+        return draw(_records_mutated(seed))
+    return draw(mutated([seed], _seed_fields()[seed]))
 
 
 def run_btf(data: bytes) -> str:

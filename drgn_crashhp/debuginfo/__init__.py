@@ -126,12 +126,15 @@ def find_btf(prog: Program, btf_path: Optional[str] = None) -> Tuple[BTF, str]:
     btf, why = _btf_from_memory(prog)
     if btf is not None:
         return btf, why
-    raise DebugInfoError(f"no BTF: {why}; pass --btf FILE (a raw BTF blob or a "
-                         "vmlinux with a .BTF section)")
+    raise DebugInfoError(
+        f"no BTF: {why}; pass --btf FILE (a raw BTF blob or a "
+        "vmlinux with a .BTF section)"
+    )
 
 
-def load_btf_debuginfo(prog: Program, *, btf_path: Optional[str] = None,
-                       system_map: Optional[str] = None) -> str:
+def load_btf_debuginfo(
+    prog: Program, *, btf_path: Optional[str] = None, system_map: Optional[str] = None
+) -> str:
     """
     Register kallsyms (or *system_map*, a ``System.map`` or an ELF vmlinux
     symbol table) as the symbol finder, and BTF type and object finders, on
@@ -153,8 +156,10 @@ def load_btf_debuginfo(prog: Program, *, btf_path: Optional[str] = None,
     prog.register_type_finder(FINDER_NAME, types.find, enable_index=0)
     prog.register_object_finder(FINDER_NAME, objects.find, enable_index=0)
     source = "System.map" if system_map else "kallsyms"
-    return (f"btf+kallsyms: BTF from {where}, {len(btf)} types; {nr_symbols} "
-            f"{source} symbols")
+    return (
+        f"btf+kallsyms: BTF from {where}, {len(btf)} types; {nr_symbols} "
+        f"{source} symbols"
+    )
 
 
 def missing_globals(prog: Program) -> List[Tuple[str, str]]:

@@ -68,32 +68,51 @@ class Kind:
     TYPE_TAG = 18
     ENUM64 = 19
 
-    NAMES = ("UNKN", "INT", "PTR", "ARRAY", "STRUCT", "UNION", "ENUM", "FWD",
-             "TYPEDEF", "VOLATILE", "CONST", "RESTRICT", "FUNC", "FUNC_PROTO",
-             "VAR", "DATASEC", "FLOAT", "DECL_TAG", "TYPE_TAG", "ENUM64")
+    NAMES = (
+        "UNKN",
+        "INT",
+        "PTR",
+        "ARRAY",
+        "STRUCT",
+        "UNION",
+        "ENUM",
+        "FWD",
+        "TYPEDEF",
+        "VOLATILE",
+        "CONST",
+        "RESTRICT",
+        "FUNC",
+        "FUNC_PROTO",
+        "VAR",
+        "DATASEC",
+        "FLOAT",
+        "DECL_TAG",
+        "TYPE_TAG",
+        "ENUM64",
+    )
 
 
 #: Bytes after the 12-byte ``struct btf_type``: (fixed, per vlen item).
 _EXTRA: Tuple[Tuple[int, int], ...] = (
     (-1, 0),  # UNKN: invalid in a type section
-    (4, 0),   # INT: u32 encoding | offset | bits
-    (0, 0),   # PTR
+    (4, 0),  # INT: u32 encoding | offset | bits
+    (0, 0),  # PTR
     (12, 0),  # ARRAY: struct btf_array
     (0, 12),  # STRUCT: struct btf_member[vlen]
     (0, 12),  # UNION
-    (0, 8),   # ENUM: struct btf_enum[vlen]
-    (0, 0),   # FWD
-    (0, 0),   # TYPEDEF
-    (0, 0),   # VOLATILE
-    (0, 0),   # CONST
-    (0, 0),   # RESTRICT
-    (0, 0),   # FUNC (vlen is the linkage)
-    (0, 8),   # FUNC_PROTO: struct btf_param[vlen]
-    (4, 0),   # VAR: struct btf_var
+    (0, 8),  # ENUM: struct btf_enum[vlen]
+    (0, 0),  # FWD
+    (0, 0),  # TYPEDEF
+    (0, 0),  # VOLATILE
+    (0, 0),  # CONST
+    (0, 0),  # RESTRICT
+    (0, 0),  # FUNC (vlen is the linkage)
+    (0, 8),  # FUNC_PROTO: struct btf_param[vlen]
+    (4, 0),  # VAR: struct btf_var
     (0, 12),  # DATASEC: struct btf_var_secinfo[vlen]
-    (0, 0),   # FLOAT
-    (4, 0),   # DECL_TAG: struct btf_decl_tag
-    (0, 0),   # TYPE_TAG
+    (0, 0),  # FLOAT
+    (4, 0),  # DECL_TAG: struct btf_decl_tag
+    (0, 0),  # TYPE_TAG
     (0, 12),  # ENUM64: struct btf_enum64[vlen]
 )
 _NO_VLEN_ITEMS = frozenset((Kind.FUNC,))
@@ -152,7 +171,8 @@ class BTF:
         e = "<" if self.byteorder == "little" else ">"
         self._e = e
         version, _flags, hdr_len, type_off, type_len, str_off, str_len = (
-            struct.unpack_from(e + "BBIIIII", data, 2))
+            struct.unpack_from(e + "BBIIIII", data, 2)
+        )
         if version != 1:
             raise BTFError(f"BTF version {version} is not supported (want 1)")
         if hdr_len < _HEADER_MIN or hdr_len > len(data):
@@ -161,16 +181,24 @@ class BTF:
             # btf.rst: a larger header is allowed only if the unknown part is 0.
             raise BTFError("BTF header has unknown non-zero fields")
         body = len(data) - hdr_len
-        for what, off, ln in (("type", type_off, type_len), ("string", str_off, str_len)):
+        for what, off, ln in (
+            ("type", type_off, type_len),
+            ("string", str_off, str_len),
+        ):
             if off + ln > body:
-                raise BTFError(f"BTF {what} section [{off:#x}+{ln:#x}] lies outside "
-                               f"the blob ({body:#x} bytes after the header)")
+                raise BTFError(
+                    f"BTF {what} section [{off:#x}+{ln:#x}] lies outside "
+                    f"the blob ({body:#x} bytes after the header)"
+                )
         if type_off % 4:
             raise BTFError(f"BTF type section offset {type_off:#x} is not 4-aligned")
         if type_off < str_off + str_len and str_off < type_off + type_len:
             raise BTFError("BTF type and string sections overlap")
-        if not str_len or data[hdr_len + str_off] != 0 or data[hdr_len + str_off
-                                                               + str_len - 1] != 0:
+        if (
+            not str_len
+            or data[hdr_len + str_off] != 0
+            or data[hdr_len + str_off + str_len - 1] != 0
+        ):
             raise BTFError("BTF string section does not start and end with NUL")
         self.data = bytes(data)
         self._str_start = hdr_len + str_off
@@ -207,8 +235,9 @@ class BTF:
             fixed, per = extra[kind]
             size = 12 + fixed + per * (info & 0xFFFF)
             if pos + size > end:
-                raise BTFError(f"type {tid + 1} ({Kind.NAMES[kind]}) runs past the "
-                               "type section")
+                raise BTFError(
+                    f"type {tid + 1} ({Kind.NAMES[kind]}) runs past the type section"
+                )
             tid += 1
             if tid > BTF_MAX_TYPE:
                 raise BTFError(f"more than {BTF_MAX_TYPE} types")
@@ -218,8 +247,10 @@ class BTF:
                 a = s0 + name_off
                 z = strtab_find(b"\0", a, s1)
                 if a >= s1 or z < 0:
-                    raise BTFError(f"type {tid} name offset {name_off:#x} is outside "
-                                   "the string section")
+                    raise BTFError(
+                        f"type {tid} name offset {name_off:#x} is outside "
+                        "the string section"
+                    )
                 name = data[a:z]
                 ids = index.get(name)
                 if ids is None:
@@ -269,8 +300,10 @@ class BTF:
         pos = self._check(type_id)
         _, info, _ = self._u32x3(self.data, pos)
         if (info >> 24) & 0x1F != kind:
-            raise BTFError(f"type {type_id} is {Kind.NAMES[(info >> 24) & 0x1F]}, "
-                           f"not {Kind.NAMES[kind]}")
+            raise BTFError(
+                f"type {type_id} is {Kind.NAMES[(info >> 24) & 0x1F]}, "
+                f"not {Kind.NAMES[kind]}"
+            )
         item = struct.Struct(self._e + fmt)
         pos += 12 + _EXTRA[kind][0]
         for _ in range(0 if kind in _NO_VLEN_ITEMS else info & 0xFFFF):
@@ -306,8 +339,11 @@ class BTF:
         for name_off, mtype, offset in self._items(type_id, kind, "III"):
             if kflag:
                 # btf.rst: with kind_flag, offset is bitfield_size << 24 | bit offset.
-                out.append(Member(self.string(name_off), mtype, offset & 0xFFFFFF,
-                                  offset >> 24))
+                out.append(
+                    Member(
+                        self.string(name_off), mtype, offset & 0xFFFFFF, offset >> 24
+                    )
+                )
             else:
                 out.append(Member(self.string(name_off), mtype, offset, 0))
         return out
@@ -322,7 +358,9 @@ class BTF:
         out = []
         if kind == Kind.ENUM:
             signed = kflag
-            raw = [(self.string(n) or "", v) for n, v in self._items(type_id, kind, "Ii")]
+            raw = [
+                (self.string(n) or "", v) for n, v in self._items(type_id, kind, "Ii")
+            ]
             if not signed and any(v < 0 for _, v in raw):
                 signed = True
             for name, v in raw:
@@ -339,8 +377,10 @@ class BTF:
 
     def params(self, type_id: int) -> Tuple[List[Param], bool]:
         """``(parameters, is_variadic)`` of a FUNC_PROTO."""
-        params = [Param(self.string(n), t)
-                  for n, t in self._items(type_id, Kind.FUNC_PROTO, "II")]
+        params = [
+            Param(self.string(n), t)
+            for n, t in self._items(type_id, Kind.FUNC_PROTO, "II")
+        ]
         variadic = bool(params) and params[-1].type_id == 0 and params[-1].name is None
         return (params[:-1] if variadic else params), variadic
 

@@ -59,8 +59,10 @@ GLOBALS: Dict[str, Tuple[str, str]] = {
     "__cpu_active_mask": ("struct cpumask", "kernel/cpu.c"),
     # A macro, not a symbol, when NR_CPUS == 1 or CONFIG_FORCE_NR_CPUS.
     "nr_cpu_ids": ("unsigned int", "kernel/smp.c"),
-    "__per_cpu_offset": ("unsigned long [nr_cpu_ids]",
-                         "arch/x86/kernel/setup_percpu.c"),
+    "__per_cpu_offset": (
+        "unsigned long [nr_cpu_ids]",
+        "arch/x86/kernel/setup_percpu.c",
+    ),
     # Memory (kernel/resource.c, mm/init-mm.c, arch/x86/kernel/head64.c,
     # drivers/base/memory.c).
     "iomem_resource": ("struct resource", "kernel/resource.c"),
@@ -106,7 +108,8 @@ def note_buf_t(types: BtfTypes) -> Type:
     prstatus = prog.type("struct elf_prstatus")
     size = 12 * 2 + 8 + (prstatus.size + 3) // 4 * 4
     return prog.typedef_type(
-        "note_buf_t", prog.array_type(prog.type("unsigned int"), size // 4))
+        "note_buf_t", prog.array_type(prog.type("unsigned int"), size // 4)
+    )
 
 
 class BtfObjects:
@@ -143,8 +146,9 @@ class BtfObjects:
             return prog.array_type(elem, prog["nr_cpu_ids"].value_())
         return prog.type(spelling)
 
-    def find(self, prog: Program, name: str, flags: FindObjectFlags,
-             filename: Optional[str]) -> Optional[Object]:
+    def find(
+        self, prog: Program, name: str, flags: FindObjectFlags, filename: Optional[str]
+    ) -> Optional[Object]:
         """``register_object_finder()`` callback: ``(prog, name, flags, filename)``."""
         if flags & FindObjectFlags.CONSTANT:
             found = self.btf.enumerator(name)
@@ -168,13 +172,16 @@ class BtfObjects:
         if declared is not None:
             address = self._address(prog, name)
             if address is None:
-                raise MissingGlobal(f"{name}: no address in the kernel's symbols "
-                                    "(kallsyms without CONFIG_KALLSYMS_ALL?)")
+                raise MissingGlobal(
+                    f"{name}: no address in the kernel's symbols "
+                    "(kallsyms without CONFIG_KALLSYMS_ALL?)"
+                )
             try:
                 type_ = self._declared_type(prog, name, declared[0])
             except (LookupError, BTFError) as e:
-                raise MissingGlobal(f"{name}: type {declared[0]} not in BTF ({e})"
-                                    ) from e
+                raise MissingGlobal(
+                    f"{name}: type {declared[0]} not in BTF ({e})"
+                ) from e
             return Object(prog, type_, address=address)
         ids = self.btf.find(name, (Kind.VAR,))
         if not ids:

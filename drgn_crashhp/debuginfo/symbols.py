@@ -92,8 +92,13 @@ def _read_system_map(data: bytes) -> List[Tuple[str, int, str]]:
     for line in data.splitlines():
         m = _MAP_LINE.match(line)
         if m:
-            out.append((m.group(3).decode("ascii", "replace"), int(m.group(1), 16),
-                        m.group(2).decode()))
+            out.append(
+                (
+                    m.group(3).decode("ascii", "replace"),
+                    int(m.group(1), 16),
+                    m.group(2).decode(),
+                )
+            )
     return out
 
 
@@ -110,7 +115,10 @@ def _read_elf_symtab(path: str) -> List[Tuple[str, int, str]]:
                 raise SymbolsError(f"{path}: ELF file without a .symtab")
             out = []
             for sym in symtab.iter_symbols():
-                if not sym.name or sym["st_info"]["type"] in ("STT_FILE", "STT_SECTION"):
+                if not sym.name or sym["st_info"]["type"] in (
+                    "STT_FILE",
+                    "STT_SECTION",
+                ):
                     continue
                 code = "t" if sym["st_info"]["type"] == "STT_FUNC" else "d"
                 if sym["st_info"]["bind"] != "STB_LOCAL":
@@ -136,8 +144,9 @@ def file_symbols(prog: Program, path: str) -> SymbolIndex:
             rest = f.read() if head != b"\x7fELF" else b""
     except OSError as e:
         raise SymbolsError(f"cannot read {path}: {e.strerror or e}") from e
-    entries = _read_elf_symtab(path) if head == b"\x7fELF" else _read_system_map(
-        head + rest)
+    entries = (
+        _read_elf_symtab(path) if head == b"\x7fELF" else _read_system_map(head + rest)
+    )
     if not entries:
         raise SymbolsError(f"{path}: no symbols (not a System.map or vmlinux)")
     offset = kaslr_offset(prog)
@@ -146,8 +155,10 @@ def file_symbols(prog: Program, path: str) -> SymbolIndex:
     if stext is not None:
         ours = [a for n, a, _ in moved if n == "_stext"]
         if ours and ours[0] != stext:
-            raise SymbolsError(f"{path} does not match this kernel: _stext is "
-                               f"{ours[0]:#x} there, {stext:#x} in VMCOREINFO")
+            raise SymbolsError(
+                f"{path} does not match this kernel: _stext is "
+                f"{ours[0]:#x} there, {stext:#x} in VMCOREINFO"
+            )
     # No sizes in a System.map: like drgn's kallsyms, a symbol ends where the
     # next one starts.
     addresses = sorted({a for _, a, _ in moved})
@@ -155,6 +166,7 @@ def file_symbols(prog: Program, path: str) -> SymbolIndex:
     symbols = []
     for name, address, code in moved:
         binding, kind = _binding_kind(code)
-        symbols.append(Symbol(name, address, following[address] - address, binding,
-                              kind))
+        symbols.append(
+            Symbol(name, address, following[address] - address, binding, kind)
+        )
     return SymbolIndex(symbols)

@@ -38,15 +38,29 @@ __all__ = ("BtfTypes",)
 #: Deepest chain of non-struct references (pointer to const to typedef ...)
 #: followed in one conversion; real kernels need fewer than 20.
 MAX_DEPTH = 256
-_QUALIFIER = {Kind.CONST: Qualifiers.CONST, Kind.VOLATILE: Qualifiers.VOLATILE,
-              Kind.RESTRICT: Qualifiers.RESTRICT}
-_INT_NAMES = {(1, True): "signed char", (1, False): "unsigned char",
-              (2, True): "short", (2, False): "unsigned short",
-              (4, True): "int", (4, False): "unsigned int",
-              (8, True): "long", (8, False): "unsigned long"}
+_QUALIFIER = {
+    Kind.CONST: Qualifiers.CONST,
+    Kind.VOLATILE: Qualifiers.VOLATILE,
+    Kind.RESTRICT: Qualifiers.RESTRICT,
+}
+_INT_NAMES = {
+    (1, True): "signed char",
+    (1, False): "unsigned char",
+    (2, True): "short",
+    (2, False): "unsigned short",
+    (4, True): "int",
+    (4, False): "unsigned int",
+    (8, True): "long",
+    (8, False): "unsigned long",
+}
+#: Sizes the kernel's BTF verifier accepts (kernel/bpf/btf.c).
+_INT_SIZES = frozenset((1, 2, 4, 8, 16))
+_FLOAT_SIZES = frozenset((2, 4, 8, 12, 16))
+_ENUM_SIZES = frozenset((1, 2, 4, 8))
 #: Kinds a member's bitfield INT can hide behind.
-_TRANSPARENT = frozenset((Kind.TYPEDEF, Kind.CONST, Kind.VOLATILE, Kind.RESTRICT,
-                          Kind.TYPE_TAG))
+_TRANSPARENT = frozenset(
+    (Kind.TYPEDEF, Kind.CONST, Kind.VOLATILE, Kind.RESTRICT, Kind.TYPE_TAG)
+)
 #: drgn type kinds asked for -> BTF kinds that can answer, in preference order.
 _BY_KIND = {
     TypeKind.STRUCT: (Kind.STRUCT, Kind.FWD),
@@ -74,8 +88,9 @@ class BtfTypes:
 
     # -- drgn type finder ----------------------------------------------------
 
-    def find(self, prog: Program, kinds: TypeKindSet, name: str,
-             filename: Optional[str]) -> Optional[Type]:
+    def find(
+        self, prog: Program, kinds: TypeKindSet, name: str, filename: Optional[str]
+    ) -> Optional[Type]:
         """``register_type_finder()`` callback: ``(prog, kinds, name, filename)``."""
         for kind in kinds:
             btf_kinds = _BY_KIND.get(kind)
@@ -90,7 +105,7 @@ class BtfTypes:
             return self.fallbacks[name]()
         return None
 
-    def lookup(self, name: str, kinds: "tuple[int, ...]") -> Optional[int]:
+    def lookup(self, name: str, kinds: tuple[int, ...]) -> Optional[int]:
         """
         The type id for *name* among *kinds*: a complete definition first
         (an ENUM with enumerators, a STRUCT/UNION rather than a FWD), else
@@ -136,12 +151,27 @@ class BtfTypes:
         kind, vlen, kflag, size_type = btf.header(tid)
         name = btf.name(tid)
         if kind == Kind.INT:
-            encoding, _, _ = btf.int_encoding(tid)
+            encoding, int_off, bits = btf.int_encoding(tid)
+            # The kernel's BTF verifier (kernel/bpf/btf.c btf_int_check_meta()).
+            if (
+                size_type not in _INT_SIZES
+                or bits > 128
+                or int_off + bits > 8 * size_type
+            ):
+                raise BTFError(
+                    f"type {tid}: INT of {size_type} bytes, {bits} bits at "
+                    f"bit {int_off}"
+                )
             if encoding & INT_BOOL:
                 return prog.bool_type(name or "_Bool", size_type)
-            return prog.int_type(name or _INT_NAMES.get((size_type, bool(
-                encoding & INT_SIGNED)), "int"), size_type, bool(encoding & INT_SIGNED))
+            return prog.int_type(
+                name or _INT_NAMES.get((size_type, bool(encoding & INT_SIGNED)), "int"),
+                size_type,
+                bool(encoding & INT_SIGNED),
+            )
         if kind == Kind.FLOAT:
+            if size_type not in _FLOAT_SIZES:
+                raise BTFError(f"type {tid}: FLOAT of {size_type} bytes")
             return prog.float_type(name or "double", size_type)
         if kind == Kind.PTR:
             return prog.pointer_type(self.type(size_type))
@@ -160,13 +190,17 @@ class BtfTypes:
             make = prog.struct_type if kind == Kind.STRUCT else prog.union_type
             return make(name, size_type, self._members(tid))
         if kind in (Kind.ENUM, Kind.ENUM64):
+            if size_type not in _ENUM_SIZES:
+                raise BTFError(f"type {tid}: {Kind.NAMES[kind]} of {size_type} bytes")
             values, signed = btf.enumerators(tid)
-            compatible = prog.int_type(_INT_NAMES.get((size_type, signed), "int"),
-                                       size_type, signed)
+            compatible = prog.int_type(
+                _INT_NAMES.get((size_type, signed), "int"), size_type, signed
+            )
             if not vlen:
                 return prog.enum_type(name, None, None)
-            return prog.enum_type(name, compatible,
-                                  [TypeEnumerator(n, v) for n, v in values])
+            return prog.enum_type(
+                name, compatible, [TypeEnumerator(n, v) for n, v in values]
+            )
         if kind == Kind.FWD:
             want = Kind.UNION if kflag else Kind.STRUCT
             full = self.lookup(name, (want,)) if name else None
@@ -179,13 +213,26 @@ class BtfTypes:
             return prog.function_type(
                 self.type(size_type),
                 [TypeParameter(self._lazy(p.type_id), p.name) for p in params],
-                variadic)
+                variadic,
+            )
         if kind in (Kind.FUNC, Kind.VAR):
             return self.type(size_type)
         raise BTFError(f"type {tid} is a {Kind.NAMES[kind]}, which has no C type")
 
     def _lazy(self, type_id: int) -> Callable[[], Type]:
         return lambda: self.type(type_id)
+
+    def _member(self, type_id: int) -> Callable[[], Object]:
+        def make() -> Object:
+            type_ = self.type(type_id)
+            try:
+                # What drgn itself makes of a member (an absent object): it
+                # refuses void and function members, as the kernel's BTF
+                # verifier does.
+                return Object(self.prog, type_)
+            except (ValueError, TypeError, OverflowError) as e:
+                raise BTFError(f"type {type_id} cannot be a member: {e}") from e
+        return make
 
     def _int_base(self, type_id: int) -> int:
         """
@@ -212,8 +259,9 @@ class BtfTypes:
         for t in path:
             self._bases.setdefault(t, base)
         if self._bases.get(type_id, base) < 0:
-            raise BTFError(f"type references from {type_id} nest deeper than "
-                           f"{MAX_DEPTH}")
+            raise BTFError(
+                f"type references from {type_id} nest deeper than {MAX_DEPTH}"
+            )
         return base
 
     def _members(self, tid: int) -> List[TypeMember]:
@@ -233,9 +281,9 @@ class BtfTypes:
                         make = self._bitfield(m.type_id, bits)
                         bit_offset += int_off
                     else:
-                        make = self._lazy(m.type_id)
+                        make = self._member(m.type_id)
                 else:
-                    make = self._lazy(m.type_id)
+                    make = self._member(m.type_id)
             out.append(TypeMember(make, m.name, bit_offset))
         return out
 
@@ -246,4 +294,5 @@ class BtfTypes:
                 return Object(self.prog, type_, bit_field_size=bits)
             except (ValueError, TypeError, OverflowError) as e:
                 raise BTFError(f"type {type_id}: bitfield of {bits} bits: {e}") from e
+
         return make
