@@ -61,18 +61,25 @@ def drgn_problem() -> Optional[str]:
     try:
         import drgn
     except ImportError as e:
-        return (f"drgn is not installed in this Python ({e}): "
-                f"pip install 'drgn>={MIN_DRGN}' into the same environment")
+        return (
+            f"drgn is not installed in this Python ({e}): "
+            f"pip install 'drgn>={MIN_DRGN}' into the same environment"
+        )
     missing = [(name, since) for name, since in _NEEDS if not _has(drgn, name)]
     if not missing:
         return None
     name, since = missing[0]
     where = os.path.dirname(os.path.dirname(getattr(drgn, "__file__", "") or ""))
     version = getattr(drgn, "__version__", "unknown version")
-    return (f"drgn {version} ({where or 'unknown location'}) is too old: "
+    if where.startswith("/usr/lib/python3"):
+        todo = (f"that is the distribution's python3-drgn: install drgn-crashhp "
+                f"in a venv (README: Quick start), which gets drgn >= {MIN_DRGN} "
+                "from PyPI")
+    else:
+        todo = f"upgrade it there: pip install -U 'drgn>={MIN_DRGN}'"
+    return (f"drgn {version} in {where or 'an unknown location'} is too old: "
             f"drgn-crashhp needs drgn >= {MIN_DRGN} ({name} is new in {since}); "
-            f"in a venv run: pip install 'drgn>={MIN_DRGN}' (the distribution's "
-            f"python3-drgn is older)")
+            f"{todo}")
 
 
 def check_drgn_version() -> None:
