@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from tests import btffuzz  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("fuzz_long", ROOT / "contrib" / "fuzz_long.py")
+_spec = importlib.util.spec_from_file_location(
+    "fuzz_long", ROOT / "contrib" / "fuzz_long.py")
 assert _spec is not None and _spec.loader is not None
 fuzz_long = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fuzz_long)
@@ -36,7 +37,8 @@ _spec.loader.exec_module(fuzz_long)
 
 def main(argv: List[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    p.add_argument("--inputs", type=int, default=100_000, help="inputs (default 100000)")
+    p.add_argument("--inputs", type=int, default=100_000,
+                   help="inputs (default 100000)")
     p.add_argument("--seed", type=int, default=0, help="seed of the first batch")
     p.add_argument("--batch", type=int, default=5000,
                    help="inputs per hypothesis run (default 5000)")

@@ -173,10 +173,13 @@ def all_kinds_blob() -> bytes:
                             True)
     roots = [
         node, wide, neg, prog.pointer_type(fn),
-        prog.typedef_type("node_t", node.qualified(Qualifiers.CONST | Qualifiers.VOLATILE)),
+        prog.typedef_type("node_t",
+                          node.qualified(Qualifiers.CONST | Qualifiers.VOLATILE)),
         prog.array_type(prog.bool_type("_Bool", 1), 7),
         prog.pointer_type(prog.union_type("opaque")),
-        prog.struct_type("holder", 8, (TypeMember(prog.array_type(u32, 0), "tail", 0),)),
+        prog.pointer_type(u32).qualified(Qualifiers.RESTRICT),
+        prog.struct_type("holder", 8,
+                         (TypeMember(prog.array_type(u32, 0), "tail", 0),)),
     ]
     enc = btfgen.Encoder()
     for t in roots:
@@ -222,7 +225,7 @@ def seeds() -> Tuple[bytes, ...]:
 def fields(data: bytes) -> List[Tuple[int, int]]:
     """``(offset, size)`` of every header and record field of a seed."""
     out = [(o, 4) for o in range(4, 24, 4)] + [(0, 2), (2, 1), (3, 1)]
-    for off, kind, vlen, size in records(data):
+    for off, _, _, size in records(data):
         out += [(o, 4) for o in range(off, off + size, 4)]
         out.append((off + 7, 1))  # the kind byte of info
     return out
@@ -295,8 +298,8 @@ def run_btf(data: bytes) -> str:
         try:
             types.find(prog, TypeKindSet({TypeKind.STRUCT, TypeKind.TYPEDEF,
                                           TypeKind.ENUM, TypeKind.INT}), name, None)
-            objects.find(prog, name, FindObjectFlags.CONSTANT | FindObjectFlags.VARIABLE,
-                         None)
+            objects.find(prog, name,
+                         FindObjectFlags.CONSTANT | FindObjectFlags.VARIABLE, None)
         except (BTFError, MissingGlobal, LookupError):
             failed += 1
     return f"{len(btf)} types, {converted} converted, {failed} refused"

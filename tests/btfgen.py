@@ -60,7 +60,8 @@ class Encoder:
         quals = t.qualifiers
         if quals:
             tid = self.type(t.unqualified())
-            for q, kind in ((Qualifiers.VOLATILE, "VOLATILE"), (Qualifiers.CONST, "CONST"),
+            for q, kind in ((Qualifiers.VOLATILE, "VOLATILE"),
+                            (Qualifiers.CONST, "CONST"),
                             (Qualifiers.RESTRICT, "RESTRICT")):
                 if quals & q:
                     tid = self.add(0, info(kind), tid)
@@ -96,7 +97,8 @@ class Encoder:
         elif k in (TypeKind.STRUCT, TypeKind.UNION):
             kind = "STRUCT" if k == TypeKind.STRUCT else "UNION"
             if not t.is_complete():
-                tid = self.add(self.string(t.tag), info("FWD", 0, k == TypeKind.UNION), 0)
+                tid = self.add(self.string(t.tag),
+                               info("FWD", 0, k == TypeKind.UNION), 0)
             else:
                 tid = self._reserve()
                 if key is not None:
@@ -110,8 +112,8 @@ class Encoder:
                     if kflag:
                         off |= (m.bit_field_size or 0) << 24
                     extra += struct.pack("<III", self.string(m.name), mt, off)
-                return self._set(tid, self.string(t.tag), info(kind, len(members), kflag),
-                                 t.size, extra)
+                return self._set(tid, self.string(t.tag),
+                                 info(kind, len(members), kflag), t.size, extra)
         elif k == TypeKind.ENUM:
             if not t.is_complete():
                 tid = self.add(self.string(t.tag), info("ENUM"), 4)

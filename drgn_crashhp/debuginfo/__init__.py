@@ -21,7 +21,7 @@ import os
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
-from drgn import Program, ProgramFlags
+from drgn import Program, ProgramFlags, SymbolIndex
 
 from drgn_crashhp.debuginfo.btf import BTF, BTFError
 from drgn_crashhp.debuginfo.objects import GLOBALS, BtfObjects, MissingGlobal
@@ -87,11 +87,21 @@ def read_btf_file(path: str) -> BTF:
         raise DebugInfoError(f"{path}: {e}") from e
 
 
-def _btf_from_memory(prog: Program) -> Tuple[Optional[BTF], str]:
-    try:
-        start = prog.symbol("__start_BTF").address
-        stop = prog.symbol("__stop_BTF").address
-    except LookupError:
+def _address(prog: Program, symbols: Optional[SymbolIndex], name: str) -> Optional[int]:
+    if symbols is None:
+        try:
+            return prog.symbol(name).address
+        except LookupError:
+            return None
+    found = symbols(prog, name, None, True)
+    return found[0].address if found else None
+
+
+def _btf_from_memory(prog: Program, symbols: Optional[SymbolIndex]
+                     ) -> Tuple[Optional[BTF], str]:
+    start = _address(prog, symbols, "__start_BTF")
+    stop = _address(prog, symbols, "__stop_BTF")
+    if start is None or stop is None:
         return None, "no __start_BTF/__stop_BTF symbols (CONFIG_DEBUG_INFO_BTF=n?)"
     if not 0 < stop - start <= MAX_BTF_SIZE:
         return None, f"__stop_BTF - __start_BTF = {stop - start:#x} is not a BTF size"
@@ -110,12 +120,13 @@ def _is_local_live(prog: Program) -> bool:
     return prog.flags & flags == flags
 
 
-def find_btf(prog: Program, btf_path: Optional[str] = None) -> Tuple[BTF, str]:
+def find_btf(prog: Program, btf_path: Optional[str] = None,
+             symbols: Optional[SymbolIndex] = None) -> Tuple[BTF, str]:
     """
-    The target's BTF and where it came from: *btf_path* if given, else the
-    kernel's memory between ``__start_BTF`` and ``__stop_BTF`` (needs symbols
-    registered first), else ``/sys/kernel/btf/vmlinux`` on the running
-    kernel.
+    The target's BTF and where it came from: *btf_path* if given, else
+    ``/sys/kernel/btf/vmlinux`` on the running kernel, else the kernel's
+    memory between ``__start_BTF`` and ``__stop_BTF`` (looked up in
+    *symbols*, or in the program's symbol finders).
 
     :raises DebugInfoError: if none is usable.
     """
@@ -123,7 +134,7 @@ def find_btf(prog: Program, btf_path: Optional[str] = None) -> Tuple[BTF, str]:
         return read_btf_file(btf_path), btf_path
     if _is_local_live(prog) and os.path.exists(SYSFS_BTF):
         return read_btf_file(SYSFS_BTF), SYSFS_BTF
-    btf, why = _btf_from_memory(prog)
+    btf, why = _btf_from_memory(prog, symbols)
     if btf is not None:
         return btf, why
     raise DebugInfoError(
@@ -144,17 +155,18 @@ def load_btf_debuginfo(
         memory (__start_BTF), 107004 types; 28414 kallsyms symbols``.
     :raises DebugInfoError: if there are no symbols or no BTF.
     """
+    # Nothing may create a type before the BTF type finder is registered:
+    # drgn caches primitive types (char) on first use.
     try:
         index = file_symbols(prog, system_map) if system_map else kallsyms(prog)
     except SymbolsError as e:
         raise DebugInfoError(str(e)) from e
-    nr_symbols = len(index(prog, None, None, False))
-    prog.register_symbol_finder(FINDER_NAME, index, enable_index=0)
-    btf, where = find_btf(prog, btf_path)
+    btf, where = find_btf(prog, btf_path, index)
     types = BtfTypes(prog, btf)
-    objects = BtfObjects(types)
     prog.register_type_finder(FINDER_NAME, types.find, enable_index=0)
-    prog.register_object_finder(FINDER_NAME, objects.find, enable_index=0)
+    prog.register_symbol_finder(FINDER_NAME, index, enable_index=0)
+    prog.register_object_finder(FINDER_NAME, BtfObjects(types).find, enable_index=0)
+    nr_symbols = len(index(prog, None, None, False))
     source = "System.map" if system_map else "kallsyms"
     return (
         f"btf+kallsyms: BTF from {where}, {len(btf)} types; {nr_symbols} "

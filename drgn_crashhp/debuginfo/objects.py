@@ -73,8 +73,10 @@ GLOBALS: Dict[str, Tuple[str, str]] = {
     "vmemmap_base": ("unsigned long", "arch/x86/kernel/head64.c"),
     "phys_base": ("unsigned long", "arch/x86/kernel/head_64.S"),
     "memory_blocks": ("struct xarray", "drivers/base/memory.c"),
-    "sections_per_block": ("unsigned long", "drivers/base/memory.c"),
+    "sections_per_block": ("int", "drivers/base/memory.c"),
     "memory_subsys": ("struct bus_type", "drivers/base/memory.c"),
+    # drgn's bus_for_each_dev() (for_each_memory_block()) since v6.3.
+    "bus_kset": ("struct kset *", "drivers/base/bus.c"),
     # The kernel log (kernel/printk/printk.c, v5.10+).
     "prb": ("struct printk_ringbuffer *", "kernel/printk/printk.c"),
     # What drgn's generic helpers start from.

@@ -16,12 +16,20 @@ Data symbols (globals) are in kallsyms only with ``CONFIG_KALLSYMS_ALL``.
 
 from __future__ import annotations
 
+import os
 import re
-from typing import List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
-from drgn import Program, Symbol, SymbolBinding, SymbolIndex, SymbolKind
+from drgn import (
+    Program,
+    ProgramFlags,
+    Symbol,
+    SymbolBinding,
+    SymbolIndex,
+    SymbolKind,
+)
 
-__all__ = ("SymbolsError", "file_symbols", "kaslr_offset", "kallsyms")
+__all__ = ("SymbolsError", "file_symbols", "kallsyms", "kaslr_offset", "vmcoreinfo")
 
 #: x86_64 ``__START_KERNEL_map``: kernel image addresses lie above it; per-CPU
 #: symbols (zero-based before v6.15) and absolute symbols below it are not
@@ -34,17 +42,66 @@ class SymbolsError(Exception):
     """No usable symbol source (one line)."""
 
 
+def _side_program(prog: Program) -> Program:
+    """
+    A second program on the same core dump, for reads that create types.
+
+    drgn caches primitive types (``char``) on first use; reading
+    ``prog["VMCOREINFO"]`` (a ``const char []``), as drgn's
+    ``load_vmlinux_kallsyms()`` does, before the BTF type finder is
+    registered would fix ``char`` to drgn's default signedness, while kernels
+    since 6.2 build with ``-funsigned-char``. A core dump (or /proc/kcore) is
+    therefore opened a second time; only a QEMU target, which cannot be
+    opened twice, is read through *prog* itself.
+    """
+    side = prog.cache.get("crashhp_side_program")
+    if side is not None:
+        return side
+    side = prog
+    path = prog.core_dump_path
+    if path:
+        try:
+            other = Program()
+            other.set_core_dump(path)
+            side = other
+        except Exception:  # noqa: BLE001 - libdrgn raises plain Exception too
+            side = prog
+    prog.cache["crashhp_side_program"] = side
+    return side
+
+
+def vmcoreinfo(prog: Program) -> str:
+    """The target's VMCOREINFO text, read without creating a type in *prog*."""
+    try:
+        return _side_program(prog)["VMCOREINFO"].string_().decode("ascii", "replace")
+    except (LookupError, ValueError, OSError):
+        return ""
+
+
+def _vmcoreinfo_values(text: str, key: str) -> Dict[str, int]:
+    pattern = re.compile(rf"^{key}\(([^)]+)\)=([0-9a-fA-F]+)$", re.M)
+    return {m.group(1): int(m.group(2), 16) for m in pattern.finditer(text)}
+
+
 def kallsyms(prog: Program) -> SymbolIndex:
     """
-    The kernel's own kallsyms as a drgn symbol index.
+    The kernel's own kallsyms as a drgn symbol index, from drgn's
+    ``load_vmlinux_kallsyms()``: ``/proc/kallsyms`` on the running kernel as
+    root, else the tables VMCOREINFO points at (read through a side program,
+    see :func:`_side_program`).
 
     :raises SymbolsError: if the target has neither ``/proc/kallsyms`` nor
         kallsyms in VMCOREINFO (Linux < 6.0).
     """
     from drgn.helpers.linux.kallsyms import load_vmlinux_kallsyms
 
+    live = ProgramFlags.IS_LIVE | ProgramFlags.IS_LOCAL
+    local_root = prog.flags & live == live and os.geteuid() == 0
     try:
-        return load_vmlinux_kallsyms(prog)
+        if not local_root and "kallsyms_num_syms" not in _vmcoreinfo_values(
+                vmcoreinfo(prog), "SYMBOL"):
+            raise LookupError("VMCOREINFO has no SYMBOL(kallsyms_num_syms)")
+        return load_vmlinux_kallsyms(prog if local_root else _side_program(prog))
     except Exception as e:  # noqa: BLE001 - libdrgn raises plain Exception too
         raise SymbolsError(
             f"no kallsyms in this target ({type(e).__name__}: {e}); kernels before "
@@ -54,21 +111,12 @@ def kallsyms(prog: Program) -> SymbolIndex:
 
 def kaslr_offset(prog: Program) -> int:
     """VMCOREINFO ``KERNELOFFSET`` (0 without KASLR or without VMCOREINFO)."""
-    try:
-        info = prog["VMCOREINFO"].string_().decode("ascii", "replace")
-    except (LookupError, ValueError, OSError):
-        return 0
-    m = re.search(r"^KERNELOFFSET=([0-9a-fA-F]+)$", info, re.M)
+    m = re.search(r"^KERNELOFFSET=([0-9a-fA-F]+)$", vmcoreinfo(prog), re.M)
     return int(m.group(1), 16) if m else 0
 
 
 def _vmcoreinfo_symbol(prog: Program, name: str) -> Optional[int]:
-    try:
-        info = prog["VMCOREINFO"].string_().decode("ascii", "replace")
-    except (LookupError, ValueError, OSError):
-        return None
-    m = re.search(rf"^SYMBOL\({re.escape(name)}\)=([0-9a-fA-F]+)$", info, re.M)
-    return int(m.group(1), 16) if m else None
+    return _vmcoreinfo_values(vmcoreinfo(prog), "SYMBOL").get(name)
 
 
 def _binding_kind(code: str) -> Tuple[SymbolBinding, SymbolKind]:
