@@ -212,6 +212,7 @@ class BTF:
         self._kinds = bytearray(1)
         self._index: Dict[bytes, List[int]] = {}
         self._enumerators: Optional[Dict[str, Tuple[int, int]]] = None
+        self._funcs: Optional[Dict[bytes, List[int]]] = None
         self._scan()
 
     # -- opening -------------------------------------------------------------
@@ -223,6 +224,7 @@ class BTF:
         s0, s1 = self._str_start, self._str_end
         offsets, kinds, index = self._offsets, self._kinds, self._index
         extra = _EXTRA
+        func = Kind.FUNC
         pos, end = self._type_start, self._type_end
         tid = 0
         while pos < end:
@@ -243,7 +245,9 @@ class BTF:
                 raise BTFError(f"more than {BTF_MAX_TYPE} types")
             offsets.append(pos)
             kinds.append(kind)
-            if name_off:
+            # FUNCs are half of a vmlinux's types and rarely looked up by
+            # name: they are indexed on first use (_func_index()).
+            if name_off and kind != func:
                 a = s0 + name_off
                 z = strtab_find(b"\0", a, s1)
                 if a >= s1 or z < 0:
@@ -400,17 +404,31 @@ class BTF:
 
     # -- lookups -------------------------------------------------------------
 
+    def _func_index(self) -> Dict[bytes, List[int]]:
+        if self._funcs is None:
+            funcs: Dict[bytes, List[int]] = {}
+            for tid in self.ids_of_kind(Kind.FUNC):
+                name = self.name(tid)
+                if name:
+                    funcs.setdefault(name.encode(), []).append(tid)
+            self._funcs = funcs
+        return self._funcs
+
     def find(self, name: str, kinds: Iterable[int] = ()) -> List[int]:
         """Type ids named *name*, in id order, optionally only of *kinds*."""
-        ids = self._index.get(name.encode(), ())
+        key = name.encode()
         want = frozenset(kinds)
+        ids = list(self._index.get(key, ()))
+        if not want or Kind.FUNC in want:
+            ids = sorted(ids + self._func_index().get(key, []))
         if not want:
-            return list(ids)
+            return ids
         return [t for t in ids if self._kinds[t] in want]
 
     def names(self) -> Iterator[str]:
-        """Every distinct type name."""
-        return (n.decode("utf-8", "replace") for n in self._index)
+        """Every distinct type name (FUNCs included)."""
+        names = set(self._index) | set(self._func_index())
+        return (n.decode("utf-8", "replace") for n in names)
 
     def ids_of_kind(self, kind: int) -> Iterator[int]:
         """Type ids of one kind, in order."""
