@@ -40,7 +40,13 @@ from drgn_crashhp.debuginfo.objects import CONSTANTS, GLOBALS, BtfObjects, note_
 from drgn_crashhp.debuginfo.symbols import SymbolsError, file_symbols
 from drgn_crashhp.debuginfo.types import MAX_DEPTH, BtfTypes
 from tests import btffuzz, btfgen
-from tests.conftest import have_fixtures, scenario_names, unpack
+from tests.conftest import (
+    gen_fixture_paths,
+    generation_scenarios,
+    have_fixtures,
+    scenario_names,
+    unpack,
+)
 
 SYSFS_BTF = "/sys/kernel/btf/vmlinux"
 
@@ -441,7 +447,14 @@ def _layout(t: drgn.Type, depth: int = 2) -> Any:
     if k == TypeKind.POINTER:
         return ("ptr", _layout(t.type, 0) if depth else None)
     if k == TypeKind.ARRAY:
-        return ("array", t.length or 0, _layout(t.type, depth))
+        # pahole's BTF flattens multi-dimensional arrays (unsigned long
+        # tags[3][1] in struct xa_node is tags[3] in Debian's BTF): same
+        # bytes, so compare element counts.
+        length, elem = t.length or 0, t.type
+        while elem.unqualified().kind == TypeKind.ARRAY:
+            length *= elem.length or 0
+            elem = elem.type
+        return ("array", length, _layout(elem, depth))
     if k == TypeKind.ENUM:
         return ("enum", t.tag, t.is_complete() and t.type.size,
                 t.is_complete() and tuple((e.name, e.value) for e in t.enumerators))
@@ -554,3 +567,99 @@ def test_missing_globals_are_named(tmp_path: Path) -> None:
     assert set(missing) <= {"crashk_cma_ranges", "crashk_cma_cnt", "vmemmap_base"}
     assert "crashk_cma_ranges" in missing
     assert "no address" in missing["crashk_cma_ranges"]
+
+
+# -- kernels built with BTF: the BTF in the dump itself ----------------------
+
+
+def _has_btf_section(vmlinux: Path) -> bool:
+    from elftools.elf.elffile import ELFFile
+
+    with open(vmlinux, "rb") as f:
+        return ELFFile(f).get_section_by_name(".BTF") is not None
+
+
+@pytest.mark.parametrize("full_name", generation_scenarios(("6.1", "6.12", "7.3")))
+def test_generation_report_same_with_btf_from_memory(full_name: str) -> None:
+    # Lab kernels of issue 12 are built with CONFIG_DEBUG_INFO_BTF: the
+    # dump carries its BTF (__start_BTF..__stop_BTF) and VMCOREINFO kallsyms.
+    dump, vmlinux, _ = gen_fixture_paths(full_name)
+    if not _has_btf_section(vmlinux):
+        pytest.skip(f"{full_name}: kernel built without CONFIG_DEBUG_INFO_BTF")
+    dwarf = Program()
+    dwarf.set_core_dump(str(dump))
+    dwarf.load_debug_info([str(vmlinux)])
+    expected = report_json(build_report(dwarf))
+    prog = Program()
+    prog.set_core_dump(str(dump))
+    line = load_btf_debuginfo(prog)
+    assert line.startswith("btf+kallsyms: BTF from memory (__start_BTF)")
+    got = report_json(build_report(prog))
+    assert got["verdict"] == expected["verdict"]
+    assert _diff(expected, got) == []
+
+
+#: A Debian distribution kernel with its -dbg package (pahole-encoded .BTF
+#: and full DWARF in one file), fetched by contrib/bench/distro_bench.py.
+DISTRO_CACHE = unpack.cache_root() / "bench"
+
+
+def _distro_vmlinux() -> Path:
+    found = sorted(DISTRO_CACHE.glob("*/usr/lib/debug/boot/vmlinux-*"))
+    if not found:
+        pytest.skip("no distribution debug vmlinux (run contrib/bench/distro_bench.py)")
+    return found[-1]
+
+
+@functools.cache
+def _distro_programs(vmlinux: Path) -> Tuple[Program, Program]:
+    dwarf = Program(btffuzz.X86_64)
+    # No core: the vmlinux is an extra module of an empty program.
+    dwarf.extra_module(str(vmlinux), create=True).try_file(str(vmlinux))
+    btf = Program(btffuzz.X86_64)
+    types = BtfTypes(btf, read_btf_file(str(vmlinux)))
+    btf.register_type_finder("btf", types.find, enable_index=0)
+    btf.register_object_finder("btf", BtfObjects(types).find, enable_index=0)
+    return dwarf, btf
+
+
+def test_distro_btf_types_equal_its_dwarf() -> None:
+    # The distribution's own BTF (pahole, Debian's build) against the DWARF
+    # of the same build, for every type the checks read.
+    dwarf, btf = _distro_programs(_distro_vmlinux())
+    roots = _roots(dwarf)
+    assert len(roots) > 30
+    for t in roots:
+        assert _layout(btf.type(t.type_name())) == _layout(t), t.type_name()
+    for name in ENUMERATORS:
+        assert btf.constant(name).value_() == dwarf.constant(name).value_()
+    # note_buf_t is in this BTF; the fallback must agree with it.
+    types = BtfTypes(btf, read_btf_file(str(_distro_vmlinux())))
+    assert drgn.sizeof(note_buf_t(types)) == drgn.sizeof(dwarf.type("note_buf_t"))
+
+
+def _distro_dumps() -> List[Path]:
+    where = Path(os.environ.get("DRGN_CRASHHP_DISTRO_DUMPS", DISTRO_CACHE / "run"))
+    dumps = [p for p in (where / "vmcore.elf", where / "vmcore.kdump-raw-zlib")
+             if p.exists()]
+    if not dumps:
+        pytest.skip(f"no distribution dumps in {where} (contrib/bench/distro_bench.py)")
+    return dumps
+
+
+def test_distro_dump_report_same_with_btf_from_memory() -> None:
+    # The Debian kernel booted under QEMU by distro_bench.py: crash kernel
+    # loaded with kexec -s -p, a DIMM hot-added, dumped as ELF and kdump.
+    vmlinux = _distro_vmlinux()
+    for dump in _distro_dumps():
+        dwarf = Program()
+        dwarf.set_core_dump(str(dump))
+        dwarf.load_debug_info([str(vmlinux)])
+        expected = report_json(build_report(dwarf))
+        prog = Program()
+        prog.set_core_dump(str(dump))
+        line = load_btf_debuginfo(prog)
+        assert re.match(r"btf\+kallsyms: BTF from memory \(__start_BTF\), \d{5,} types",
+                        line)
+        got = report_json(build_report(prog))
+        assert _diff(expected, got) == [], dump.name
