@@ -445,41 +445,71 @@ def measure(cmds: Dict[str, List[str]], runs: int) -> Dict[str, List[float]]:
     return times
 
 
-def import_cost(runs: int) -> Dict[str, float]:
-    """-X importtime: total cumulative time of the top-level imports of
-    ``import drgn`` and ``import drgn_crashhp`` (median), and wall time."""
+IMPORT_SETS = {
+    "drgn": "import drgn",
+    # what `drgn -c VMCORE -e pass` imports besides drgn (cli.py's globals)
+    "drgn CLI": "import drgn.cli, drgn.helpers.common, drgn.helpers.linux",
+    "drgn_crashhp": "import drgn_crashhp",
+}
+IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \| ( *)(\S+)$")
 
-    def once(mod: str) -> Tuple[float, float]:
-        t0 = time.perf_counter()
+
+def import_breakdown(stderr: str) -> Dict[str, float]:
+    """Seconds of ``import drgn_crashhp`` by what it pulls in: each package
+    imported straight from a drgn_crashhp module (cumulative, by top-level
+    name, drgn's subpackages by their own name) and the package's own code."""
+    rows = [
+        (len(m.group(3)), m.group(4), int(m.group(1)), int(m.group(2)))
+        for m in map(IMPORT_LINE.match, stderr.splitlines())
+        if m
+    ]
+    out: Dict[str, float] = {}
+    for i, (depth, name, self_us, cum_us) in enumerate(rows):
+        # -X importtime prints a module after its imports, one level less deep
+        parent = next((r[1] for r in rows[i + 1 :] if r[0] < depth), "")
+        if name.split(".")[0] == "drgn_crashhp":
+            out["drgn_crashhp (own modules)"] = (
+                out.get("drgn_crashhp (own modules)", 0) + self_us / 1e6
+            )
+        elif parent.split(".")[0] == "drgn_crashhp":
+            key = ".".join(
+                name.split(".")[:3] if name.startswith("drgn.") else name.split(".")[:1]
+            )
+            out[key] = out.get(key, 0) + cum_us / 1e6
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+def import_cost(runs: int) -> Dict[str, object]:
+    """-X importtime of each IMPORT_SETS entry: the sum of the top-level
+    imports' cumulative times (site's own included, the same in each), median
+    of *runs* interleaved runs; and the breakdown of the last drgn_crashhp run."""
+
+    def once(stmt: str) -> Tuple[float, str]:
         proc = subprocess.run(
-            [sys.executable, "-X", "importtime", "-c", f"import {mod}"],
+            [sys.executable, "-X", "importtime", "-c", stmt],
             capture_output=True,
             text=True,
             env=child_env(),
             check=True,
         )
-        wall = time.perf_counter() - t0
-        total = 0
-        for line in proc.stderr.splitlines():
-            m = re.match(r"import time:\s+\d+ \|\s+(\d+) \| (\S.*)$", line)
-            if m:  # no indentation: a top-level import (site's own included)
-                total += int(m.group(1))
-        return total / 1e6, wall
+        total = sum(
+            int(m.group(2))
+            for m in map(IMPORT_LINE.match, proc.stderr.splitlines())
+            if m and not m.group(3)
+        )
+        return total / 1e6, proc.stderr
 
-    res: Dict[str, List[Tuple[float, float]]] = {"drgn": [], "drgn_crashhp": []}
+    res: Dict[str, List[float]] = {name: [] for name in IMPORT_SETS}
+    last = ""
     for _ in range(runs):
-        for mod in res:
-            res[mod].append(once(mod))
-    med = {
-        mod: (statistics.median(a for a, _ in v), statistics.median(w for _, w in v))
-        for mod, v in res.items()
-    }
-    return {
-        "importtime_drgn_s": med["drgn"][0],
-        "importtime_crashhp_s": med["drgn_crashhp"][0],
-        "wall_drgn_s": med["drgn"][1],
-        "wall_crashhp_s": med["drgn_crashhp"][1],
-    }
+        for name, stmt in IMPORT_SETS.items():
+            total, last_err = once(stmt)
+            res[name].append(total)
+            if name == "drgn_crashhp":
+                last = last_err
+    out: Dict[str, object] = {n: statistics.median(v) for n, v in res.items()}
+    out["breakdown"] = import_breakdown(last)
+    return out
 
 
 def profile(core: Path, vmlinux: Path, top: int) -> str:
@@ -607,13 +637,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     rows = report(times)
 
     imp = import_cost(max(args.runs, 5))
-    extra = imp["importtime_crashhp_s"] - imp["importtime_drgn_s"]
+    extra = float(imp["drgn_crashhp"]) - float(imp["drgn"])  # type: ignore[arg-type]
+    cli_extra = float(imp["drgn_crashhp"]) - float(imp["drgn CLI"])  # type: ignore[arg-type]
     print(
-        f"\nimport (python -X importtime, top-level cumulative, median): drgn "
-        f"{imp['importtime_drgn_s']:.3f} s, "
-        f"drgn_crashhp {imp['importtime_crashhp_s']:.3f} s, "
-        f"extra {extra:.3f} s (target < 0.1 s: {'ok' if extra < 0.1 else 'MISSED'}); "
-        f"interpreter wall {imp['wall_drgn_s']:.3f} s vs {imp['wall_crashhp_s']:.3f} s"
+        "\nimport time (python -X importtime, sum of top-level cumulative, median): "
+        + ", ".join(f"{n} {imp[n]:.3f} s" for n in IMPORT_SETS)
+        + f"\n  drgn_crashhp on top of `import drgn`: {extra:.3f} s "
+        f"(target < 0.1 s: {'ok' if extra < 0.1 else 'MISSED'}); on top of what "
+        f"drgn's CLI imports: {cli_extra:.3f} s\n  what it pulls in: "
+        + ", ".join(f"{k} {v:.3f} s" for k, v in imp["breakdown"].items() if v >= 0.002)  # type: ignore[attr-defined]
     )
 
     digest = subprocess.run(
