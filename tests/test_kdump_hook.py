@@ -251,6 +251,23 @@ def test_hook_on_a_stale_header_reloads_only_when_asked(
     assert status == 1
 
 
+def test_hook_writes_the_textfile_after_each_check(tmp_path: Path,
+                                                   journal: Journal) -> None:
+    parser = pytest.importorskip("prometheus_client.parser")
+    prom = tmp_path / "textfile" / "drgn_crashhp.prom"
+    prom.parent.mkdir()
+    env = hook_env(tmp_path, journal, vmcore_target("file_memremove"),
+                   CRASHHP_TEXTFILE=str(prom), CRASHHP_DIGEST="no")
+    before = time.time()
+    assert run_hook(env) == 1
+    values = {s.name: s.value
+              for fam in parser.text_string_to_metric_families(prom.read_text())
+              for s in fam.samples if not s.labels}
+    assert values["drgn_crashhp_stale_ram_bytes"] == 128 << 20
+    assert values["drgn_crashhp_last_check_timestamp_seconds"] >= before
+    assert os.listdir(prom.parent) == [prom.name]  # no temporary file left
+
+
 @pytest.mark.parametrize("name, verdict, priority, status", [
     ("file_base", "OK", "6", 0),
     ("kdump_memadd", "CANNOT VERIFY", "5", 3),
