@@ -11,21 +11,30 @@ turn values into findings, and the report renders them.
 >>> print(render_text(report))
 """
 
-from drgn_crashhp.elfcorehdr import (
+from drgn_crashhp.facts import (
     ElfCoreHdr,
     ElfCoreHdrRead,
-    decode_elfcorehdr,
-    read_elfcorehdr,
+    Facts,
+    KImage,
+    Layout,
+    Role,
+    Segment,
 )
 from drgn_crashhp.findings import CODES, Finding, Severity, exit_status
-from drgn_crashhp.kimage import KImage, Layout, Role, Segment, read_kimage
-from drgn_crashhp.report import Report, build_report, render_text, report_json
+from drgn_crashhp.kernel.elfcorehdr import decode_elfcorehdr
+from drgn_crashhp.read import read_facts
+from drgn_crashhp.read.elfcorehdr import read_elfcorehdr
+from drgn_crashhp.read.image import read_kimage
+from drgn_crashhp.render.json import report_json
+from drgn_crashhp.render.text import render_text
+from drgn_crashhp.report import Report, build_report, report_from_facts
 from drgn_crashhp.target import TargetError, open_program
 
 __all__ = (
     "CODES",
     "ElfCoreHdr",
     "ElfCoreHdrRead",
+    "Facts",
     "Finding",
     "KImage",
     "Layout",
@@ -39,7 +48,9 @@ __all__ = (
     "exit_status",
     "open_program",
     "read_elfcorehdr",
+    "read_facts",
     "read_kimage",
     "render_text",
+    "report_from_facts",
     "report_json",
 )

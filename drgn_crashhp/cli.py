@@ -9,14 +9,13 @@ guest), run the report, print it, and exit with its status.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
 from typing import List, Optional
 
 from drgn_crashhp.findings import CODES, EXIT_USAGE
-from drgn_crashhp.report import SECTIONS, build_report, render_text, report_json
+from drgn_crashhp.options import add_options, run
 from drgn_crashhp.target import TargetError, open_program
 
 __all__ = ("main",)
@@ -34,8 +33,9 @@ class _Progress:
             return
         self.shown = True
         pct = 100 * done // total if total else 100
-        sys.stderr.write(f"\rdrgn-crashhp: hashing {done >> 20}/{total >> 20} MiB"
-                         f" ({pct}%)")
+        sys.stderr.write(
+            f"\rdrgn-crashhp: hashing {done >> 20}/{total >> 20} MiB ({pct}%)"
+        )
         sys.stderr.flush()
 
     def finish(self) -> None:
@@ -61,28 +61,41 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     target = p.add_mutually_exclusive_group()
-    target.add_argument("-c", "--core", metavar="VMCORE",
-                        help="a vmcore (ELF or kdump format)")
-    target.add_argument("-k", "--kernel", action="store_true",
-                        help="the running kernel through /proc/kcore (default)")
-    target.add_argument("--qemu", metavar="SOCK",
-                        help="a QEMU guest over QMP (needs -device vmcoreinfo)")
-    p.add_argument("-s", "--symbols", metavar="PATH", action="append", default=[],
-                   help="vmlinux (or debug file) to load debug info from; "
-                   "may be repeated")
-    p.add_argument("--debug-directory", metavar="DIR", action="append", default=[],
-                   help="also search DIR for debug info")
-    p.add_argument("--no-default-symbols", action="store_true",
-                   help="only use the files given with -s")
-    p.add_argument("--image", choices=("crash", "kexec"), default="crash",
-                   help="kexec_crash_image (default) or kexec_image")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.add_argument("--no-digest", action="store_true",
-                   help="skip recomputing the purgatory digest (fast look)")
-    p.add_argument("--section", action="append", choices=SECTIONS,
-                   help="sections to print (default: all); may be repeated")
-    p.add_argument("-q", "--quiet", action="store_true",
-                   help="print only the verdict and problems")
+    target.add_argument(
+        "-c", "--core", metavar="VMCORE", help="a vmcore (ELF or kdump format)"
+    )
+    target.add_argument(
+        "-k",
+        "--kernel",
+        action="store_true",
+        help="the running kernel through /proc/kcore (default)",
+    )
+    target.add_argument(
+        "--qemu",
+        metavar="SOCK",
+        help="a QEMU guest over QMP (needs -device vmcoreinfo)",
+    )
+    p.add_argument(
+        "-s",
+        "--symbols",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="vmlinux (or debug file) to load debug info from; may be repeated",
+    )
+    p.add_argument(
+        "--debug-directory",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="also search DIR for debug info",
+    )
+    p.add_argument(
+        "--no-default-symbols",
+        action="store_true",
+        help="only use the files given with -s",
+    )
+    add_options(p.add_argument)
     return p
 
 
@@ -99,22 +112,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     except TargetError as e:
         print(f"drgn-crashhp: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    progress = _Progress() if sys.stderr.isatty() else None
-    report = build_report(
+    report = run(
         prog,
-        symbol="kexec_image" if args.image == "kexec" else "kexec_crash_image",
-        digest=not args.no_digest,
-        progress=progress,
+        args,
+        progress=_Progress() if sys.stderr.isatty() else None,
         target=f"QEMU guest {args.qemu}" if args.qemu else None,
     )
-    if progress is not None:
-        progress.finish()
-    if args.json:
-        json.dump(report_json(report), sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        sys.stdout.write(render_text(report, args.section or SECTIONS, args.quiet))
-    sys.stdout.flush()
     return report.exit_status
 
 

@@ -42,9 +42,11 @@ def _build_id_hint(prog: drgn.Program, logged: Sequence[str]) -> str:
     looked = f" for kernel {release}"
     if build_id:
         looked += f" (build ID {build_id.hex()})"
-    return (f"{looked}; pass -s path/to/vmlinux or --debug-directory DIR, or "
-            f"install the distro's debug package (Debian: linux-image-{release}-dbg"
-            f", Fedora/RHEL: kernel-debuginfo-{release})")
+    return (
+        f"{looked}; pass -s path/to/vmlinux or --debug-directory DIR, or "
+        f"install the distro's debug package (Debian: linux-image-{release}-dbg"
+        f", Fedora/RHEL: kernel-debuginfo-{release})"
+    )
 
 
 def open_program(
@@ -70,15 +72,17 @@ def open_program(
             prog.set_kernel()
     except PermissionError as e:
         what = core or ("QEMU socket " + qemu if qemu else "/proc/kcore")
-        raise TargetError(f"no permission to read {what}: {e.strerror or e} "
-                          "(run as root)") from e
+        raise TargetError(
+            f"no permission to read {what}: {e.strerror or e} (run as root)"
+        ) from e
     except FileNotFoundError as e:
         raise TargetError(f"{core or qemu or '/proc/kcore'}: no such file") from e
     except Exception as e:
         # OSError, ValueError, and libelf errors (a truncated or corrupt
         # vmcore), which drgn raises as a plain Exception.
-        raise TargetError(f"cannot open {core or qemu or 'the running kernel'}: {e}"
-                          ) from e
+        raise TargetError(
+            f"cannot open {core or qemu or 'the running kernel'}: {e}"
+        ) from e
     if debug_directories:
         opts = prog.debug_info_options
         opts.directories = tuple(debug_directories) + tuple(opts.directories)
@@ -89,16 +93,16 @@ def open_program(
     drgn_log.addHandler(collect)
     drgn_log.propagate = False
     try:
-        prog.load_debug_info(list(symbols), default=default_symbols,
-                             main=True)
+        prog.load_debug_info(list(symbols), default=default_symbols, main=True)
     except drgn.MissingDebugInfoError as e:
         try:
             critical = prog.main_module().wants_debug_file()
         except LookupError:
             critical = True
         if critical:
-            raise TargetError("no kernel debug info found"
-                              + _build_id_hint(prog, collect.messages)) from e
+            raise TargetError(
+                "no kernel debug info found" + _build_id_hint(prog, collect.messages)
+            ) from e
     except (OSError, ValueError, drgn.BadDataError) as e:
         raise TargetError(f"cannot load debug info: {e}") from e
     finally:
@@ -109,6 +113,9 @@ def open_program(
     except ValueError:
         arch = None
     if arch is not None and arch != drgn.Architecture.X86_64:
-        print(f"drgn-crashhp: warning: {arch.name} target; purgatory and "
-              "elfcorehdr rules are checked as on x86_64", file=sys.stderr)
+        print(
+            f"drgn-crashhp: warning: {arch.name} target; purgatory and "
+            "elfcorehdr rules are checked as on x86_64",
+            file=sys.stderr,
+        )
     return prog

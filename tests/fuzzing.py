@@ -53,33 +53,36 @@ from drgn import (
 )
 from hypothesis import strategies as st
 
-from drgn_crashhp.elfcorehdr import (
-    PN_XNUM,
+from drgn_crashhp.facts import (
+    DumpHeaders,
     ElfCoreHdr,
+    HotplugFields,
+    KImage,
+    Layout,
+    Purgatory,
+    Role,
+    Segment,
+)
+from drgn_crashhp.findings import CODES, exit_status
+from drgn_crashhp.kernel.elfcorehdr import (
+    PN_XNUM,
     Malformed,
     build_elfcorehdr,
     decode_elfcorehdr,
 )
-from drgn_crashhp.findings import CODES, exit_status
-from drgn_crashhp.kimage import (
-    KEXEC_SEGMENT_MAX,
-    HotplugFields,
-    KImage,
-    Layout,
-    Role,
-    Segment,
-)
-from drgn_crashhp.purgatory import (
-    Purgatory,
+from drgn_crashhp.kernel.purgatory import parse_elfcorehdr_arg
+from drgn_crashhp.kernel.segments import KEXEC_SEGMENT_MAX
+from drgn_crashhp.read.dump import read_dump_headers
+from drgn_crashhp.render.json import jsonable, report_json
+from drgn_crashhp.render.text import render_text
+from drgn_crashhp.report import build_report
+from tests import purgblob as pb
+from tests.helpers import (
     check_purgatory,
-    parse_elfcorehdr_arg,
-    read_purgatory,
+    read_purgatory_full,
     render_purgatory,
     verify_digest,
 )
-from drgn_crashhp.report import build_report, jsonable, render_text, report_json
-from drgn_crashhp.vmcore import DumpHeaders, read_dump_headers
-from tests import purgblob as pb
 from tests.synth import (
     HEAP_PHYS,
     LAYOUTS,
@@ -611,7 +614,7 @@ def hostile_image(draw: st.DrawFn, base: KImage) -> KImage:
 
 def _run_purgatory(value: Tuple[Program, KImage]) -> str:
     prog, image = value
-    p = read_purgatory(prog, image)
+    p = read_purgatory_full(prog, image)
     if not isinstance(p, Purgatory):
         raise Crash(f"returned {type(p).__name__}")
     digest = verify_digest(prog, p)

@@ -31,7 +31,9 @@ from drgn_crashhp.findings import (
     EXIT_UNVERIFIED,
     EXIT_USAGE,
 )
-from drgn_crashhp.report import Report, build_report, render_text, report_json
+from drgn_crashhp.render.json import report_json
+from drgn_crashhp.render.text import render_text
+from drgn_crashhp.report import Report, build_report
 from tests import purgblob as pb
 from tests.conftest import ROOT, real_fixture, unpack
 from tests.synth import (

@@ -3,7 +3,8 @@
 from pathlib import Path
 
 from drgn_crashhp.findings import CODES
-from drgn_crashhp.report import build_report, report_json
+from drgn_crashhp.render.json import report_json
+from drgn_crashhp.report import build_report
 from tests.synth import SynthKernel
 from tests.test_kimage import machine
 

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 
-from drgn_crashhp.kimage import Role
-from drgn_crashhp.purgatory import read_purgatory
+from drgn_crashhp.facts import Role
 from tests import fuzzing
 from tests.fuzzing import TARGETS, Target, outcome
+from tests.helpers import read_purgatory_full
 
 settings.register_profile(
     "crashhp-ci",
@@ -61,7 +61,7 @@ def test_seeds_reach_the_decoded_path() -> None:
              fuzzing.LOAD_IMAGE))),
     ):
         prog, _ = program
-        p = read_purgatory(prog, image)
+        p = read_purgatory_full(prog, image)
         assert p.problem is None, p.problem_text
         assert p.regions and p.regs is not None
         assert p.cmdline is not None and p.cmdline.elfcorehdr is not None

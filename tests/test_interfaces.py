@@ -1,4 +1,4 @@
-"""The library, the CLI and the drgn commands give the same findings."""
+"""The library, the CLI and the drgn command give the same findings."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ from typing import Any, Dict, List
 
 import drgn
 import pytest
-from drgn.commands import DEFAULT_COMMAND_NAMESPACE
-from drgn.commands._crash.common import CRASH_COMMAND_NAMESPACE
+from drgn.commands import DEFAULT_COMMAND_NAMESPACE, CommandNotFoundError
 
 import drgn_crashhp.command  # noqa: F401  (registers %crashhp)
-from drgn_crashhp.report import build_report, report_json
+from drgn_crashhp.cli import parser
+from drgn_crashhp.options import OPTIONS
+from drgn_crashhp.render.json import report_json
+from drgn_crashhp.report import build_report
 from tests.conftest import real_fixture, scenario_names, unpack
 from tests.synth import SynthKernel
 from tests.test_kimage import machine
@@ -34,18 +36,27 @@ def run_command(namespace: Any, prog: drgn.Program, line: str) -> Dict[str, Any]
     return doc
 
 
-def test_command_matches_library_on_synthetic_kernel() -> None:
+def test_command_is_a_kernel_command() -> None:
+    """Registered like drgn's own kernel commands: enabled for a Linux
+    kernel program only (a synthetic program is not one)."""
     prog = SynthKernel(machine("6.10", nr_segments=0)).prog
-    lib = report_json(build_report(prog))
-    assert "CHP003" in codes(lib)
-    for ns in (DEFAULT_COMMAND_NAMESPACE, CRASH_COMMAND_NAMESPACE):
-        doc = run_command(ns, prog, "crashhp --json")
-        assert codes(doc) == codes(lib)
-        assert doc["verdict"] == lib["verdict"] == "PROBLEM"
+    with pytest.raises(CommandNotFoundError):
+        DEFAULT_COMMAND_NAMESPACE.lookup(prog, "crashhp")
+    kernel, _ = real_fixture("file_base")
+    assert DEFAULT_COMMAND_NAMESPACE.lookup(kernel, "crashhp") is not None
+
+
+def test_cli_and_command_share_one_option_table() -> None:
+    kernel, _ = real_fixture("file_base")
+    cli_help = parser().format_help()
+    cmd_help = DEFAULT_COMMAND_NAMESPACE.lookup(kernel, "crashhp").format_help()
+    for flags, _ in OPTIONS:
+        for flag in flags:
+            assert flag in cli_help and flag in cmd_help
 
 
 def test_command_text_and_help() -> None:
-    prog = SynthKernel(machine("6.10")).prog
+    prog, _ = real_fixture("file_base")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         DEFAULT_COMMAND_NAMESPACE.run(prog, "crashhp --section image", globals={})
@@ -59,8 +70,8 @@ def test_command_text_and_help() -> None:
 def test_cli_command_library_agree_on_real_dump(name: str) -> None:
     prog, truth = real_fixture(name)
     lib = report_json(build_report(prog))
-    for ns in (DEFAULT_COMMAND_NAMESPACE, CRASH_COMMAND_NAMESPACE):
-        assert codes(run_command(ns, prog, "crashhp --json")) == codes(lib)
+    assert codes(run_command(DEFAULT_COMMAND_NAMESPACE, prog, "crashhp --json")) \
+        == codes(lib)
     proc = subprocess.run(
         [sys.executable, "-m", "drgn_crashhp", "-c", str(unpack.dump_path(name)),
          "-s", str(unpack.vmlinux_path()), "--no-default-symbols", "--json"],

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from drgn_crashhp.elfcorehdr import Malformed, decode_elfcorehdr, read_elfcorehdr
+from drgn_crashhp.facts import Layout, Role
 from drgn_crashhp.findings import exit_status
-from drgn_crashhp.kimage import Layout, Role, read_kimage
-from drgn_crashhp.report import build_report, render_text, report_json
+from drgn_crashhp.kernel.elfcorehdr import Malformed, decode_elfcorehdr
+from drgn_crashhp.read.elfcorehdr import read_elfcorehdr
+from drgn_crashhp.read.image import read_kimage
+from drgn_crashhp.render.json import report_json
+from drgn_crashhp.render.text import render_text
+from drgn_crashhp.report import build_report
 from tests.synth import (
     KERNEL_PHYS,
     KERNEL_SIZE,
@@ -250,7 +254,7 @@ def test_text_and_json_carry_the_same_findings() -> None:
     k = SynthKernel(machine("6.10"))
     report = build_report(k.prog)
     doc = report_json(report)
-    assert doc["schema"] == 1
+    assert doc["schema"] == 2
     assert [f["code"] for f in doc["findings"]] == [f.code for f in report.findings]
     assert doc["image"]["segments"][0]["role"] == "elfcorehdr"
     text_out = render_text(report)

@@ -10,25 +10,29 @@ from typing import List, Tuple
 
 import pytest
 
-from drgn_crashhp.findings import Finding
-from drgn_crashhp.kimage import KImage, Role, read_kimage
-from drgn_crashhp.purgatory import (
-    SHA256_EMPTY,
+from drgn_crashhp.facts import (
     DigestResult,
     DigestStatus,
+    KImage,
     Problem,
     Purgatory,
     RegsLayout,
+    Role,
     Source,
+)
+from drgn_crashhp.findings import Finding
+from drgn_crashhp.kernel.purgatory import parse_elfcorehdr_arg
+from drgn_crashhp.kernel.sha_regions import SHA256_EMPTY
+from drgn_crashhp.read.image import read_kimage
+from drgn_crashhp.render.json import jsonable
+from tests import purgblob as pb
+from tests.conftest import real_fixture, scenario_names
+from tests.helpers import (
     check_purgatory,
-    parse_elfcorehdr_arg,
-    read_purgatory,
+    read_purgatory_full,
     render_purgatory,
     verify_digest,
 )
-from drgn_crashhp.report import jsonable
-from tests import purgblob as pb
-from tests.conftest import real_fixture, scenario_names
 from tests.synth import SynthKernel
 
 
@@ -36,7 +40,7 @@ def run(built: pb.Built) -> Tuple[KImage, Purgatory, object, List[Finding]]:
     prog = SynthKernel(built.machine).prog
     image = read_kimage(prog)
     assert image is not None
-    purg = read_purgatory(prog, image)
+    purg = read_purgatory_full(prog, image)
     digest = verify_digest(prog, purg)
     return image, purg, digest, check_purgatory(image, purg, digest)
 
@@ -449,7 +453,7 @@ def test_progress_reports_all_bytes() -> None:
     image = read_kimage(prog)
     assert image is not None
     seen: List[Tuple[int, int]] = []
-    verify_digest(prog, read_purgatory(prog, image),
+    verify_digest(prog, read_purgatory_full(prog, image),
                   progress=lambda d, t: seen.append((d, t)))
     total = sum(n for _, n in built.regions)
     assert seen[-1] == (total, total)
@@ -471,7 +475,7 @@ def _real(name: str) -> Tuple[KImage, Purgatory, DigestResult, List[Finding], di
         pytest.skip("no crash kernel loaded in this scenario")
     image = read_kimage(prog)
     assert image is not None
-    purg = read_purgatory(prog, image)
+    purg = read_purgatory_full(prog, image)
     digest = verify_digest(prog, purg)
     return image, purg, digest, check_purgatory(image, purg, digest), truth
 

@@ -1,10 +1,11 @@
 """
 Read-only: nothing drgn-crashhp runs can change the target.
 
-Dynamically: every reader, check and rendering (text, JSON, the ``%crashhp``
-drgn command) runs on synthetic kernels whose memory segments record each
-access; memory is byte-for-byte unchanged afterwards and the only accesses
-are reads; a real vmcore is unchanged after the command line read it.
+Dynamically: the report (text, JSON, the ``%crashhp`` drgn command) runs on
+synthetic kernels whose memory segments record each access, and memory is
+byte-for-byte unchanged afterwards; each reader touches only the physical
+bytes it is meant to read; a real vmcore is unchanged after the command
+line read it.
 Structurally: drgn's :class:`~drgn.Program` has no write API at all; drgn's
 QEMU backend sends only QMP commands that read; and a scan of the package
 source (ast) finds no call that could write target memory: no file opened
@@ -15,6 +16,7 @@ than by drgn, no ``ptrace``, ``ctypes``, ``mmap``, ``socket`` or
 
 from __future__ import annotations
 
+import argparse
 import ast
 import contextlib
 import hashlib
@@ -29,13 +31,19 @@ from typing import Callable, Dict, Iterator, List, Tuple
 import _drgn
 import drgn
 import pytest
-from drgn.commands import DEFAULT_COMMAND_NAMESPACE
 
-import drgn_crashhp.command  # noqa: F401  registers %crashhp
-from drgn_crashhp import purgatory, state
-from drgn_crashhp.elfcorehdr import read_elfcorehdr
-from drgn_crashhp.kimage import read_kimage
-from drgn_crashhp.report import build_report, render_text, report_json
+import drgn_crashhp.command
+from drgn_crashhp.facts import Role
+from drgn_crashhp.options import add_options, run
+from drgn_crashhp.read.boot_params import read_cmdline
+from drgn_crashhp.read.digest import hash_regions
+from drgn_crashhp.read.elfcorehdr import read_elfcorehdr
+from drgn_crashhp.read.image import read_image, read_kimage
+from drgn_crashhp.read.machine import read_state
+from drgn_crashhp.read.purgatory import read_purgatory
+from drgn_crashhp.render.json import report_json
+from drgn_crashhp.render.text import render_text
+from drgn_crashhp.report import build_report
 from tests import purgblob as pb
 from tests import synth
 from tests.conftest import ROOT, real_fixture, unpack
@@ -44,19 +52,20 @@ from tests.test_kimage import machine
 
 PACKAGE = Path(drgn_crashhp.command.__file__).resolve().parent
 
-Access = Tuple[str, int, int, bool]
+Access = Tuple[int, int, bool]
 
 
 @contextlib.contextmanager
 def recording() -> Iterator[List[Access]]:
-    """Make tests/synth.py's memory segments log every access."""
+    """Make tests/synth.py's memory segments log every access as
+    ``(address, count, physical)``; the program must be built inside."""
     log: List[Access] = []
     make_reader, zero_reader = synth._reader, synth._zero_reader
 
     def logged(read: Callable[[int, int, int, bool], bytes]
                ) -> Callable[[int, int, int, bool], bytes]:
         def access(address: int, count: int, offset: int, physical: bool) -> bytes:
-            log.append(("read", address, count, physical))
+            log.append((address, count, physical))
             return read(address, count, offset, physical)
 
         return access
@@ -85,42 +94,117 @@ MACHINES: Dict[str, Callable[[], Machine]] = {
 
 
 def _everything(prog: drgn.Program) -> None:
-    """Every reader and check, the report both ways, and the drgn command."""
-    image = read_kimage(prog)
-    st = state.read_state(prog)
-    assert st is not None
-    if image is not None:
-        read_elfcorehdr(prog, image)
-        p = purgatory.read_purgatory(prog, image)
-        digest = purgatory.verify_digest(prog, p)
-        purgatory.check_purgatory(image, p, digest)
+    """The report both ways, and the options shared by the CLI and the drgn
+    command (which drgn enables only for real kernels, not these programs)."""
     for kw in ({}, {"digest": False}, {"symbol": "kexec_image"}):
         report = build_report(prog, **kw)  # type: ignore[arg-type]
         render_text(report)
         render_text(report, quiet=True)
         json.dumps(report_json(report))
     out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        for args in ("crashhp", "crashhp --json", "crashhp -q --no-digest",
-                     "crashhp --image kexec"):
-            DEFAULT_COMMAND_NAMESPACE.run(prog, args, globals={})
+    parser = argparse.ArgumentParser()
+    add_options(parser.add_argument)
+    for args in ("", "--json", "-q --no-digest", "--image kexec"):
+        run(prog, parser.parse_args(args.split()), out=out)
     assert "verdict" in out.getvalue() and '"schema"' in out.getvalue()
 
 
 @pytest.mark.parametrize("name", sorted(MACHINES))
-def test_everything_only_reads(name: str) -> None:
+def test_everything_leaves_memory_unchanged(name: str) -> None:
     with recording() as log:
         kernel = SynthKernel(MACHINES[name]())
     before = _memory_digest(kernel)
     _everything(kernel.prog)
-    assert _memory_digest(kernel) == before
     assert log, "the recorder saw no access: it is not wired to the program"
-    assert {kind for kind, *_ in log} == {"read"}
-    # The kimage pointer itself was read (virtual), and, when an image is
-    # loaded, its segments (physical).
-    assert any(not physical for *_, physical in log)
-    if kernel.machine.segments is not None:
-        assert any(physical for *_, physical in log)
+    assert _memory_digest(kernel) == before
+
+
+Span = Tuple[int, int]
+
+
+def _physical(log: List[Access]) -> List[Span]:
+    """Physical byte ranges ``[start, end)`` read, direct-map reads included."""
+    out = []
+    for address, count, physical in log:
+        if not physical and synth.PAGE_OFFSET <= address < synth.START_KERNEL_MAP:
+            address -= synth.PAGE_OFFSET
+        elif not physical:
+            continue
+        out.append((address, address + count))
+    return out
+
+
+def _outside(spans: List[Span], allowed: List[Span]) -> List[Span]:
+    return [s for s in spans
+            if not any(lo <= s[0] and s[1] <= hi for lo, hi in allowed)]
+
+
+def _touches(spans: List[Span], target: Span) -> bool:
+    return any(s[0] < target[1] and target[0] < s[1] for s in spans)
+
+
+@pytest.mark.parametrize("build", [pb.file_image, pb.load_image])
+def test_each_reader_reads_only_its_own_bytes(build: Callable[[], pb.Built]) -> None:
+    """
+    Which physical bytes each reader touches: the image reader the first
+    page of each segment, the elfcorehdr reader its segment, the purgatory
+    reader the purgatory segment, the command-line reader the boot params,
+    the digest the hashed regions (and purgatory, where it searches); the
+    machine-state reader none of the crash image.
+    """
+    built = build()
+    with recording() as log:
+        kernel = SynthKernel(built.machine)
+    prog = kernel.prog
+    segs = [(s.mem, s.mem + s.memsz) for s in built.segments]
+    crash = [(kernel.machine.crashk[0], kernel.machine.crashk[1] + 1)]
+
+    def reads(fn: Callable[[], object]) -> List[Span]:
+        del log[:]
+        fn()
+        return _physical(log)
+
+    state_spans = reads(lambda: read_state(prog))
+    assert state_spans and not [s for s in state_spans if _touches(crash, s)]
+    raw = read_image(prog)
+    assert raw is not None
+    image_spans = reads(lambda: read_image(prog))
+    kimage = prog["kexec_crash_image"]
+    struct = kimage.value_() - synth.PAGE_OFFSET
+    struct_span = (struct, struct + drgn.sizeof(kimage.type_.type))
+    assert _touches(image_spans, struct_span)
+    heads = [(lo, min(hi, lo + 4096)) for lo, hi in segs]
+    assert all(_touches(image_spans, h) for h in heads)
+    assert _outside(image_spans, heads + [struct_span]) == []
+    image = read_kimage(prog)
+    assert image is not None and image.elfcorehdr is not None
+    elf = image.elfcorehdr
+    elf_spans = reads(lambda: read_elfcorehdr(prog, image))
+    assert _touches(elf_spans, (elf.mem, elf.mem + 64))
+    assert _outside(elf_spans, [(elf.mem, elf.mem + elf.memsz)]) == []
+    purg = image.segment_containing(image.start)
+    assert purg is not None
+    p = read_purgatory(prog, image)
+    purg_spans = reads(lambda: read_purgatory(prog, image))
+    assert _touches(purg_spans, (purg.mem, purg.mem + purg.memsz))
+    allowed = [(purg.mem, purg.mem + purg.memsz)]
+    if image.file_mode:
+        # The kernel's own purgatory blob and its size word (kernel data).
+        blob = prog.symbol("kexec_purgatory").address - synth.PAGE_OFFSET
+        size_at = prog.symbol("kexec_purgatory_size").address - synth.PAGE_OFFSET
+        allowed += [(blob, blob + len(built.purgatory)), (size_at, size_at + 8)]
+        assert _touches(purg_spans, allowed[1])
+    assert _outside(purg_spans, allowed) == []
+    params = image.by_role(Role.BOOT_PARAMS) or image.segment_containing(
+        p.regs.rsi if p.regs else 0)
+    assert params is not None
+    cmd_spans = reads(lambda: read_cmdline(prog, image, p.regs))
+    assert _touches(cmd_spans, (params.mem, params.mem + 4096))
+    assert _outside(cmd_spans, [(params.mem, params.mem + params.memsz)]) == []
+    digest_spans = reads(lambda: hash_regions(prog, p))
+    regions = [(r.start, r.start + r.len) for r in p.regions]
+    assert regions and all(_touches(digest_spans, r) for r in regions)
+    assert _outside(digest_spans, regions + [(purg.mem, purg.mem + purg.memsz)]) == []
 
 
 def test_drgn_program_has_no_write_api() -> None:
@@ -140,8 +224,9 @@ WRITE_CALLS = {"write", "writelines", "write_bytes", "write_text", "pwrite",
                "sendall", "send"}
 WRITE_MODULES = {"ctypes", "mmap", "socket", "subprocess", "fcntl", "shutil"}
 TARGET_PATHS = ("/dev/mem", "/dev/kmem", "/proc/kcore", "/dev/crash")
-#: Output the tool produces: text to its own stdout/stderr.
-OUTPUT_STREAMS = {"sys.stdout", "sys.stderr"}
+#: Output the tool produces: text to its own stdout/stderr, or to the stream
+#: a caller hands :func:`drgn_crashhp.options.run` (stdout by default).
+OUTPUT_STREAMS = {"sys.stdout", "sys.stderr", "out"}
 
 
 def _dotted(node: ast.AST) -> str:
@@ -217,10 +302,12 @@ def _open_risks(name: str, node: ast.Call) -> List[str]:
 
 
 def test_source_has_no_write_path() -> None:
-    sources = sorted(PACKAGE.glob("*.py"))
-    assert {p.name for p in sources} >= {"kimage.py", "elfcorehdr.py", "physmem.py",
-                                         "report.py", "cli.py", "command.py"}
-    risks = [r for p in sources for r in write_risks(p.read_text(), p.name)]
+    sources = sorted(PACKAGE.rglob("*.py"))
+    names = {str(p.relative_to(PACKAGE)) for p in sources}
+    assert names >= {"read/image.py", "read/elfcorehdr.py", "read/physmem.py",
+                     "report.py", "cli.py", "command.py"}
+    risks = [r for p in sources
+             for r in write_risks(p.read_text(), str(p.relative_to(PACKAGE)))]
     assert risks == []
 
 

@@ -6,9 +6,11 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
-from drgn_crashhp.elfcorehdr import read_elfcorehdr
-from drgn_crashhp.kimage import Layout, Role, read_kimage
-from drgn_crashhp.report import build_report, render_text
+from drgn_crashhp.facts import Layout, Role
+from drgn_crashhp.read.elfcorehdr import read_elfcorehdr
+from drgn_crashhp.read.image import read_kimage
+from drgn_crashhp.render.text import render_text
+from drgn_crashhp.report import build_report
 from tests.conftest import real_fixture, scenario_names
 
 SCENARIOS = scenario_names() or ["file_base"]

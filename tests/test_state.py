@@ -7,20 +7,16 @@ from typing import Dict, List, Sequence, Tuple
 
 import pytest
 
-from drgn_crashhp.compare import (
-    ENOMEM,
-    check_state,
-    crash_exclude_mem_range,
-    memory_rows,
-    note_rule,
-    rebuild_elfcorehdr,
-    render_state,
-)
-from drgn_crashhp.elfcorehdr import read_elfcorehdr
+from drgn_crashhp.checks.memory import memory_rows
+from drgn_crashhp.facts import DumpHeaders, DumpLoad, LogLine
 from drgn_crashhp.findings import Finding
-from drgn_crashhp.kimage import read_kimage
-from drgn_crashhp.state import LogLine, read_state
-from drgn_crashhp.vmcore import DumpHeaders, DumpLoad, check_dump
+from drgn_crashhp.kernel.elfcorehdr import rebuild_elfcorehdr
+from drgn_crashhp.kernel.exclusions import ENOMEM, crash_exclude_mem_range
+from drgn_crashhp.kernel.notes import note_rule
+from drgn_crashhp.read.elfcorehdr import read_elfcorehdr
+from drgn_crashhp.read.image import read_kimage
+from drgn_crashhp.read.machine import read_state
+from tests.helpers import check_dump, check_state, render_state
 from tests.synth import (
     IORESOURCE_BUSY,
     IORESOURCE_MEM,
@@ -245,7 +241,7 @@ def test_ram_missing_online_dimm() -> None:
     found = codes(check(header(), iomem=dimm_iomem(),
                         memory_blocks={32: "MEM_ONLINE"}))
     f = found["CHP050"]
-    assert f.details["ranges"] == [[f"{DIMM[0]:#x}", f"{DIMM[1]:#x}"]]
+    assert f.details["ranges"] == [[DIMM[0], DIMM[1]]]
     assert f.details["bytes"] == DIMM[1] - DIMM[0] + 1
     assert "CHP056" not in found and "CHP055" not in found
 
@@ -254,13 +250,13 @@ def test_added_but_offline_is_info() -> None:
     found = codes(check(header(), iomem=dimm_iomem(),
                         memory_blocks={32: "MEM_OFFLINE"}))
     assert "CHP050" not in found
-    assert found["CHP053"].details["ranges"] == [[f"{DIMM[0]:#x}", f"{DIMM[1]:#x}"]]
+    assert found["CHP053"].details["ranges"] == [[DIMM[0], DIMM[1]]]
 
 
 def test_removed_memory_still_described() -> None:
     found = codes(check(header(ranges=RAM + [DIMM])))
     f = found["CHP051"]
-    assert f.details["ranges"] == [[f"{DIMM[0]:#x}", f"{DIMM[1]:#x}"]]
+    assert f.details["ranges"] == [[DIMM[0], DIMM[1]]]
     assert "MEM_OFFLINE" in f.message  # x86 hot-remove explanation (supported)
     assert "CHP050" not in found and "CHP056" not in found
 
@@ -268,8 +264,8 @@ def test_removed_memory_still_described() -> None:
 def test_partial_overlap() -> None:
     found = codes(check(header(ranges=[RAM[0], (0x3F000000, 0x4FFFFFFF)])))
     f = found["CHP052"]
-    assert f.details["ranges"] == [{"range": ["0x3f000000", "0x4fffffff"],
-                                    "not_ram": [["0x3ffe0000", "0x4fffffff"]]}]
+    assert f.details["ranges"] == [{"range": [0x3F000000, 0x4FFFFFFF],
+                                    "not_ram": [[0x3FFE0000, 0x4FFFFFFF]]}]
     assert "CHP051" not in found
 
 
@@ -284,7 +280,7 @@ def test_cpu_note_wrong_address() -> None:
          note(VMCI, 4132), text()] + [ram(s, e) for s, e in RAM])
     found = codes(check(hdr))
     assert found["CHP042"].details["notes"] == [
-        {"cpu": 1, "header": f"{NOTE(1) + 0x40:#x}", "crash_notes": f"{NOTE(1):#x}"}]
+        {"cpu": 1, "header": NOTE(1) + 0x40, "crash_notes": NOTE(1)}]
     assert "CHP040" not in found
 
 
@@ -357,7 +353,7 @@ def test_kexec_tools_header_judged_by_content() -> None:
     assert not ERRORS & set(found), found
     assert "CHP056" in found and "CHP055" not in found and "CHP063" in found
     found = codes(check(kexec_tools_header(), iomem=dimm_iomem(), **kw))
-    assert found["CHP050"].details["ranges"] == [[f"{DIMM[0]:#x}", f"{DIMM[1]:#x}"]]
+    assert found["CHP050"].details["ranges"] == [[DIMM[0], DIMM[1]]]
 
 
 # -- hotplug machinery ----------------------------------------------------------------
@@ -436,7 +432,7 @@ def test_check_dump() -> None:
     found = codes(check_dump(kdump(RAM + [DIMM]), state))
     assert set(found) == {"CHP071"}
     found = codes(check_dump(kdump(RAM), state))
-    assert found["CHP070"].details["ranges"] == [[f"{DIMM[0]:#x}", f"{DIMM[1]:#x}"]]
+    assert found["CHP070"].details["ranges"] == [[DIMM[0], DIMM[1]]]
     qemu = dataclasses.replace(kdump(RAM), producer="qemu")
     assert check_dump(qemu, state) == []
     # Added but never onlined memory is not expected in the dump.
@@ -544,15 +540,14 @@ def test_real_current(name: str) -> None:
 def test_real_stale_memadd() -> None:
     truth, _, found, _ = real_check("load_stale_memadd")
     assert found["CHP050"].details["ranges"] == [
-        [f"{hx(s):#x}", f"{hx(e):#x}"] for s, e in truth["expected"]["missing_ram"]]
+        [hx(s), hx(e)] for s, e in truth["expected"]["missing_ram"]]
     assert "CHP063" in found and "CHP056" not in found
 
 
 def test_real_memremove_range_by_range() -> None:
     truth, hdr, found, state = real_check("file_memremove")
     extra = [(hx(s), hx(e)) for s, e in truth["expected"]["extra_ram"]]
-    assert found["CHP051"].details["ranges"] == [[f"{s:#x}", f"{e:#x}"]
-                                                 for s, e in extra]
+    assert found["CHP051"].details["ranges"] == [[s, e] for s, e in extra]
     assert "CHP050" not in found
     rows = memory_rows([(ld.paddr, ld.end) for ld in hdr.loads
                         if ld.vaddr < 0xFFFFFFFF80000000], state)
@@ -564,7 +559,7 @@ def test_real_memremove_range_by_range() -> None:
 
 
 def test_real_kdump_dump() -> None:
-    from drgn_crashhp.vmcore import read_dump_headers
+    from drgn_crashhp.read.dump import read_dump_headers
 
     prog, truth = fixture("kdump_memadd")
     state = read_state(prog)
@@ -585,7 +580,7 @@ def test_real_kdump_dump() -> None:
 
 
 def test_kernel_text_size_end_shifted_or_not() -> None:
-    from drgn_crashhp.state import kernel_text_size
+    from drgn_crashhp.read.machine import kernel_text_size
 
     text, size, kaslr = 0xFFFFFFFFB3200000, 0xA30000, 0x32200000
     link_end = text - kaslr + size
@@ -605,7 +600,7 @@ def test_kernel_text_size_end_shifted_or_not() -> None:
 def test_real_kernel_text_without_module_range(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import drgn_crashhp.state as state_mod
+    import drgn_crashhp.read.machine as state_mod
 
     prog, _ = fixture("file_memadd")
     linked = state_mod._kernel_text(prog)

@@ -74,8 +74,11 @@ def memory_compared(doc: Mapping[str, Any]) -> bool:
     """Did the report compare the elfcorehdr's RAM ranges with RAM now?"""
     hdr = doc.get("elfcorehdr") or {}
     state = doc.get("state") or {}
-    return bool(hdr.get("header")) and state.get("system_ram") is not None \
+    return (
+        bool(hdr.get("header"))
+        and state.get("system_ram") is not None
         and not state.get("iomem_problem")
+    )
 
 
 def cpus_compared(doc: Mapping[str, Any]) -> bool:
@@ -121,13 +124,17 @@ def _families(doc: Mapping[str, Any], now: float) -> Iterator[Any]:
     yield g
     g = gauge("findings_by_severity", ["severity"])
     for sev in SEVERITIES:
-        g.add_metric([sev], float(sum(len(fs) for fs in codes.values()
-                                      if fs[0]["severity"] == sev)))
+        g.add_metric(
+            [sev],
+            float(sum(len(fs) for fs in codes.values() if fs[0]["severity"] == sev)),
+        )
     yield g
 
     if memory_compared(doc):
-        missing = sum(range_bytes(f["details"].get("ranges") or ())
-                      for f in codes.get("CHP050", ()))
+        missing = sum(
+            range_bytes(f["details"].get("ranges") or ())
+            for f in codes.get("CHP050", ())
+        )
         g = gauge("missing_ram_bytes")
         g.add_metric([], float(missing))
         yield g
@@ -136,8 +143,14 @@ def _families(doc: Mapping[str, Any], now: float) -> Iterator[Any]:
         yield g
     if cpus_compared(doc):
         g = gauge("missing_cpu_notes")
-        g.add_metric([], float(sum(len(f["details"].get("cpus") or ())
-                                   for f in codes.get("CHP040", ()))))
+        g.add_metric(
+            [],
+            float(
+                sum(
+                    len(f["details"].get("cpus") or ()) for f in codes.get("CHP040", ())
+                )
+            ),
+        )
         yield g
 
     digest = doc.get("digest")
@@ -184,8 +197,9 @@ def render_prometheus(doc: Mapping[str, Any], now: Optional[float] = None) -> st
     return generate_latest(_registry(doc, now)).decode()
 
 
-def write_prometheus_textfile(doc: Mapping[str, Any], path: str,
-                              now: Optional[float] = None) -> None:
+def write_prometheus_textfile(
+    doc: Mapping[str, Any], path: str, now: Optional[float] = None
+) -> None:
     """
     Write :func:`render_prometheus` to *path* atomically (a temporary file in
     the same directory, then ``os.replace``), as node_exporter's textfile
@@ -198,9 +212,13 @@ def write_prometheus_textfile(doc: Mapping[str, Any], path: str,
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(
-        description="Render a drgn-crashhp JSON report (stdin) as Prometheus metrics")
-    p.add_argument("--textfile", metavar="PATH.prom",
-                   help="write atomically to PATH.prom instead of stdout")
+        description="Render a drgn-crashhp JSON report (stdin) as Prometheus metrics"
+    )
+    p.add_argument(
+        "--textfile",
+        metavar="PATH.prom",
+        help="write atomically to PATH.prom instead of stdout",
+    )
     args = p.parse_args(argv)
     doc = json.load(sys.stdin)
     if args.textfile:

@@ -38,9 +38,10 @@ sys.path.insert(0, str(ROOT / "vmcores"))
 
 import unpack  # noqa: E402
 
-from drgn_crashhp.elfcorehdr import decode_elfcorehdr  # noqa: E402
-from drgn_crashhp.kimage import Role, read_kimage  # noqa: E402
-from drgn_crashhp.report import jsonable  # noqa: E402
+from drgn_crashhp.facts import Role  # noqa: E402
+from drgn_crashhp.kernel.elfcorehdr import decode_elfcorehdr  # noqa: E402
+from drgn_crashhp.read.image import read_kimage  # noqa: E402
+from drgn_crashhp.render.json import jsonable  # noqa: E402
 
 
 def _program(name: str) -> drgn.Program:

@@ -12,6 +12,8 @@ from typing import Iterator, List, Tuple
 
 from drgn import FaultError, Program
 
+from drgn_crashhp.arch.x86_64 import PAGE_SIZE
+
 __all__ = (
     "CHUNK",
     "Unreadable",
@@ -27,19 +29,21 @@ __all__ = (
 #: contrib/bench/digest_bench.py), at 256 KiB it stays in the allocator and
 #: the cache.
 CHUNK = 256 << 10
-PAGE_SIZE = 4096
 
 
 class Unreadable(Exception):
     """Bytes the target does not have (not in the dump, or a bad address)."""
 
-    def __init__(self, what: str, address: int, size: int,
-                 physical: bool = True) -> None:
+    def __init__(
+        self, what: str, address: int, size: int, physical: bool = True
+    ) -> None:
         # drgn reports a failed virtual read at the address that faulted,
         # which may be a page-table entry's: name the space only when known.
         space = "physical " if physical else ""
-        super().__init__(f"{what}: {size:#x} bytes at {space}{address:#x} "
-                         "are not readable in this target")
+        super().__init__(
+            f"{what}: {size:#x} bytes at {space}{address:#x} "
+            "are not readable in this target"
+        )
         self.what = what
         self.address = address
         self.size = size

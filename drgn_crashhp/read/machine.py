@@ -10,26 +10,15 @@ CPU's ``crash_notes`` (kernel/crash_core.c), the vmcoreinfo note
 reservations (kernel/crash_reserve.c), memory blocks (drivers/base/memory.c),
 the crash hotplug lines of the kernel log and ``__kexec_lock``.
 
-This module is the only one that reads the machine state through drgn. Every
-value that cannot be read becomes ``None`` plus an entry in
-:attr:`MachineState.unknown` saying why; the reader never raises for a
-missing symbol or unreadable memory.
+Every value that cannot be read becomes ``None`` plus an entry in
+:attr:`~drgn_crashhp.facts.MachineState.unknown` saying why; the reader
+never raises for a missing symbol or unreadable memory.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import (
-    Callable,
-    Iterator,
-    List,
-    Optional,
-    Sequence,
-    Set,
-    Tuple,
-    TypeVar,
-)
+from typing import Callable, Iterator, List, Optional, Set, Tuple, TypeVar
 
 from drgn import Architecture, FaultError, Object, Program, sizeof
 from drgn.helpers.linux.cpumask import (
@@ -38,161 +27,73 @@ from drgn.helpers.linux.cpumask import (
     cpu_present_mask,
     for_each_cpu,
 )
+from drgn.helpers.linux.mm import decode_memory_block_state_value
 from drgn.helpers.linux.percpu import per_cpu_ptr
 
-from drgn_crashhp.elfcorehdr import START_KERNEL_MAP
+from drgn_crashhp.arch import x86_64
+from drgn_crashhp.facts import CpuNote, KernelText, LogLine, MachineState, MemoryBlock
+from drgn_crashhp.fmt import cpulist
+from drgn_crashhp.kernel.ranges import Range
 
 __all__ = (
     "IORESOURCE_BUSY",
     "IORESOURCE_SYSTEM_RAM",
     "MAX_IOMEM_NODES",
-    "CpuNote",
-    "KernelText",
     "kernel_text_size",
-    "LogLine",
-    "MachineState",
-    "MemoryBlock",
     "read_state",
     "walk_system_ram_res",
 )
 
+
 #: include/linux/ioport.h: IORESOURCE_MEM | IORESOURCE_SYSRAM, and BUSY.
 IORESOURCE_SYSTEM_RAM = 0x00000200 | 0x01000000
+
+
 IORESOURCE_BUSY = 0x80000000
-#: x86_64 PAGE_OFFSET without CONFIG_DYNAMIC_MEMORY_LAYOUT (4-level paging).
-DEFAULT_PAGE_OFFSET = 0xFFFF888000000000
+
+
 #: Cap on the iomem nodes visited: a real tree has a few thousand at most;
 #: a corrupt one (cycles, garbage pointers) must not keep us walking.
 MAX_IOMEM_NODES = 1 << 16
-#: The kernel image cannot exceed KERNEL_IMAGE_SIZE (1 GiB on x86_64 KASLR).
-KERNEL_IMAGE_SIZE = 1 << 30
+
+
 #: SECTION_SIZE_BITS per architecture when VMCOREINFO does not say
 #: (arch/*/include/asm/sparsemem.h).
-_SECTION_SIZE_BITS = {Architecture.X86_64: 27, Architecture.PPC64: 24,
-                      Architecture.AARCH64: 27, Architecture.S390X: 28}
-#: ``include/linux/memory.h`` bit-flag states (before ``enum
-#: memory_block_state``).
-_MEM_STATE_BITS = (
-    "MEM_ONLINE", "MEM_GOING_OFFLINE", "MEM_OFFLINE", "MEM_GOING_ONLINE",
-    "MEM_CANCEL_ONLINE", "MEM_CANCEL_OFFLINE", "MEM_PREPARE_ONLINE",
-    "MEM_FINISH_OFFLINE",
-)
+_SECTION_SIZE_BITS = {
+    Architecture.X86_64: x86_64.SECTION_SIZE_BITS,
+    Architecture.PPC64: 24,
+    Architecture.AARCH64: 27,
+    Architecture.S390X: 28,
+}
+
+
 #: kexec/crash hotplug lines worth showing (kernel-notes §3.4).
 _LOG_RE = re.compile(
     rb"^(crash hp: |kexec: |kexec_file: |kexec_core: |kexec-bzImage64: |"
     rb"kexec_file_load|crash_core: |crashkernel)|crash hotplug"
 )
-_KCONFIG_KEYS = ("CONFIG_NR_CPUS_DEFAULT", "CONFIG_NR_CPUS",
-                 "CONFIG_CRASH_MAX_MEMORY_RANGES", "CONFIG_MEMORY_HOTPLUG",
-                 "CONFIG_CRASH_HOTPLUG")
-
-Range = Tuple[int, int]
 
 
-@dataclass(frozen=True)
-class CpuNote:
-    cpu: int
-    #: Physical address of this CPU's ``crash_notes`` (what the elfcorehdr
-    #: PT_NOTE must hold), or None when it could not be translated.
-    paddr: Optional[int]
-    present: bool
-    online: bool
-
-
-@dataclass(frozen=True)
-class KernelText:
-    #: ``_text`` (KASLR-shifted, what the PT_LOAD's p_vaddr holds).
-    vaddr: int
-    #: ``__pa_symbol(_text)``.
-    paddr: int
-    #: ``_end - _text`` at link time.
-    size: int
-    #: Where the size came from.
-    size_source: str
-
-
-@dataclass(frozen=True)
-class MemoryBlock:
-    block_id: int
-    start: int
-    #: Inclusive.
-    end: int
-    state: str
-
-    @property
-    def online(self) -> bool:
-        return self.state == "MEM_ONLINE"
-
-
-@dataclass(frozen=True)
-class LogLine:
-    seq: int
-    timestamp_ns: int
-    level: int
-    text: str
-
-
-@dataclass(frozen=True)
-class MachineState:
-    """What the elfcorehdr must describe, read from the target."""
-
-    possible_cpus: Optional[Tuple[int, ...]] = None
-    present_cpus: Optional[Tuple[int, ...]] = None
-    online_cpus: Optional[Tuple[int, ...]] = None
-    nr_cpu_ids: Optional[int] = None
-    #: One per possible CPU, ascending.
-    cpu_notes: Tuple[CpuNote, ...] = ()
-    #: ``sizeof(note_buf_t)``.
-    note_size: Optional[int] = None
-    #: ``(paddr_vmcoreinfo_note(), VMCOREINFO_NOTE_SIZE)``.
-    vmcoreinfo: Optional[Tuple[int, int]] = None
-    kernel_text: Optional[KernelText] = None
-    #: ``PAGE_OFFSET`` (``page_offset_base`` with dynamic memory layout).
-    page_offset: Optional[int] = None
-    #: walk_system_ram_res(0, -1) result, inclusive ranges in walk order.
-    system_ram: Optional[Tuple[Range, ...]] = None
-    #: Why the iomem walk stopped early (cycle, node cap, fault), if it did.
-    iomem_problem: Optional[str] = None
-    #: ``crashk_res`` as an inclusive range; ``(0, 0)`` when not reserved.
-    crashk_res: Optional[Range] = None
-    crashk_low_res: Optional[Range] = None
-    #: ``crashk_cma_ranges[0:crashk_cma_cnt]``; None when the kernel has no
-    #: CMA crash reservations (before v6.17).
-    crashk_cma: Optional[Tuple[Range, ...]] = None
-    #: None when the kernel has no ``memory_blocks`` (no memory hotplug).
-    memory_blocks: Optional[Tuple[MemoryBlock, ...]] = None
-    memory_block_size: Optional[int] = None
-    #: How ``memory_block.state`` was decoded ("enum memory_block_state" or
-    #: "bit flags").
-    memory_block_encoding: Optional[str] = None
-    #: kexec/crash lines of the kernel log, oldest first.
-    log: Optional[Tuple[LogLine, ...]] = None
-    #: ``__kexec_lock.counter`` (1 while a load, unload or update runs).
-    kexec_lock: Optional[int] = None
-    #: ``panic_cpu`` (-1 unless the kernel panicked; then __crash_kexec()
-    #: holds the kexec lock).
-    panic_cpu: Optional[int] = None
-    #: Kconfig values relevant to sizing, when CONFIG_IKCONFIG is built in.
-    kconfig: Tuple[Tuple[str, str], ...] = ()
-    #: ``(field, reason)`` for every field that could not be read.
-    unknown: Tuple[Tuple[str, str], ...] = ()
-
-    def note_of(self, cpu: int) -> Optional[CpuNote]:
-        for n in self.cpu_notes:
-            if n.cpu == cpu:
-                return n
-        return None
-
-    def why_unknown(self, name: str) -> Optional[str]:
-        for field_name, reason in self.unknown:
-            if field_name == name:
-                return reason
-        return None
+_KCONFIG_KEYS = (
+    "CONFIG_NR_CPUS_DEFAULT",
+    "CONFIG_NR_CPUS",
+    "CONFIG_CRASH_MAX_MEMORY_RANGES",
+    "CONFIG_MEMORY_HOTPLUG",
+    "CONFIG_CRASH_HOTPLUG",
+)
 
 
 T = TypeVar("T")
-_READ_ERRORS = (LookupError, FaultError, ValueError, OverflowError, AttributeError,
-                NotImplementedError)
+
+
+_READ_ERRORS = (
+    LookupError,
+    FaultError,
+    ValueError,
+    OverflowError,
+    AttributeError,
+    NotImplementedError,
+)
 
 
 class _Reader:
@@ -213,11 +114,17 @@ def _page_offset(prog: Program) -> Tuple[int, Optional[str]]:
     try:
         return prog["page_offset_base"].value_(), None
     except FaultError as e:
-        return DEFAULT_PAGE_OFFSET, f"page_offset_base unreadable ({e}): constant"
+        return (
+            x86_64.DEFAULT_PAGE_OFFSET,
+            f"page_offset_base unreadable ({e}): constant",
+        )
     except KeyError:
         # Without CONFIG_DYNAMIC_MEMORY_LAYOUT PAGE_OFFSET is a constant
         # (arch/x86/include/asm/page_64_types.h).
-        return DEFAULT_PAGE_OFFSET, "page_offset_base absent: constant PAGE_OFFSET"
+        return (
+            x86_64.DEFAULT_PAGE_OFFSET,
+            "page_offset_base absent: constant PAGE_OFFSET",
+        )
 
 
 def _phys_base(prog: Program) -> int:
@@ -230,8 +137,7 @@ def _phys_base(prog: Program) -> int:
 
 def _pa_symbol(prog: Program, vaddr: int) -> int:
     """x86_64 ``__pa_symbol()``: kernel image address to physical."""
-    # phys_base is negative when the kernel runs below its link address.
-    return (vaddr - START_KERNEL_MAP + _phys_base(prog)) & ((1 << 64) - 1)
+    return x86_64.pa_symbol(vaddr, _phys_base(prog))
 
 
 def _vmalloc_range(prog: Program) -> Optional[Range]:
@@ -239,16 +145,15 @@ def _vmalloc_range(prog: Program) -> Optional[Range]:
         start = prog["vmalloc_base"].value_()
     except KeyError:
         return None
-    # VMALLOC_SIZE_TB: 32 TiB (4-level) / 12.5 PiB (5-level); the larger
-    # bound is safe because the direct map lies below vmalloc space.
-    return start, start + (12800 << 40) - 1
+    return start, start + x86_64.VMALLOC_SIZE_MAX - 1
 
 
-def _percpu_to_phys(prog: Program, vaddr: int, page_offset: int,
-                    vmalloc: Optional[Range]) -> int:
+def _percpu_to_phys(
+    prog: Program, vaddr: int, page_offset: int, vmalloc: Optional[Range]
+) -> int:
     """mm/percpu.c ``per_cpu_ptr_to_phys()``."""
     in_vmalloc = vmalloc is not None and vmalloc[0] <= vaddr <= vmalloc[1]
-    if vaddr >= START_KERNEL_MAP:
+    if x86_64.is_kernel_text(vaddr):
         return _pa_symbol(prog, vaddr)
     if not in_vmalloc and vaddr >= page_offset:
         return vaddr - page_offset
@@ -262,8 +167,11 @@ def _cpus(mask: Object) -> Tuple[int, ...]:
 
 
 def _cpu_notes(
-    r: _Reader, possible: Tuple[int, ...], present: Tuple[int, ...],
-    online: Tuple[int, ...], page_offset: int,
+    r: _Reader,
+    possible: Tuple[int, ...],
+    present: Tuple[int, ...],
+    online: Tuple[int, ...],
+    page_offset: int,
 ) -> Tuple[Tuple[CpuNote, ...], Optional[int]]:
     prog = r.prog
     crash_notes = r.get("cpu_notes", lambda: prog["crash_notes"].read_())
@@ -284,22 +192,13 @@ def _cpu_notes(
     if crash_notes is not None and not crash_notes.value_():
         r.unknown.append(("cpu_notes", "crash_notes is NULL (allocation failed)"))
     if failed:
-        r.unknown.append(("cpu_notes", f"crash_notes of CPUs {cpulist(failed)} "
-                          "could not be translated"))
+        r.unknown.append(
+            (
+                "cpu_notes",
+                f"crash_notes of CPUs {cpulist(failed)} could not be translated",
+            )
+        )
     return tuple(out), note_size
-
-
-def cpulist(cpus: Sequence[int]) -> str:
-    """CPU numbers in the kernel's list format: ``0-3,6``."""
-    parts = []
-    i = 0
-    while i < len(cpus):
-        j = i
-        while j + 1 < len(cpus) and cpus[j + 1] == cpus[j] + 1:
-            j += 1
-        parts.append(str(cpus[i]) if i == j else f"{cpus[i]}-{cpus[j]}")
-        i = j + 1
-    return ",".join(parts)
 
 
 def _vmcoreinfo(prog: Program, page_offset: int) -> Tuple[int, int]:
@@ -344,7 +243,7 @@ def kernel_text_size(
             (end + kernel_offset - text, "_end + VMCOREINFO KERNELOFFSET - _text")
         )
     for size, source in candidates:
-        if 0 < size <= KERNEL_IMAGE_SIZE:
+        if 0 < size <= x86_64.KERNEL_IMAGE_SIZE:
             return size, source
     raise ValueError(
         f"_end - _text = {end - text:#x} is not a kernel image size "
@@ -382,8 +281,13 @@ def _kernel_text(prog: Program) -> KernelText:
 
 def _res_fields(node: Object) -> Tuple[int, int, int, int, int]:
     res = node.read_()
-    return (res.start.value_(), res.end.value_(), res.flags.value_(),
-            res.child.value_(), res.sibling.value_())
+    return (
+        res.start.value_(),
+        res.end.value_(),
+        res.flags.value_(),
+        res.child.value_(),
+        res.sibling.value_(),
+    )
 
 
 def walk_system_ram_res(
@@ -456,8 +360,7 @@ def _crashk_cma(prog: Program) -> Optional[Tuple[Range, ...]]:
         return None
     cnt = prog["crashk_cma_cnt"].value_()
     cnt = max(0, min(cnt, len(ranges)))
-    return tuple((ranges[i].start.value_(), ranges[i].end.value_())
-                 for i in range(cnt))
+    return tuple((ranges[i].start.value_(), ranges[i].end.value_()) for i in range(cnt))
 
 
 def _section_size_bits(prog: Program) -> int:
@@ -490,8 +393,10 @@ def _check_printk_ring(prog: Program) -> None:
     id_mask = (1 << (8 * prog.type("unsigned long").size - 2)) - 1
     span = (ring.head_id.counter.value_() - ring.tail_id.counter.value_()) & id_mask
     if span >= count:
-        raise ValueError(f"printk ring is corrupt: tail..head spans {span:#x} "
-                         f"descriptors, the ring holds {count:#x}")
+        raise ValueError(
+            f"printk ring is corrupt: tail..head spans {span:#x} "
+            f"descriptors, the ring holds {count:#x}"
+        )
 
 
 def _xa_entries(xa: Object) -> Iterator[Tuple[int, int]]:
@@ -512,13 +417,15 @@ def _xa_entries(xa: Object) -> Iterator[Tuple[int, int]]:
         if entry & 3 == 2 and entry > 4096:  # xa_is_node()
             node = entry - 2
             if node in seen or len(seen) >= MAX_XA_NODES:
-                raise ValueError(f"XArray node {node:#x} is reached twice or the "
-                                 "tree is too large: the XArray is corrupt")
+                raise ValueError(
+                    f"XArray node {node:#x} is reached twice or the "
+                    "tree is too large: the XArray is corrupt"
+                )
             seen.add(node)
             shift = prog.read_u8(node + node_type.member("shift").offset)
             raw = prog.read(node + slots_offset, nr_slots * word)
             for i in reversed(range(nr_slots)):
-                slot = int.from_bytes(raw[i * word:(i + 1) * word], "little")
+                slot = int.from_bytes(raw[i * word : (i + 1) * word], "little")
                 if slot:
                     stack.append((slot, base + (i << shift)))
         elif entry and entry & 3 == 0:  # a pointer, not an internal/value entry
@@ -531,32 +438,35 @@ MAX_XA_NODES = MAX_MEMORY_BLOCKS // 8
 
 def _memory_blocks(prog: Program) -> Tuple[Tuple[MemoryBlock, ...], int, str]:
     xa = prog["memory_blocks"]
+    # drgn's memory_block_size_bytes() needs SECTION_SIZE_BITS as an object,
+    # which only DWARF macro info gives; fall back to the arch's constant.
     size = prog["sections_per_block"].value_() << _section_size_bits(prog)
     mb_type = prog.type("struct memory_block *")
     try:
         # enum memory_block_state (upstream v6.19 commit 1a4f70f6851a; also in
-        # Debian 6.12.117): states are 0, 1, 2, ...
-        enum_type = prog.type("enum memory_block_state")
-    except LookupError:
-        enum_type = None
-    names = {}
-    if enum_type is not None:
-        names = {e.value: e.name for e in enum_type.enumerators or ()}
+        # Debian 6.12.117): drgn decodes both encodings.
+        prog.type("enum memory_block_state")
         encoding = "enum memory_block_state"
-    else:
-        # Before that, MEM_* are bit flags in an unsigned long.
-        names = {1 << i: n for i, n in enumerate(_MEM_STATE_BITS)}
+    except LookupError:
         encoding = "bit flags"
     blocks: List[MemoryBlock] = []
     for block_id, entry in _xa_entries(xa):
         if len(blocks) >= MAX_MEMORY_BLOCKS:
-            raise ValueError(f"memory_blocks holds more than {MAX_MEMORY_BLOCKS} "
-                             "blocks; the xarray is corrupt")
+            raise ValueError(
+                f"memory_blocks holds more than {MAX_MEMORY_BLOCKS} "
+                "blocks; the xarray is corrupt"
+            )
         mem = Object(prog, mb_type, value=entry)
         state = mem.state.value_()
+        try:
+            name = decode_memory_block_state_value(prog, state)
+        except KeyError:
+            name = ""
+        if not name.startswith("MEM_"):
+            # drgn formats an enum value without a name as "(enum ...)N".
+            name = f"UNKNOWN({state})"
         start = mem.start_section_nr.value_() << _section_size_bits(prog)
-        blocks.append(MemoryBlock(block_id, start, start + size - 1,
-                                  names.get(state, f"UNKNOWN({state})")))
+        blocks.append(MemoryBlock(block_id, start, start + size - 1, name))
     return tuple(blocks), size, encoding
 
 
@@ -567,8 +477,11 @@ def _log(prog: Program) -> Tuple[LogLine, ...]:
     out = []
     for rec in get_printk_records(prog):
         if _LOG_RE.search(rec.text):
-            out.append(LogLine(rec.seq, rec.timestamp, rec.level,
-                               rec.text.decode(errors="replace")))
+            out.append(
+                LogLine(
+                    rec.seq, rec.timestamp, rec.level, rec.text.decode(errors="replace")
+                )
+            )
     return tuple(out)
 
 
@@ -597,8 +510,9 @@ def read_state(prog: Program) -> MachineState:
     notes: Tuple[CpuNote, ...] = ()
     note_size = None
     if possible is not None:
-        notes, note_size = _cpu_notes(r, possible, present or (), online or (),
-                                      page_offset)
+        notes, note_size = _cpu_notes(
+            r, possible, present or (), online or (), page_offset
+        )
     root = r.get("system_ram", lambda: prog["iomem_resource"].address_of_())
     system_ram: Optional[Tuple[Range, ...]] = None
     iomem_problem = None
@@ -622,8 +536,7 @@ def read_state(prog: Program) -> MachineState:
         system_ram=system_ram,
         iomem_problem=iomem_problem,
         crashk_res=r.get("crashk_res", lambda: _crashk(prog, "crashk_res")),
-        crashk_low_res=r.get("crashk_low_res",
-                             lambda: _crashk(prog, "crashk_low_res")),
+        crashk_low_res=r.get("crashk_low_res", lambda: _crashk(prog, "crashk_low_res")),
         crashk_cma=r.get("crashk_cma", lambda: _crashk_cma(prog)),
         memory_blocks=blocks[0] if blocks else None,
         memory_block_size=blocks[1] if blocks else None,

@@ -1,0 +1,98 @@
+"""
+01x: the elfcorehdr segment
+---------------------------
+
+Whether the header the capture kernel will read exists, is in the target,
+decodes, and has sane PT_LOADs (fs/proc/vmcore.c takes them as given).
+"""
+
+from __future__ import annotations
+
+from typing import List
+
+from drgn_crashhp.arch.x86_64 import is_kernel_text
+from drgn_crashhp.facts import Facts
+from drgn_crashhp.findings import Finding, finding
+
+__all__ = ("check_elfcorehdr",)
+
+
+def check_elfcorehdr(facts: Facts) -> List[Finding]:
+    """Emits CHP010, CHP011, CHP012, CHP013 and CHP014."""
+    image, read = facts.image, facts.elfcorehdr
+    if image is None or read is None:
+        return []
+    if read.segment is None:
+        return [
+            finding(
+                "CHP010",
+                f"no elfcorehdr segment: {read.problem}",
+                source=image.elfcorehdr_source,
+            )
+        ]
+    seg = read.segment
+    if read.unreadable is not None:
+        address, size = read.unreadable
+        return [
+            finding(
+                "CHP011",
+                f"elfcorehdr segment {seg.index} at {seg.mem:#x} is not in this target",
+                segment=seg.index,
+                address=address,
+                size=size,
+            )
+        ]
+    if read.header is None:
+        return [
+            finding(
+                "CHP012",
+                f"elfcorehdr segment {seg.index} at {seg.mem:#x}: {read.problem}",
+                segment=seg.index,
+                reason=read.problem,
+            )
+        ]
+    hdr = read.header
+    out = []
+    wrapping = [ld for ld in hdr.loads if ld.wraps]
+    if wrapping:
+        ld = wrapping[0]
+        out.append(
+            finding(
+                "CHP014",
+                f"PT_LOAD {ld.index} at {ld.paddr:#x} with size {ld.size:#x} "
+                "runs past the top of the 64-bit address space",
+                first=ld.index,
+                paddr=ld.paddr,
+                size=ld.size,
+            )
+        )
+    ram = sorted(
+        (ld for ld in hdr.loads if not is_kernel_text(ld.vaddr) and not ld.wraps),
+        key=lambda ld: ld.index,
+    )
+    for a, b in zip(ram, ram[1:]):
+        if b.paddr <= a.end:
+            why = "overlaps" if b.end >= a.paddr else "comes before"
+            out.append(
+                finding(
+                    "CHP014",
+                    f"PT_LOAD {b.index} [{b.paddr:#x}-{b.end:#x}] {why} "
+                    f"PT_LOAD {a.index} [{a.paddr:#x}-{a.end:#x}]",
+                    first=a.index,
+                    second=b.index,
+                )
+            )
+            break
+    return out + [
+        finding(
+            "CHP013",
+            f"elfcorehdr at {seg.mem:#x} (segment {seg.index}, found by "
+            f"{image.elfcorehdr_source}): {len(hdr.notes)} notes, {len(hdr.loads)} "
+            f"loads, {hdr.used} of {hdr.capacity} bytes used",
+            segment=seg.index,
+            notes=len(hdr.notes),
+            loads=len(hdr.loads),
+            used=hdr.used,
+            capacity=hdr.capacity,
+        )
+    ]

@@ -1,0 +1,129 @@
+"""
+03x: entry registers and the capture command line
+-------------------------------------------------
+
+Where purgatory will jump and with what (``entry64_regs``: rip at the
+kernel's startup_64, rsi at the boot params, rsp at purgatory's stack), and
+whether the capture kernel's command line points at the elfcorehdr
+(``elfcorehdr=``, kernel/elfcorehdr.c).
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+from drgn_crashhp.arch.x86_64 import STARTUP_64_OFFSET
+from drgn_crashhp.facts import CmdLine, Facts, KImage, Purgatory, Role
+from drgn_crashhp.findings import Finding, finding
+
+__all__ = ("check_entry",)
+
+
+def _check_regs(image: KImage, p: Purgatory) -> List[Finding]:
+    r = p.regs
+    if r is None:
+        if p.regs_problem and p.problem is None:
+            return [
+                finding(
+                    "CHP090",
+                    f"entry64_regs: {p.regs_problem}; entry registers not checked",
+                )
+            ]
+        return []
+    starts = {s.mem for s in image.segments}
+    wrong = []
+    kernel = image.by_role(Role.KERNEL)
+    if kernel is not None:
+        if r.rip != kernel.mem + STARTUP_64_OFFSET:
+            wrong.append(f"rip {r.rip:#x} != kernel segment {kernel.mem:#x} + 0x200")
+    elif r.rip - STARTUP_64_OFFSET not in starts:
+        wrong.append(f"rip {r.rip:#x} is not 0x200 past the start of a segment")
+    params = image.by_role(Role.BOOT_PARAMS)
+    if params is not None:
+        if r.rsi != params.mem:
+            wrong.append(f"rsi {r.rsi:#x} != boot params segment {params.mem:#x}")
+    elif r.rsi not in starts:
+        wrong.append(f"rsi {r.rsi:#x} is not the start of a segment")
+    if p.stack_end is not None:
+        if r.rsp != p.stack_end:
+            wrong.append(f"rsp {r.rsp:#x} != stack_end {p.stack_end:#x}")
+    elif (
+        p.segment_mem is not None
+        and p.segment_memsz is not None
+        and not (p.segment_mem < r.rsp <= p.segment_mem + p.segment_memsz)
+    ):
+        wrong.append(f"rsp {r.rsp:#x} is outside the purgatory segment")
+    if r.rbx != 0:
+        wrong.append(f"rbx {r.rbx:#x} != 0 (boot CPU)")
+    rfc = image.hotplug.rfc
+    if rfc is not None:
+        # RFC v1 re-ran purgatory loading on each event and restored these
+        # four from image->arch.hp.
+        for name in ("rbx", "rsi", "rip", "rsp"):
+            if getattr(r, name) != getattr(rfc, name):
+                wrong.append(
+                    f"{name} {getattr(r, name):#x} != arch.hp.{name} "
+                    f"{getattr(rfc, name):#x}"
+                )
+    if not wrong:
+        return []
+    return [
+        finding(
+            "CHP030",
+            "; ".join(wrong),
+            problems=wrong,
+            regs={n: getattr(r, n) for n in ("rip", "rsi", "rsp", "rbx")},
+        )
+    ]
+
+
+def _check_cmdline(image: KImage, c: Optional[CmdLine]) -> List[Finding]:
+    if c is None:
+        return [
+            finding(
+                "CHP090",
+                "no boot params segment identified; the "
+                "capture command line was not checked",
+            )
+        ]
+    if c.text is None:
+        return [finding("CHP090", f"capture command line: {c.problem}")]
+    out = [finding("CHP032", c.text, address=c.address, params=c.params_mem)]
+    if c.problem is not None:
+        out.append(finding("CHP031", f"capture command line: {c.problem}"))
+        return out
+    elf = image.elfcorehdr
+    target = elf.mem if elf is not None else image.elf_load_addr or None
+    if c.elfcorehdr_arg is None:
+        out.append(
+            finding(
+                "CHP031",
+                "the capture command line has no "
+                "elfcorehdr=: the capture kernel will not create "
+                "/proc/vmcore",
+                expected=target,
+            )
+        )
+    elif c.elfcorehdr is None or (target is not None and c.elfcorehdr != target):
+        got = "unparsable" if c.elfcorehdr is None else f"{c.elfcorehdr:#x}"
+        want = "-" if target is None else f"{target:#x}"
+        out.append(
+            finding(
+                "CHP031",
+                f"elfcorehdr={c.elfcorehdr_arg} ({got}) "
+                f"is not the elfcorehdr segment ({want})",
+                argument=c.elfcorehdr_arg,
+                address=c.elfcorehdr,
+                expected=target,
+            )
+        )
+    return out
+
+
+def check_entry(facts: Facts) -> List[Finding]:
+    """Emits CHP030, CHP031, CHP032 and CHP090."""
+    if facts.image is None or facts.purgatory is None:
+        return []
+    return _check_regs(facts.image, facts.purgatory) + _check_cmdline(
+        facts.image, facts.purgatory.cmdline
+    )

@@ -1,0 +1,335 @@
+"""
+The elfcorehdr format
+---------------------
+
+Decode the ELF core header the capture kernel reads to build /proc/vmcore
+(fs/proc/vmcore.c reads only the Ehdr and the Phdrs), write one exactly as
+``crash_prepare_elf64_headers()`` does (kernel/crash_core.c, v6.6+;
+kernel/kexec_file.c before), and rebuild the one x86
+``prepare_elf_headers()`` would write now (arch/x86/kernel/crash.c).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import dataclass, field
+from typing import List, Optional, Sequence, Tuple
+
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from drgn_crashhp.arch.x86_64 import EM_X86_64
+from drgn_crashhp.facts import ElfCoreHdr, Load, MachineState, Note
+from drgn_crashhp.kernel.exclusions import crash_exclude_mem_range, excluded_ranges
+from drgn_crashhp.kernel.ranges import Range, align
+
+__all__ = (
+    "EHDR_SIZE",
+    "ELF_CORE_HEADER_ALIGN",
+    "ET_CORE",
+    "MAX_ELFCOREHDR",
+    "PHDR_SIZE",
+    "Expected",
+    "Malformed",
+    "build_elfcorehdr",
+    "decode_elfcorehdr",
+    "headroom",
+    "is_elf_core",
+    "rebuild_elfcorehdr",
+)
+
+
+EHDR_SIZE = 64
+
+
+PHDR_SIZE = 56
+
+
+ET_CORE = 4
+
+
+PT_LOAD, PT_NOTE = 1, 4
+
+
+#: include/uapi/linux/elf.h: e_phnum escape value; the kernel never writes more.
+PN_XNUM = 0xFFFF
+
+
+PF_RWX = 7
+
+
+#: The largest header the kernel can write: Ehdr + (PN_XNUM - 1) Phdrs. Reads
+#: of a segment are capped here, whatever memsz claims.
+MAX_ELFCOREHDR = EHDR_SIZE + (PN_XNUM - 1) * PHDR_SIZE
+
+
+#: include/linux/crash_core.h
+ELF_CORE_HEADER_ALIGN = 4096
+
+
+class Malformed(Exception):
+    """The bytes are not an ELF core header the capture kernel would accept."""
+
+
+def decode_elfcorehdr(
+    data: bytes, capacity: Optional[int] = None, machine: Optional[int] = None
+) -> ElfCoreHdr:
+    """
+    Decode an elfcorehdr.
+
+    :param data: The segment's bytes (at most its memsz).
+    :param capacity: The segment's memsz; defaults to ``len(data)``.
+    :param machine: The ``e_machine`` the capture kernel expects, if known.
+    :raises Malformed: with a one-line reason.
+    """
+    capacity = len(data) if capacity is None else capacity
+    if len(data) < EHDR_SIZE:
+        raise Malformed(f"{len(data)} bytes is shorter than an ELF header")
+    if data[:4] != b"\x7fELF":
+        raise Malformed(f"bad ELF magic {data[:4].hex()}")
+    # The capture kernel reads only the Ehdr and the Phdrs (fs/proc/vmcore.c);
+    # section fields are 0 in every header the kernel or kexec-tools writes.
+    # Hide them from pyelftools, which would otherwise follow e_shoff.
+    ehdr = bytearray(data[:EHDR_SIZE])
+    ehdr[0x28:0x30] = bytes(8)  # e_shoff
+    ehdr[0x3A:0x40] = bytes(6)  # e_shentsize, e_shnum, e_shstrndx
+    try:
+        elf = ELFFile(io.BytesIO(bytes(ehdr)))
+        hdr = elf.header
+    except ELFError as e:
+        raise Malformed(f"not a valid ELF header: {e}") from e
+    if elf.elfclass != 64:
+        raise Malformed(f"ELF class {elf.elfclass}, expected 64")
+    if not elf.little_endian:
+        raise Malformed("big-endian ELF, expected little-endian")
+    if hdr["e_type"] != "ET_CORE":
+        raise Malformed(f"e_type {hdr['e_type']}, expected ET_CORE")
+    e_machine = data[18] | data[19] << 8
+    if machine is not None and e_machine != machine:
+        raise Malformed(f"e_machine {e_machine}, expected {machine}")
+    phnum, phoff, phentsize = hdr["e_phnum"], hdr["e_phoff"], hdr["e_phentsize"]
+    if phentsize != PHDR_SIZE:
+        raise Malformed(f"e_phentsize {phentsize}, expected {PHDR_SIZE}")
+    if phnum == 0:
+        raise Malformed("e_phnum is 0")
+    if phnum >= PN_XNUM:
+        raise Malformed(f"e_phnum {phnum:#x} is the PN_XNUM escape")
+    used = phoff + phnum * PHDR_SIZE
+    if phoff < EHDR_SIZE or used > min(capacity, len(data)):
+        raise Malformed(
+            f"program headers [{phoff:#x}, {used:#x}) run past the segment "
+            f"({min(capacity, len(data)):#x} bytes)"
+        )
+    notes: List[Note] = []
+    loads: List[Load] = []
+    other: List[int] = []
+    phdr = elf.structs.Elf_Phdr
+    try:
+        for i in range(phnum):
+            at = phoff + i * PHDR_SIZE
+            # Parse the Phdr alone, not a pyelftools segment object: those
+            # follow section tables (PT_DYNAMIC) that a core header lacks.
+            h = phdr.parse(data[at : at + PHDR_SIZE])
+            if h["p_type"] == "PT_NOTE":
+                notes.append(Note(i, h["p_paddr"], h["p_filesz"], h["p_offset"]))
+            elif h["p_type"] == "PT_LOAD":
+                loads.append(
+                    Load(
+                        i,
+                        h["p_paddr"],
+                        h["p_vaddr"],
+                        h["p_memsz"],
+                        h["p_offset"],
+                        h["p_filesz"],
+                    )
+                )
+            else:
+                ptype = h["p_type"]
+                other.append(ptype if isinstance(ptype, int) else -1)
+    except (ELFError, struct.error, ValueError, OverflowError) as e:
+        raise Malformed(f"unreadable program header: {e}") from e
+    return ElfCoreHdr(
+        machine=e_machine,
+        phnum=phnum,
+        notes=tuple(notes),
+        loads=tuple(loads),
+        used=used,
+        capacity=capacity,
+        other=tuple(other),
+    )
+
+
+def headroom(hdr: ElfCoreHdr) -> int:
+    """How many more program headers fit in the segment."""
+    return max(0, (hdr.capacity - hdr.used) // PHDR_SIZE)
+
+
+_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+
+
+_PHDR = struct.Struct("<IIQQQQQQ")
+
+
+def build_elfcorehdr(
+    notes: Sequence[Tuple[int, int]],
+    kernel_text: Optional[Tuple[int, int, int]],
+    ram: Sequence[Tuple[int, int]],
+    page_offset: int,
+    machine: int = EM_X86_64,
+) -> bytes:
+    """
+    Write an elfcorehdr exactly as crash_prepare_elf64_headers() does
+    (kernel/crash_core.c, v6.6+; kernel/kexec_file.c before): one PT_NOTE per
+    ``(paddr, size)`` in *notes* (CPU notes then vmcoreinfo), the kernel text
+    PT_LOAD ``(paddr, vaddr, size)`` when given, then one PT_LOAD per inclusive
+    RAM range ``(start, end)``, with ``p_vaddr = page_offset + start``.
+
+    Only the used bytes are returned (the kernel copies ``elfsz`` bytes).
+    """
+    phnum = len(notes) + (1 if kernel_text else 0) + len(ram)
+    ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
+    out = bytearray(
+        _EHDR.pack(
+            ident,
+            ET_CORE,
+            machine,
+            1,
+            0,
+            EHDR_SIZE,
+            0,
+            0,
+            EHDR_SIZE,
+            PHDR_SIZE,
+            phnum,
+            0,
+            0,
+            0,
+        )
+    )
+    for paddr, size in notes:
+        out += _PHDR.pack(PT_NOTE, 0, paddr, 0, paddr, size, size, 0)
+    if kernel_text:
+        paddr, vaddr, size = kernel_text
+        out += _PHDR.pack(PT_LOAD, PF_RWX, paddr, vaddr, paddr, size, size, 0)
+    for start, end in ram:
+        size = end - start + 1
+        out += _PHDR.pack(
+            PT_LOAD, PF_RWX, start, page_offset + start, start, size, size, 0
+        )
+    return bytes(out)
+
+
+@dataclass(frozen=True)
+class Expected:
+    """The elfcorehdr the kernel would write now (or why it cannot)."""
+
+    note_cpus: Tuple[int, ...]
+    #: ``(paddr, size)``: CPU notes, then the vmcoreinfo note.
+    notes: Tuple[Tuple[int, int], ...]
+    #: ``(paddr, vaddr, size)`` of the kernel text PT_LOAD.
+    kernel_text: Optional[Tuple[int, int, int]]
+    #: RAM ranges after the exclusions, in the kernel's order.
+    ram: Tuple[Range, ...]
+    max_nr_ranges: int
+    #: crash_prepare_elf64_headers()'s count: CPUs + 1 + ranges + 1.
+    nr_phdr: int
+    #: ``ALIGN(Ehdr + nr_phdr * Phdr, 4096)``: what must fit in memsz.
+    elfsz: int
+    #: Why the kernel would fail to build it now ("-ENOMEM ..."), if so.
+    error: Optional[str] = None
+    #: State fields the rebuild lacked (no bytes then).
+    missing: Tuple[str, ...] = ()
+    #: The used bytes (Ehdr + Phdrs), as build_elfcorehdr() writes them.
+    data: bytes = field(default=b"", repr=False, metadata={"json": False})
+
+
+def rebuild_elfcorehdr(
+    state: MachineState, cpus: str = "possible", need_kernel_map: bool = True
+) -> Expected:
+    """
+    Rebuild the elfcorehdr as x86 ``prepare_elf_headers()`` would now.
+
+    :param cpus: "possible" (v6.6+ ``for_each_possible_cpu``) or "present"
+        (before v6.6).
+    :param need_kernel_map: ``IS_ENABLED(CONFIG_X86_64)``.
+    """
+    note_cpus = tuple(
+        (state.possible_cpus if cpus == "possible" else state.present_cpus) or ()
+    )
+    missing = [
+        name
+        for name, value in (
+            ("system_ram", state.system_ram),
+            ("page_offset", state.page_offset),
+            ("vmcoreinfo", state.vmcoreinfo),
+            ("note_size", state.note_size),
+            ("crashk_res", state.crashk_res),
+            (
+                f"{cpus}_cpus",
+                state.possible_cpus if cpus == "possible" else state.present_cpus,
+            ),
+        )
+        if value is None
+    ]
+    if state.iomem_problem:
+        missing.append("system_ram")
+    if need_kernel_map and state.kernel_text is None:
+        missing.append("kernel_text")
+    notes_by_cpu = {n.cpu: n.paddr for n in state.cpu_notes}
+    if any(notes_by_cpu.get(c) is None for c in note_cpus):
+        missing.append("cpu_notes")
+    walked = tuple(state.system_ram or ())
+    # fill_up_crash_elf_data(): room for the walk plus 2 splits; v6.17 adds
+    # one more and one per CMA range.
+    extra = 2 if state.crashk_cma is None else 3 + len(state.crashk_cma)
+    max_nr = len(walked) + extra
+    ram, err = walked, 0
+    for _, (s, e) in excluded_ranges(state):
+        ram, err = crash_exclude_mem_range(ram, max_nr, s, e)
+        if err:
+            break
+    nr_phdr = len(note_cpus) + 1 + len(ram) + 1
+    elfsz = align(EHDR_SIZE + nr_phdr * PHDR_SIZE, ELF_CORE_HEADER_ALIGN)
+    text = None
+    if state.kernel_text is not None:
+        t = state.kernel_text
+        text = (t.paddr, t.vaddr, t.size)
+    notes: Tuple[Tuple[int, int], ...] = ()
+    data = b""
+    error = None
+    if err:
+        error = (
+            f"-ENOMEM: crash_exclude_mem_range() needs a free slot to split "
+            f"a range (max_nr_ranges = {max_nr})"
+        )
+    if not missing and not err:
+        assert state.note_size is not None and state.vmcoreinfo is not None
+        notes = tuple((notes_by_cpu[c] or 0, state.note_size) for c in note_cpus)
+        notes += (state.vmcoreinfo,)
+        data = build_elfcorehdr(
+            notes, text if need_kernel_map else None, ram, state.page_offset or 0
+        )
+    return Expected(
+        note_cpus=note_cpus,
+        notes=notes,
+        kernel_text=text,
+        ram=tuple(ram),
+        max_nr_ranges=max_nr,
+        nr_phdr=nr_phdr,
+        elfsz=elfsz,
+        error=error,
+        missing=tuple(dict.fromkeys(missing)),
+        data=data,
+    )
+
+
+def is_elf_core(head: Optional[bytes]) -> bool:
+    """Whether *head* starts with an ELF ET_CORE header (what
+    crash_handle_hotplug_event() looks for at each segment start)."""
+    return (
+        head is not None
+        and head[:4] == b"\x7fELF"
+        and len(head) >= 18
+        and int.from_bytes(head[16:18], "little") == ET_CORE
+    )

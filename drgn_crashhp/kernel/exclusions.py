@@ -1,0 +1,81 @@
+"""
+Exclusions
+----------
+
+What the kernel removes from the System RAM ranges before writing the
+elfcorehdr: x86 ``elf_header_exclude_ranges()`` (arch/x86/kernel/crash.c)
+through ``crash_exclude_mem_range()`` (kernel/crash_core.c).
+"""
+
+from __future__ import annotations
+
+from typing import List, Sequence, Tuple
+
+from drgn_crashhp.arch.x86_64 import LOW_RESERVED
+from drgn_crashhp.facts import MachineState
+from drgn_crashhp.kernel.ranges import Range
+
+__all__ = ("ENOMEM", "crash_exclude_mem_range", "excluded_ranges")
+
+ENOMEM = 12
+
+
+def crash_exclude_mem_range(
+    ranges: Sequence[Range], max_nr_ranges: int, mstart: int, mend: int
+) -> Tuple[Tuple[Range, ...], int]:
+    """
+    kernel/crash_core.c ``crash_exclude_mem_range()`` as of commit
+    86d80cbb61ca ("crash_core: fix and simplify the logic of
+    crash_exclude_mem_range()", early 2024; 6.12, 7.2): remove
+    ``[mstart, mend]`` from every range it overlaps; trim, drop, or split.
+    A split needs a free slot (``nr_ranges < max_nr_ranges``), else
+    ``-ENOMEM``. (Older kernels stopped after the first overlapping range.)
+
+    :param ranges: inclusive ranges in ascending order (``mem->ranges``).
+    :return: the new ranges and 0, or the ranges so far and ``-ENOMEM``.
+    """
+    mem = list(ranges)
+    i = 0
+    while i < len(mem):
+        start, end = mem[i]
+        p_start, p_end = mstart, mend
+        if p_start > end:
+            i += 1
+            continue
+        # Ranges are ascending: nothing after this one can overlap.
+        if p_end < start:
+            break
+        p_start = max(p_start, start)
+        p_end = min(p_end, end)
+        if p_start == start and p_end == end:
+            del mem[i]
+            continue
+        if p_start > start and p_end < end:
+            if len(mem) >= max_nr_ranges:
+                return tuple(mem), -ENOMEM
+            mem[i] = (start, p_start - 1)
+            mem.insert(i + 1, (p_end + 1, end))
+            i += 2
+            continue
+        if p_start != start:
+            mem[i] = (start, p_start - 1)
+        else:
+            mem[i] = (p_end + 1, end)
+        i += 1
+    return tuple(mem), 0
+
+
+def excluded_ranges(state: MachineState) -> Tuple[Tuple[str, Range], ...]:
+    """
+    What x86 ``elf_header_exclude_ranges()`` removes, in its order: the low
+    1 MiB, ``crashk_res``, ``crashk_low_res`` (only if its end is not 0) and,
+    since v6.17, each ``crashk_cma_ranges[i]``.
+    """
+    out: List[Tuple[str, Range]] = [("low 1 MiB", LOW_RESERVED)]
+    if state.crashk_res is not None:
+        out.append(("crashk_res", state.crashk_res))
+    if state.crashk_low_res is not None and state.crashk_low_res[1]:
+        out.append(("crashk_low_res", state.crashk_low_res))
+    for i, rng in enumerate(state.crashk_cma or ()):
+        out.append((f"crashk_cma_ranges[{i}]", rng))
+    return tuple(out)

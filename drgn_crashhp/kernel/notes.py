@@ -1,0 +1,80 @@
+"""
+CPU notes
+---------
+
+Which CPUs the elfcorehdr's PT_NOTEs are for (kernel-notes §5.2, §6): every
+possible CPU since v6.6 ("crash: change crash_prepare_elf64_headers() to
+for_each_possible_cpu()"), present CPUs before, and CPUs present at load for
+a kexec-tools header the kernel never rewrote.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from drgn_crashhp.facts import ElfCoreHdr, KImage, MachineState
+
+__all__ = ("NoteRule", "note_rule")
+
+
+@dataclass(frozen=True)
+class NoteRule:
+    """Which CPUs the header's PT_NOTEs are for, and why."""
+
+    #: "possible", "present" (kernel before v6.6) or "kexec-tools".
+    kind: str
+    reason: str
+
+    @property
+    def kernel_format(self) -> bool:
+        """Written by crash_prepare_elf64_headers() (byte-comparable)."""
+        return self.kind != "kexec-tools"
+
+
+def note_rule(
+    image: Optional[KImage], hdr: Optional[ElfCoreHdr], state: MachineState
+) -> NoteRule:
+    """
+    Decide which CPUs the loaded header has notes for (kernel-notes §5.2, §6).
+    """
+    hp = image.hotplug if image is not None else None
+    if (
+        image is not None
+        and not image.file_mode
+        and not (hp is not None and hp.elfcorehdr_updated)
+    ):
+        return NoteRule(
+            "kexec-tools",
+            "kexec_load image not rewritten by the "
+            "kernel: kexec-tools wrote notes for CPUs present at load",
+        )
+    if hp is not None and hp.notes_for_possible_cpus:
+        return NoteRule(
+            "possible",
+            f"struct kimage layout {hp.layout}: the kernel "
+            "writes a note for every possible CPU",
+        )
+    # No hotplug fields: a kernel before v6.6 (present CPUs) or a newer one
+    # with CONFIG_CRASH_HOTPLUG=n (possible CPUs). Decide by the note count.
+    possible = len(state.possible_cpus or ())
+    present = len(state.present_cpus or ())
+    if hdr is not None and state.possible_cpus is not None:
+        n = max(0, len(hdr.notes) - 1)
+        if n == possible:
+            return NoteRule(
+                "possible",
+                f"{n} CPU notes = possible CPUs "
+                "(v6.6+ kernel without CONFIG_CRASH_HOTPLUG)",
+            )
+        return NoteRule(
+            "present",
+            f"{n} CPU notes, {possible} possible and "
+            f"{present} present CPUs: a kernel before v6.6 (present "
+            "CPUs at load)",
+        )
+    return NoteRule(
+        "present",
+        "no crash hotplug fields and no header to count: "
+        "assuming a kernel before v6.6 (present CPUs)",
+    )

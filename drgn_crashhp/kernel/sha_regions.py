@@ -1,0 +1,87 @@
+"""
+Digest regions
+--------------
+
+Which bytes purgatory hashes: ``struct kexec_sha_region
+purgatory_sha_regions[KEXEC_SEGMENT_MAX]`` (include/linux/purgatory.h; the
+same table in kexec-tools' ``sha256_regions``), filled by
+``kexec_calculate_store_digests()`` (kernel/kexec_file.c) or kexec-tools'
+``update_purgatory()`` (kexec/kexec.c): every segment but purgatory's and,
+when the loader excludes it, the elfcorehdr's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+from typing import Iterable, List, Tuple
+
+from drgn_crashhp.facts import KImage, ShaRegion
+from drgn_crashhp.kernel.segments import KEXEC_SEGMENT_MAX
+
+__all__ = (
+    "DIGEST_SIZE",
+    "REGIONS_SIZE",
+    "REGION_SIZE",
+    "SHA256_EMPTY",
+    "expected_regions",
+    "name_regions",
+    "regions_table",
+)
+
+#: ``struct kexec_sha_region { unsigned long start, len; }``.
+REGION_SIZE = 16
+REGIONS_SIZE = REGION_SIZE * KEXEC_SEGMENT_MAX
+DIGEST_SIZE = 32
+#: SHA-256 of nothing: what the 6.6-6.10 exclusion bug stores.
+SHA256_EMPTY = hashlib.sha256(b"").hexdigest()
+
+
+def expected_regions(image: KImage, exclude_elfcorehdr: bool) -> List[Tuple[int, int]]:
+    """
+    ``(mem, memsz)`` of every segment the loader hashes, in segment order:
+    all but the purgatory segment and, when *exclude_elfcorehdr*, the
+    elfcorehdr (kernel/kexec_file.c kexec_calculate_store_digests(); kexec-
+    tools kexec/kexec.c update_purgatory() with arch_do_exclude_segment()).
+    """
+    purgatory = image.segment_containing(image.start)
+    return [
+        (s.mem, s.memsz)
+        for s in image.segments
+        if s is not purgatory
+        and s.memsz
+        and not (exclude_elfcorehdr and s.index == image.elfcorehdr_index)
+    ]
+
+
+def regions_table(regions: Iterable[Tuple[int, int]]) -> bytes:
+    """The table bytes the loader writes for ``(start, len)`` regions."""
+    raw = b"".join(struct.pack("<QQ", start, length) for start, length in regions)
+    return raw.ljust(REGIONS_SIZE, b"\0")
+
+
+def name_regions(image: KImage, table: bytes) -> Tuple[ShaRegion, ...]:
+    """The non-empty slots of a table, each named by the segment it covers
+    (exactly, else by its start) and that segment's role."""
+    out = []
+    for slot in range(KEXEC_SEGMENT_MAX):
+        start, length = struct.unpack_from("<QQ", table, slot * REGION_SIZE)
+        if not length:
+            continue
+        seg = next(
+            (s for s in image.segments if s.mem == start and s.memsz == length), None
+        )
+        exact = seg is not None
+        if seg is None:
+            seg = image.segment_containing(start)
+        out.append(
+            ShaRegion(
+                slot,
+                start,
+                length,
+                seg.index if seg else None,
+                seg.role if seg else None,
+                exact,
+            )
+        )
+    return tuple(out)

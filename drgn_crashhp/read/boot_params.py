@@ -1,0 +1,84 @@
+"""
+Boot parameters
+---------------
+
+The capture kernel's command line, read through the boot-params segment's
+``cmd_line_ptr``/``ext_cmd_line_ptr`` (x86 boot protocol,
+Documentation/arch/x86/boot.rst).
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from drgn import Program
+
+from drgn_crashhp.arch.x86_64 import BP_CMD_LINE_PTR, BP_EXT_CMD_LINE_PTR
+from drgn_crashhp.facts import CmdLine, EntryRegs, KImage, Role
+from drgn_crashhp.kernel.purgatory import parse_elfcorehdr_arg
+from drgn_crashhp.read.physmem import Unreadable, read_phys
+
+__all__ = ("MAX_CMDLINE", "read_cmdline")
+
+MAX_CMDLINE = 1 << 16
+
+
+def read_cmdline(
+    prog: Program, image: KImage, regs: Optional[EntryRegs]
+) -> Optional[CmdLine]:
+    params = image.by_role(Role.BOOT_PARAMS)
+    if params is None and regs is not None:
+        params = image.segment_containing(regs.rsi)
+    if params is None:
+        return None
+    try:
+        ptr = int.from_bytes(
+            read_phys(
+                prog, params.mem + BP_CMD_LINE_PTR, 4, "boot_params.hdr.cmd_line_ptr"
+            ),
+            "little",
+        )
+        ext = int.from_bytes(
+            read_phys(
+                prog,
+                params.mem + BP_EXT_CMD_LINE_PTR,
+                4,
+                "boot_params.ext_cmd_line_ptr",
+            ),
+            "little",
+        )
+    except Unreadable as e:
+        return CmdLine(params.mem, None, None, None, None, str(e))
+    address = ext << 32 | ptr
+    holder = image.segment_containing(address)
+    if holder is None:
+        return CmdLine(
+            params.mem,
+            address,
+            None,
+            None,
+            None,
+            f"cmd_line_ptr {address:#x} lies in no segment",
+        )
+    try:
+        raw = read_phys(
+            prog,
+            address,
+            min(holder.mem + holder.memsz - address, MAX_CMDLINE),
+            "command line",
+        )
+    except Unreadable as e:
+        return CmdLine(params.mem, address, None, None, None, str(e))
+    end = raw.find(b"\0")
+    if end < 0:
+        return CmdLine(
+            params.mem,
+            address,
+            raw.decode(errors="replace"),
+            None,
+            None,
+            "the command line is not NUL-terminated inside its segment",
+        )
+    text = raw[:end].decode(errors="replace")
+    parsed = parse_elfcorehdr_arg(text)
+    return CmdLine(params.mem, address, text, *(parsed or (None, None)))

@@ -1,0 +1,242 @@
+"""
+Purgatory
+---------
+
+Locate the purgatory inside a loaded crash image and read what the loader
+patched into it (``purgatory_sha_regions``, ``purgatory_sha256_digest``,
+``entry64_regs``): for kexec_file_load by replaying the kernel's own blob
+(``kexec_purgatory``, arch/x86/purgatory/kexec-purgatory.S), for
+kexec_load by scanning the segment for kexec-tools' tables
+(:mod:`drgn_crashhp.kernel.purgatory`).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+from dataclasses import replace
+from typing import List, Tuple
+
+from drgn import FaultError, Program
+from elftools.common.exceptions import ELFError
+from elftools.elf.elffile import ELFFile
+
+from drgn_crashhp.facts import KImage, Problem, Purgatory, RegsLayout, Segment, Source
+from drgn_crashhp.kernel.purgatory import (
+    REGS_SIZE,
+    aligned_hits,
+    decode_regs,
+    replay_layout,
+    scan_regs,
+    symbol_phys,
+)
+from drgn_crashhp.kernel.sha_regions import (
+    DIGEST_SIZE,
+    REGIONS_SIZE,
+    expected_regions,
+    name_regions,
+    regions_table,
+)
+from drgn_crashhp.read.physmem import Unreadable, iter_phys, read_phys
+
+__all__ = ("MAX_PURGATORY", "read_purgatory")
+
+#: Reads of a segment are capped here whatever memsz claims; real purgatory
+#: segments are a few pages.
+MAX_PURGATORY = 1 << 22
+
+
+def _blob(prog: Program) -> bytes:
+    """The ``kexec_purgatory`` ELF (arch/x86/purgatory/kexec-purgatory.S)."""
+    # Both symbols are defined in assembly: there is no DWARF variable, so
+    # read the .quad at kexec_purgatory_size's address.
+    start = prog.symbol("kexec_purgatory").address
+    size_at = prog.symbol("kexec_purgatory_size").address
+    size = int.from_bytes(prog.read(size_at, 8), "little")
+    if not 0 < size <= MAX_PURGATORY:
+        raise ValueError(f"kexec_purgatory_size is {size:#x}")
+    return prog.read(start, size)
+
+
+def read_purgatory(prog: Program, image: KImage) -> Purgatory:
+    """
+    Locate and decode the purgatory of a loaded image. Never raises for
+    problems of the target: they become :attr:`Purgatory.problem`.
+    """
+    seg = image.segment_containing(image.start)
+    source = Source.KERNEL_BLOB if image.file_mode else Source.SCAN
+    if seg is None:
+        return Purgatory(
+            source,
+            Problem.NO_SEGMENT,
+            f"image->start {image.start:#x} lies in no segment",
+            None,
+        )
+    if image.file_mode:
+        purg = _read_file_mode(prog, image, seg)
+    else:
+        purg = _read_scanned(prog, image, seg)
+    return replace(purg, segment_mem=seg.mem, segment_memsz=seg.memsz)
+
+
+def _read_file_mode(prog: Program, image: KImage, seg: Segment) -> Purgatory:
+    base = Purgatory(Source.KERNEL_BLOB, None, None, seg.index)
+    try:
+        blob = _blob(prog)
+    except LookupError as e:
+        return replace(
+            base,
+            problem=Problem.NO_BLOB,
+            problem_text=f"kexec_purgatory symbols not found: {e}",
+        )
+    except (FaultError, ValueError) as e:
+        return replace(
+            base,
+            problem=Problem.BAD_BLOB,
+            problem_text=f"kexec_purgatory cannot be read: {e}",
+        )
+    base = replace(base, blob_size=len(blob))
+    try:
+        elf = ELFFile(io.BytesIO(blob))
+        if elf["e_type"] != "ET_REL" or elf["e_machine"] != "EM_X86_64":
+            raise ELFError(
+                f"{elf['e_type']} {elf['e_machine']}, expected ET_REL EM_X86_64"
+            )
+        layout = replay_layout(elf, seg.mem)
+        start, rule = layout.start_for(image.start)
+        # Commit 40c50c1fecdf (v4.11) added the purgatory_ prefix to
+        # sha_regions and sha256_digest.
+        regions = symbol_phys(
+            elf, layout, seg.mem, ("purgatory_sha_regions", "sha_regions"), REGIONS_SIZE
+        )
+        digest = symbol_phys(
+            elf,
+            layout,
+            seg.mem,
+            ("purgatory_sha256_digest", "sha256_digest"),
+            DIGEST_SIZE,
+        )
+        regs = symbol_phys(elf, layout, seg.mem, ("entry64_regs",), REGS_SIZE)
+        stack_end = symbol_phys(elf, layout, seg.mem, ("stack_end",), None)
+    except (
+        ELFError,
+        KeyError,
+        IndexError,
+        ValueError,
+        OverflowError,
+        struct.error,
+    ) as e:
+        # OverflowError: pyelftools seeks to offsets past 2**63 as given.
+        return replace(
+            base,
+            problem=Problem.BAD_BLOB,
+            problem_text=f"kexec_purgatory is not a loadable purgatory: {e}",
+        )
+    base = replace(
+        base,
+        replay_start=start,
+        replay_rule=rule,
+        replay_bufsz=layout.bufsz,
+        replay_memsz=layout.memsz,
+        symbols=tuple(s for s in (regions, digest, regs, stack_end) if s),
+        stack_end=stack_end[1] if stack_end else None,
+    )
+    if regions is None or digest is None:
+        lacking = [
+            n for n, s in (("sha regions", regions), ("digest", digest)) if s is None
+        ]
+        return replace(
+            base,
+            problem=Problem.BAD_BLOB,
+            problem_text=f"the blob lacks the {' and '.join(lacking)} symbol",
+        )
+    base = replace(
+        base,
+        regions_address=regions[1],
+        digest_address=digest[1],
+        digest_source=f"symbol {digest[0]}",
+    )
+    try:
+        table = read_phys(prog, regions[1], REGIONS_SIZE, regions[0])
+        stored = read_phys(prog, digest[1], DIGEST_SIZE, digest[0])
+    except Unreadable as e:
+        return replace(base, problem=Problem.UNREADABLE, problem_text=str(e))
+    base = replace(base, regions=name_regions(image, table), stored_digest=stored.hex())
+    if regs is None:
+        return replace(base, regs_problem="the blob has no entry64_regs symbol")
+    try:
+        raw = read_phys(prog, regs[1], REGS_SIZE, "entry64_regs")
+    except Unreadable as e:
+        return replace(base, regs_problem=str(e))
+    return replace(base, regs=decode_regs(RegsLayout.KERNEL, regs[1], raw))
+
+
+def _read_scanned(prog: Program, image: KImage, seg: Segment) -> Purgatory:
+    src = Source.SCAN
+    size = min(seg.memsz, MAX_PURGATORY)
+    try:
+        data = b"".join(iter_phys(prog, seg.mem, size, "purgatory segment"))
+    except Unreadable as e:
+        return Purgatory(src, Problem.UNREADABLE, str(e), seg.index)
+    regs, regs_problem = scan_regs(image, seg, data)
+    # kexec-tools hashes every segment but purgatory (and, with --hotplug,
+    # the elfcorehdr) in sorted order; try both, the check compares with
+    # what this image's flags imply.
+    candidates: List[Tuple[int, bool, List[Tuple[int, int]]]] = []
+    for exclude in (False, True):
+        wanted = expected_regions(image, exclude)
+        if not wanted or (exclude and wanted == expected_regions(image, False)):
+            continue
+        for at in aligned_hits(data, regions_table(wanted)):
+            candidates.append((at, exclude, wanted))
+    # When the elfcorehdr is the first region, the shorter list also matches
+    # 16 bytes into the longer one (its zero padding runs on into what
+    # follows): tables cannot overlap, so keep the first of overlapping hits.
+    candidates.sort()
+    candidates = [
+        c
+        for i, c in enumerate(candidates)
+        if i == 0 or candidates[i - 1][0] + REGIONS_SIZE <= c[0]
+    ]
+    if len(candidates) != 1:
+        why = (
+            "no 8-byte aligned block equals the expected sha256_regions table"
+            if not candidates
+            else f"{len(candidates)} blocks match the expected sha256_regions table"
+        )
+        return Purgatory(
+            src,
+            Problem.NOT_LOCATED,
+            f"cannot locate: {why}",
+            seg.index,
+            regs=regs,
+            regs_problem=regs_problem,
+        )
+    at, exclude, _ = candidates[0]
+    regions_at = seg.mem + at
+    # kexec-tools 2.0.29's purgatory/purgatory.c defines sha256_digest just
+    # before sha256_regions (its .data: digest at 0x20, regions at 0x40, as
+    # built by Debian trixie); verify_digest() searches the segment if the
+    # computed digest is elsewhere.
+    digest_at = regions_at - DIGEST_SIZE if at >= DIGEST_SIZE else None
+    stored = data[at - DIGEST_SIZE : at].hex() if digest_at is not None else None
+    found = (
+        ("sha256_regions", regions_at),
+        ("sha256_digest", digest_at),
+        ("entry64_regs", regs.address if regs else None),
+    )
+    return Purgatory(
+        src,
+        None,
+        None,
+        seg.index,
+        symbols=tuple((n, a) for n, a in found if a is not None),
+        regions_address=regions_at,
+        regions=name_regions(image, data[at : at + REGIONS_SIZE]),
+        digest_address=digest_at,
+        digest_source="32 bytes before sha256_regions (kexec-tools layout)",
+        stored_digest=stored,
+        regs=regs,
+        regs_problem=regs_problem,
+        elfcorehdr_excluded=exclude,
+    )

@@ -1,0 +1,102 @@
+"""
+Run single check families on hand-made parts of the facts: the tests build
+an image, a header or a state and want the findings of one family, as the
+report would produce them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import List, Optional, Union
+
+from drgn import Program
+
+from drgn_crashhp.checks import CONTENT_CHECKS
+from drgn_crashhp.checks.digest import check_purgatory as _check_purgatory
+from drgn_crashhp.checks.digest import judge_digest
+from drgn_crashhp.checks.entry import check_entry
+from drgn_crashhp.checks.hotplug import check_hotplug, check_room
+from drgn_crashhp.checks.memory import check_rebuild
+from drgn_crashhp.checks.postmortem import check_dump as _check_dump
+from drgn_crashhp.facts import (
+    DigestRead,
+    DigestResult,
+    DigestStatus,
+    DumpHeaders,
+    ElfCoreHdr,
+    ElfCoreHdrRead,
+    Facts,
+    KImage,
+    MachineState,
+    Purgatory,
+)
+from drgn_crashhp.findings import Finding
+from drgn_crashhp.read.boot_params import read_cmdline
+from drgn_crashhp.read.digest import Progress, hash_regions
+from drgn_crashhp.read.purgatory import read_purgatory
+from drgn_crashhp.render.text import _purgatory_text, _state_text
+
+__all__ = ("check_dump", "check_purgatory", "check_state", "read_purgatory_full",
+           "render_purgatory", "render_state", "verify_digest")
+
+
+def check_state(
+    image: KImage,
+    hdr: Optional[ElfCoreHdr],
+    hdr_bytes: Optional[bytes],
+    state: MachineState,
+) -> List[Finding]:
+    """The 04x, 05x and 06x findings for *hdr* (None: unreadable) and *state*."""
+    read = ElfCoreHdrRead(image.elfcorehdr, header=hdr, data=hdr_bytes or b"")
+    facts = Facts("test", image.symbol, state, image=image, elfcorehdr=read)
+    out = check_hotplug(facts) + check_room(facts)
+    content: List[Finding] = []
+    for check in CONTENT_CHECKS:
+        content += check(facts)
+    return out + content + check_rebuild(facts, content)
+
+
+def read_purgatory_full(prog: Program, image: KImage) -> Purgatory:
+    """The purgatory and the command line its boot params point at, as
+    :func:`~drgn_crashhp.read.read_facts` reads them."""
+    p = read_purgatory(prog, image)
+    return dataclasses.replace(p, cmdline=read_cmdline(prog, image, p.regs))
+
+
+def verify_digest(
+    prog: Program, purgatory: Purgatory, progress: Optional[Progress] = None
+) -> DigestResult:
+    """Hash the regions and judge the digest, as a report does."""
+    return judge_digest(purgatory, hash_regions(prog, purgatory, progress))
+
+
+def _as_read(r: DigestResult) -> DigestRead:
+    searched = r.reason is not None and r.status == DigestStatus.MATCH
+    return DigestRead(r.computed, r.bytes_hashed, r.missing,
+                      r.digest_address if searched else None,
+                      None if r.computed else r.reason)
+
+
+def check_purgatory(
+    image: KImage,
+    purgatory: Purgatory,
+    digest: Union[DigestRead, DigestResult, None],
+) -> List[Finding]:
+    """The 02x and 03x findings for a purgatory and its digest."""
+    if isinstance(digest, DigestResult):
+        digest = _as_read(digest)
+    facts = Facts("test", image.symbol, MachineState(), image=image,
+                  purgatory=purgatory, digest=digest)
+    return _check_purgatory(facts) + check_entry(facts)
+
+
+def check_dump(dump: DumpHeaders, state: MachineState) -> List[Finding]:
+    return _check_dump(Facts("test", "kexec_crash_image", state, dump=dump))
+
+
+def render_state(state: MachineState, hdr: Optional[ElfCoreHdr] = None) -> str:
+    return _state_text(state, hdr)
+
+
+def render_purgatory(purgatory: Purgatory, digest: object = None) -> str:
+    return _purgatory_text(purgatory, digest)  # type: ignore[arg-type]
