@@ -254,6 +254,7 @@ def file_image(
     blob: Optional[bytes] = None,
     regions: Optional[List[Tuple[int, int]]] = None,
     digest: Optional[bytes] = None,
+    cmd_line_ptr: Optional[int] = None,
     **machine: object,
 ) -> Built:
     """
@@ -266,7 +267,7 @@ def file_image(
     segments = [
         Seg(ELF_MEM, 0x71000, elfcorehdr()),
         Seg(PURG_MEM, MEMSZ, b""),
-        Seg(PARAMS_MEM, 0x3000, boot_params(cmdline)),
+        Seg(PARAMS_MEM, 0x3000, boot_params(cmdline, cmd_line_ptr)),
         Seg(KERNEL_MEM, 0x1000000, bytes(range(256)) * 0x100,
             present=kernel_present),
         Seg(INITRD_MEM, 0x100000, b"070701" + bytes(100), present=initrd_present),

@@ -182,7 +182,8 @@ def _memory(
     if state.system_ram is None or state.iomem_problem:
         return unknown(state, "RAM ranges", ["system_ram"])
     _, loads = split_loads(hdr)
-    header_ram = [(ld.paddr, ld.end) for ld in loads if ld.size]
+    # A load that wraps past 2**64 is CHP014's; it describes no RAM.
+    header_ram = [(ld.paddr, ld.end) for ld in loads if ld.size and not ld.wraps]
     rows = memory_rows(header_ram, state)
     out: List[Finding] = []
     missing = [(r.start, r.end) for r in rows if r.status == "MISSING"]

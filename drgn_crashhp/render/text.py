@@ -230,7 +230,9 @@ def _state_text(state: MachineState, hdr: Optional[ElfCoreHdr] = None) -> str:
     ]
     header_ram: List[Range] = []
     if hdr is not None:
-        header_ram = [(ld.paddr, ld.end) for ld in split_loads(hdr)[1] if ld.size]
+        header_ram = [
+            (ld.paddr, ld.end) for ld in split_loads(hdr)[1] if ld.size and not ld.wraps
+        ]
     mem_rows = [
         [
             f"{r.start:#x}",
