@@ -5,8 +5,8 @@ kernel after each hotplug event and writes one journal entry per check.
 The hook is run the way its unit runs it, with the environment udev gives an
 event (ACTION, SUBSYSTEM, DEVPATH, SEQNUM), and its journal entries are read
 from a datagram socket speaking the journal's native protocol. The live tests
-hot-add and hot-remove a DIMM in a real 6.12 guest under QEMU and check it over
-QMP; the reload they allow really reloads the guest's crash kernel.
+hot-add and hot-remove a DIMM and hot-add a CPU in a real 6.12 guest under QEMU,
+checked over QMP; the reload they allow really reloads the guest's crash kernel.
 """
 
 from __future__ import annotations
@@ -347,6 +347,11 @@ def live(tmp_path: Path) -> Iterator[Tuple[Any, str]]:
                   "--no-default-symbols")
 
 
+def cpu_dirs(g: Any) -> set:
+    return {c for c in g.check("ls /sys/devices/system/cpu").split()
+            if re.fullmatch(r"cpu\d+", c)}
+
+
 def memory_blocks(g: Any) -> set:
     return set(g.check("ls /sys/devices/system/memory").split())
 
@@ -374,7 +379,7 @@ def run_hook_serving_reloads(env: Dict[str, str], g: Any, reload_dir: Path
 
 
 @pytest.mark.slow
-def test_hook_after_dimm_hot_add_and_hot_remove(live: Tuple[Any, str],
+def test_hook_after_dimm_add_dimm_remove_and_cpu_add(live: Tuple[Any, str],
                                                 tmp_path: Path,
                                                 journal: Journal) -> None:
     g, target = live
@@ -443,3 +448,24 @@ def test_hook_after_dimm_hot_add_and_hot_remove(live: Tuple[Any, str],
     assert field(full, "CRASHHP_RUN") == "full"
     assert field(full, "CRASHHP_VERDICT") == "OK"
     assert field(full, "CRASHHP_DIGEST") == "match"
+
+    # CPU hot-add: a kernel-built header (6.6+) already has a note for every
+    # possible CPU, so the new CPU is described without any update.
+    cpus_before = cpu_dirs(g)
+    g.add_cpu(2)
+    deadline = time.time() + 60
+    while not cpu_dirs(g) - cpus_before:
+        assert time.time() < deadline, "the hot-added CPU did not appear"
+        time.sleep(0.5)
+    new = sorted(cpu_dirs(g) - cpus_before)
+    [cpu] = new
+    if g.check(f"cat /sys/devices/system/cpu/{cpu}/online").strip() != "1":
+        g.check(f"echo 1 > /sys/devices/system/cpu/{cpu}/online")
+    ev = udev_env("cpu", "add", f"/devices/system/cpu/{cpu}", 104)
+    status, reloads = run_hook_serving_reloads(
+        {**env, **ev, "CRASHHP_DIGEST": "no"}, g, reload_dir)
+    [e] = journal.entries()
+    assert (status, reloads) == (0, 0)
+    assert field(e, "CRASHHP_EVENT") == f"cpu add {cpu}"
+    assert field(e, "CRASHHP_VERDICT") == "OK"
+    assert "CHP040" not in field(e, "CRASHHP_CODES")
