@@ -2,8 +2,8 @@
 contrib/kdump: the udev rule, the units and the hook that checks the crash
 kernel after each hotplug event and writes one journal entry per check.
 
-The hook is run the way its unit runs it, with the environment udev gives an
-event (ACTION, SUBSYSTEM, DEVPATH, SEQNUM), and its journal entries are read
+The hook is run with the environment udev gives an event (ACTION, SUBSYSTEM,
+DEVPATH, SEQNUM; its unit passes the same as %i), and its journal entries are read
 from a datagram socket speaking the journal's native protocol. The live tests
 hot-add and hot-remove a DIMM and hot-add a CPU in a real 6.12 guest under QEMU,
 checked over QMP; the reload they allow really reloads the guest's crash kernel.
