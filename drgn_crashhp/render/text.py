@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
-from tabulate import tabulate
+import tabulate as _tabulate
 
 from drgn_crashhp.arch.x86_64 import KERNEL_REGS, KEXEC_TOOLS_REGS
 from drgn_crashhp.checks._common import split_loads
@@ -36,6 +36,39 @@ if TYPE_CHECKING:
 __all__ = ("SECTIONS", "render_text")
 
 SECTIONS = ("image", "elfcorehdr", "purgatory", "state", "findings")
+
+
+def tabulate(rows: Any, headers: Any = (), tablefmt: str = "simple") -> str:
+    """
+    A table, as tabulate's "simple" (with *headers*) or "plain" formats lay
+    it out: integer columns right-aligned, text left-aligned, two spaces
+    between columns. Written out here because tabulate's per-cell type
+    sniffing made a report with thousands of rows take seconds; the small
+    key/value tables still go through tabulate.
+    """
+    if not headers:
+        return _tabulate.tabulate(rows, tablefmt=tablefmt)
+    rows = [list(r) for r in rows]
+    ncols = len(headers)
+    numeric = [
+        bool(rows)
+        and all(isinstance(r[i], int) and not isinstance(r[i], bool) for r in rows)
+        for i in range(ncols)
+    ]
+    text = [[str(c) for c in r] for r in rows]
+    widths = [
+        max([len(h) + 2] + [len(r[i]) for r in text]) for i, h in enumerate(headers)
+    ]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if num else c.ljust(w)
+            for c, w, num in zip(cells, widths, numeric)
+        ).rstrip()
+
+    out = [line(headers), "  ".join("-" * w for w in widths)]
+    out += [line(r) for r in text]
+    return "\n".join(out)
 
 
 def _image_text(image: KImage) -> str:
@@ -178,7 +211,9 @@ def _purgatory_text(purgatory: Purgatory, digest: Optional[DigestResult]) -> str
                         _hex(r.len),
                         "-"
                         if r.segment is None
-                        else str(r.segment) + ("" if r.exact else "*"),
+                        else r.segment
+                        if r.exact
+                        else f"{r.segment}*",
                         str(r.role) if r.role else "-",
                     )
                     for r in p.regions
