@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 import pytest
 
 from drgn_crashhp.facts import Layout, Role
@@ -35,8 +37,13 @@ INITRD_MEM = 0x3D000000
 
 
 def boot_params() -> bytes:
+    """struct boot_params with the command line after it, as the kernel's
+    bzImage64_load() lays them out."""
     data = bytearray(0x2000)
     data[0x202:0x206] = b"HdrS"
+    struct.pack_into("<I", data, 0x228, PARAMS_MEM + 0x1000)  # cmd_line_ptr
+    cmdline = f"elfcorehdr={ELF_MEM:#x} console=ttyS0\0".encode()
+    data[0x1000:0x1000 + len(cmdline)] = cmdline
     return bytes(data)
 
 
