@@ -15,10 +15,9 @@ import enum
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-from drgn_crashhp.kernel.ranges import Range
-
 __all__ = (
     "HP_ACTIONS",
+    "Range",
     "CmdLine",
     "CpuNote",
     "DigestRead",
@@ -49,6 +48,9 @@ __all__ = (
     "ShaRegion",
     "Source",
 )
+
+#: An inclusive ``(start, end)`` physical range, as ``struct range`` keeps it.
+Range = Tuple[int, int]
 
 
 #: ``KEXEC_CRASH_HP_*`` are #defines (no DWARF), include/linux/crash_core.h

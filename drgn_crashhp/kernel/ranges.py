@@ -9,11 +9,11 @@ range``/``crash_mem`` keeps them, and the arithmetic the checks need.
 from __future__ import annotations
 
 import bisect
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Sequence
+
+from drgn_crashhp.facts import Range
 
 __all__ = ("Range", "align", "covered", "normalize", "size", "subtract")
-
-Range = Tuple[int, int]
 
 
 def align(value: int, alignment: int) -> int:
