@@ -46,6 +46,8 @@ class Severity(enum.IntEnum):
 
 @dataclass(frozen=True)
 class Code:
+    """A finding code: its severity, title and what to do about it."""
+
     code: str
     severity: Severity
     title: str
@@ -366,6 +368,8 @@ CODES: Mapping[str, Code] = _codes(
 
 @dataclass(frozen=True)
 class Finding:
+    """One statement about the target: a code, a message, plain-data details."""
+
     code: str
     message: str
     details: Mapping[str, Any] = field(default_factory=dict)

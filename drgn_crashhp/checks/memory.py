@@ -37,6 +37,8 @@ __all__ = (
 
 @dataclass(frozen=True)
 class MemoryRow:
+    """A piece of the address space: in the header, RAM now, excluded, status."""
+
     start: int
     end: int
     in_header: bool
