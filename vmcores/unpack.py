@@ -150,14 +150,48 @@ def dump_path(name: str, gen: Optional[str] = None) -> Path:
 
 
 def bzimage_path(gen: str = DEFAULT_GEN) -> Path:
-    """The lab kernel of a generation (committed, not archived)."""
-    return HERE / "bzImage-6.12" if gen == DEFAULT_GEN else gen_dir(gen) / "bzImage"
+    """The lab kernel of a generation: bzImage-6.12 is committed; for the other
+    generations it is the /bzImage of the archived guest initramfs (the very
+    file the guest loaded with kexec), taken out once into the cache."""
+    if gen == DEFAULT_GEN:
+        return HERE / "bzImage-6.12"
+    if (gen_dir(gen) / "bzImage").exists():
+        return gen_dir(gen) / "bzImage"
+    dest = unpack(gen)
+    out = dest / "bzImage"
+    if not out.exists():
+        data = cpio_member(dest / "initramfs.cpio", "bzImage")
+        tmp = dest / ".bzImage.tmp"
+        tmp.write_bytes(data)
+        tmp.rename(out)
+    return out
+
+
+def cpio_member(path: Path, name: str) -> bytes:
+    """One regular file of an uncompressed newc cpio archive."""
+    with open(path, "rb") as f:
+        while True:
+            hdr = f.read(110)
+            if len(hdr) < 110 or hdr[:6] not in (b"070701", b"070702"):
+                break
+            size = int(hdr[54:62], 16)
+            namesize = int(hdr[94:102], 16)
+            member = f.read(namesize)[:-1].decode()
+            f.read((-(110 + namesize)) % 4)
+            data = f.read(size)
+            f.read((-size) % 4)
+            if member == "TRAILER!!!":
+                break
+            if member.lstrip("./") == name:
+                return data
+    raise FileNotFoundError(f"{name} not in {path}")
 
 
 def main(argv: List[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     p.add_argument("--path", metavar="NAME", help="print the dump path of NAME")
     p.add_argument("--vmlinux", action="store_true", help="print the vmlinux path")
+    p.add_argument("--bzimage", action="store_true", help="print the bzImage path")
     p.add_argument("--list", action="store_true", help="list scenarios")
     p.add_argument("--all", action="store_true",
                    help="list every generation's scenarios")
@@ -172,6 +206,8 @@ def main(argv: List[str]) -> int:
         print(dump_path(args.path, None if "/" in args.path else args.gen))
     elif args.vmlinux:
         print(vmlinux_path(args.gen))
+    elif args.bzimage:
+        print(bzimage_path(args.gen))
     else:
         print(unpack(args.gen))
     return 0

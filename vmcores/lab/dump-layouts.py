@@ -57,6 +57,8 @@ def members(t, base=0, via=""):
             out += members(ut, off_bits, via + ("." if via else "") + ("<anon %s @%d>" % (ut.kind.name.lower(), off_bits // 8)))
             continue
         e = {"name": m.name, "offset": off_bits // 8, "type": tname(mt), "size": tsize(mt)}
+        if ut.kind in (drgn.TypeKind.STRUCT, drgn.TypeKind.UNION) and ut.tag is None:
+            e["members"] = members(ut)   # a named member of an anonymous struct type (7.x kimage.kho)
         if off_bits % 8 or m.bit_field_size:
             e["bit_offset"] = off_bits
             e["bit_field_size"] = m.bit_field_size

@@ -6,8 +6,8 @@
 # ${XDG_CACHE_HOME:-$HOME/.cache}/drgn-crashhp/lab/GEN), $DUMP_DIR (raw dumps, $BUILD/dumps),
 # $WORK_DIR (QEMU sockets and serial logs, $BUILD/run).
 # Committed outputs: 6.12 at the top of vmcores/ (bzImage-6.12, vmlinux-6.12.debug.xz,
-# dumps.tar.zst, *.json), the others in vmcores/vGEN/ (bzImage, vmlinux.debug.xz, dumps.tar.zst,
-# *.json).
+# dumps.tar.zst, *.json), the others in vmcores/vGEN/ (vmlinux.debug.xz, dumps.tar.zst, *.json;
+# their bzImage is inside the archived initramfs).
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lab-env.sh"
@@ -29,7 +29,9 @@ if [ "$GEN" = 6.12 ]; then
     cp "$BUILD/bzImage" "$VMCORES/bzImage-6.12"
     cp "$BUILD/vmlinux.debug.xz" "$VMCORES/vmlinux-6.12.debug.xz"
 else
-    cp "$BUILD/bzImage" "$OUT/bzImage"
+    # no separate bzImage: it is /bzImage inside the archived initramfs.cpio (unpack.py
+    # bzimage_path() takes it out), which saves its size in the 64 MiB budget
+    rm -f "$OUT/bzImage"
     cp "$BUILD/vmlinux.debug.xz" "$OUT/vmlinux.debug.xz"
 fi
 
