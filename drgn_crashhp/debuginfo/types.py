@@ -29,6 +29,7 @@ from drgn import (
     TypeKindSet,
     TypeMember,
     TypeParameter,
+    sizeof,
 )
 
 from drgn_crashhp.debuginfo.btf import BTF, INT_BOOL, INT_SIGNED, BTFError, Kind
@@ -176,8 +177,15 @@ class BtfTypes:
         if kind == Kind.PTR:
             return prog.pointer_type(self.type(size_type))
         if kind == Kind.ARRAY:
-            elem, _, nelems = btf.array(tid)
-            return prog.array_type(self.type(elem), nelems)
+            elem_id, _, nelems = btf.array(tid)
+            elem = self.type(elem_id)
+            try:
+                # Elements must have a size (void, functions and incomplete
+                # structs do not), as the kernel's BTF verifier requires.
+                sizeof(elem)
+            except TypeError as e:
+                raise BTFError(f"type {tid}: array of {elem}: {e}") from e
+            return prog.array_type(elem, nelems)
         if kind == Kind.TYPEDEF:
             return prog.typedef_type(name or "", self.type(size_type))
         if kind in _QUALIFIER:
