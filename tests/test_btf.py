@@ -299,6 +299,17 @@ def test_no_btf_anywhere_is_a_one_line_error() -> None:
     assert "\n" not in str(e.value)
 
 
+def test_no_symbols_is_a_one_line_error(tmp_path: Path) -> None:
+    # No VMCOREINFO kallsyms (a kernel before 6.0) and no System.map.
+    with pytest.raises(DebugInfoError, match="no kallsyms in this target.*System.map"
+                       ) as e:
+        load_btf_debuginfo(Program(btffuzz.X86_64))
+    assert "\n" not in str(e.value)
+    with pytest.raises(DebugInfoError, match="cannot read"):
+        load_btf_debuginfo(Program(btffuzz.X86_64),
+                           system_map=str(tmp_path / "System.map"))
+
+
 def test_btf_file_forms(tmp_path: Path) -> None:
     blob = btffuzz.all_kinds_blob()
     raw = tmp_path / "vmlinux.btf"
