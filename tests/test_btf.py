@@ -12,6 +12,7 @@ BTF + kallsyms instead of DWARF (drgn_crashhp/debuginfo).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import functools
 import os
@@ -685,3 +686,69 @@ def test_distro_dump_report_same_with_btf_from_memory() -> None:
             pytest.xfail("DWARF mode takes the kernel text size from the main "
                          "module's address range, not _end (reported to the lead)")
         assert _diff(expected, got) == [], dump.name
+
+
+def _cpulist(text: str) -> List[int]:
+    out: List[int] = []
+    for part in text.strip().split(","):
+        a, _, b = part.partition("-")
+        out += range(int(a), int(b or a) + 1)
+    return out
+
+
+@pytest.mark.slow
+def test_live_distro_guest_over_qmp_in_btf_mode(tmp_path: Path) -> None:
+    # A Debian kernel running under QEMU, read live over QMP with no vmlinux
+    # at all: BTF from its memory, kallsyms from its VMCOREINFO. Expected
+    # values come from the guest's own /sys and /proc.
+    import importlib.util
+
+    from tests.test_live_qemu import qemu_major
+
+    if qemu_major() < 10:
+        pytest.skip("QEMU 10 is not installed (vmcores/lab/setup.sh --live)")
+    _distro_vmlinux()
+    spec = importlib.util.spec_from_file_location(
+        "distro_bench", Path(__file__).resolve().parent.parent / "contrib" / "bench"
+        / "distro_bench.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    kver = _distro_vmlinux().name[len("vmlinux-"):]
+    files = bench.fetch_kernel(f"linux-image-{kver}", DISTRO_CACHE)
+    initrd = bench.guest_initrd(bench.lab_initramfs(), files["module"],
+                                tmp_path / "initramfs.cpio")
+    sock = tmp_path / "qmp.sock"
+    args = argparse.Namespace(mem="1G", crashkernel="128M")
+    g, _ = bench.boot(args, files, initrd, tmp_path, sock)
+    try:
+        iomem = g.check("cat /proc/iomem").splitlines()
+        truth = {
+            "possible": _cpulist(g.read("/sys/devices/system/cpu/possible")),
+            "present": _cpulist(g.read("/sys/devices/system/cpu/present")),
+            "online": _cpulist(g.read("/sys/devices/system/cpu/online")),
+            "ram": [[int(x, 16) for x in ln.split(":")[0].strip().split("-")]
+                    for ln in iomem if ln.endswith(": System RAM")],
+            "crashk": [[int(x, 16) for x in ln.split(":")[0].strip().split("-")]
+                       for ln in iomem if ln.endswith(": Crash kernel")],
+            "blocks": int(g.check("ls -d /sys/devices/system/memory/memory* | wc -l")),
+        }
+        notes = {c: int(g.run(f"cat /sys/devices/system/cpu/cpu{c}/crash_notes")[1], 16)
+                 for c in truth["present"]}
+        prog = Program()
+        prog.set_qemu_qmp(str(sock))
+        line = load_btf_debuginfo(prog)
+        doc = report_json(build_report(prog))
+        del prog  # QEMU serves one QMP client at a time
+    finally:
+        g.close()
+    assert line.startswith("btf+kallsyms: BTF from memory (__start_BTF)")
+    st = doc["state"]
+    assert (st["possible_cpus"], st["present_cpus"], st["online_cpus"]) == (
+        truth["possible"], truth["present"], truth["online"])
+    assert {n["cpu"]: n["paddr"] for n in st["cpu_notes"] if n["cpu"] in notes} == notes
+    assert st["system_ram"] == truth["ram"]
+    assert [st["crashk_res"]] == truth["crashk"]
+    assert len(st["memory_blocks"]) == truth["blocks"]
+    assert doc["image"] is not None and "CHP005" in {f["code"] for f in doc["findings"]}
+    assert [u for u in st["unknown"] if u[0] != "kconfig"] == []
