@@ -33,6 +33,7 @@ own time). Not a test: the figures depend on the machine.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import io
 import json
@@ -99,7 +100,11 @@ def resolve_kernel(suite: str, flavour: str) -> str:
             "(it adds bookworm-backports, trixie and trixie-backports to "
             "the apt sources) and apt-get update"
         )
-    return depends.split(",")[0].split()[0]
+    # 7.x meta-packages list linux-base-FLAVOUR first
+    m = re.search(r"\b(linux-image-\d\S*)", depends)
+    if not m:
+        sys.exit(f"{meta} depends on no versioned kernel: {depends}")
+    return m.group(1)
 
 
 def download(pkg: str, debs: Path) -> Path:
@@ -108,6 +113,8 @@ def download(pkg: str, debs: Path) -> Path:
     if have:
         return have[-1]
     debs.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(LookupError, OSError):
+        shutil.chown(debs, "_apt")  # lets apt-get download fetch sandboxed
     log(f"apt-get download {pkg}")
     subprocess.run(
         ["apt-get", "download", "-q", pkg],
