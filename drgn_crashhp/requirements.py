@@ -20,11 +20,15 @@ from typing import Optional, Tuple
 
 __all__ = ("MIN_DRGN", "DrgnTooOld", "check_drgn_version", "cli_entry", "drgn_problem")
 
-MIN_DRGN = "0.2.0"
+MIN_DRGN = "0.3.0"
 
 # (what the package uses, the drgn release that introduced it), newest first:
 # the first one missing names the reason.
 _NEEDS: Tuple[Tuple[str, str], ...] = (
+    # open_program(): corrupt debug info becomes a one-line error; drgn commit
+    # d0c4433e "Add and use DRGN_ERROR_BAD_DATA/drgn.BadDataError" (after
+    # 0.2.0: on 0.2.0 everything else passes the test suite).
+    ("drgn.BadDataError", "0.3.0"),
     # open_program(qemu=...): drgn commit f679eb18 "Add support for debugging
     # QEMU guests over QMP".
     ("Program.set_qemu_qmp", "0.2.0"),
@@ -50,7 +54,7 @@ def _has(drgn: object, name: str) -> bool:
             return False
         return True
     owner, _, attr = name.partition(".")
-    return hasattr(getattr(drgn, owner, None), attr)
+    return hasattr(drgn if owner == "drgn" else getattr(drgn, owner, None), attr)
 
 
 def drgn_problem() -> Optional[str]:
