@@ -580,37 +580,63 @@ def test_real_kdump_dump() -> None:
 
 
 def test_kernel_text_size_end_shifted_or_not() -> None:
-    from drgn_crashhp.read.machine import kernel_text_size
+    from drgn_crashhp.read.machine import AmbiguousTextSize, kernel_text_size
 
     text, size, kaslr = 0xFFFFFFFFB3200000, 0xA30000, 0x32200000
     link_end = text - kaslr + size
     # Minimal vmlinux (kernel-notes §10): drgn leaves _end at its link-time
-    # address; the module range end or KERNELOFFSET gives the real size.
-    assert kernel_text_size(text, link_end, text + size, kaslr)[0] == size
-    assert kernel_text_size(text, link_end, None, kaslr) == (
+    # address, the loaded range ends at the shifted _end.
+    assert kernel_text_size(text, link_end, text + size, kaslr) == (
         size, "_end + VMCOREINFO KERNELOFFSET - _text")
-    # Distribution vmlinux or kallsyms: _end shifted like _text.
+    # Debian's vmlinux: _end shifted, the loaded range runs on to
+    # _text + 0x3200000.
+    assert kernel_text_size(text, text + 0x2C30000, text + 0x3200000, kaslr) == (
+        0x2C30000, "runtime symbols _end - _text")
+    # kallsyms (no vmlinux): _end shifted like _text.
     assert kernel_text_size(text, text + size, None, kaslr) == (
         size, "runtime symbols _end - _text")
-    assert kernel_text_size(text, text + size, text + size, None)[0] == size
+    # A small KASLR offset on a minimal vmlinux fits both readings: the
+    # symbol table decides.
+    small = 0x200000
+    with pytest.raises(AmbiguousTextSize):
+        kernel_text_size(text, text - small + size, text + size, small)
+    assert kernel_text_size(text, text - small + size, text + size, small,
+                            size)[0] == size
     with pytest.raises(ValueError):
         kernel_text_size(text, link_end, None, None)
 
 
-def test_real_kernel_text_without_module_range(
+def test_link_time_symbols_reads_only_what_it_needs(tmp_path) -> None:
+    from drgn_crashhp.read.symtab import link_time_symbols
+
+    _, truth = fixture("file_memadd")
+    from tests.conftest import unpack
+
+    syms = link_time_symbols(str(unpack.vmlinux_path()), ("_text", "_end", "nope"))
+    assert set(syms) == {"_text", "_end"}
+    size = int(truth["observed"]["kernel_text_load"][0][2], 16)
+    assert syms["_end"] - syms["_text"] == size
+    bad = tmp_path / "x"
+    bad.write_bytes(b"\x7fELF" + bytes(60))
+    with pytest.raises(ValueError):
+        link_time_symbols(str(bad), ("_end",))
+
+
+def test_real_kernel_text_without_reading_the_symbol_table(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     import drgn_crashhp.read.machine as state_mod
 
     prog, _ = fixture("file_memadd")
-    linked = state_mod._kernel_text(prog)
-    assert linked.size_source.startswith("main module")
-    # drgn leaves _end unshifted on this vmlinux: the KERNELOFFSET fallback.
-    monkeypatch.setattr(state_mod, "_module_end", lambda prog: None)
+    # drgn leaves _end unshifted on this vmlinux: KERNELOFFSET decides,
+    # without reading the symbol table.
+    monkeypatch.setattr(state_mod, "_link_time_size", lambda prog: 1 / 0)
     shifted = state_mod._kernel_text(prog)
     assert "KERNELOFFSET" in shifted.size_source
-    assert (shifted.vaddr, shifted.paddr, shifted.size) == (
-        linked.vaddr, linked.paddr, linked.size)
+    path = str(prog.main_module().debug_file_path)
+    syms = state_mod.link_time_symbols(path, ("_text", "_end"))
+    linked = dataclasses.replace(shifted, size=syms["_end"] - syms["_text"])
+    assert shifted == dataclasses.replace(linked, size_source=shifted.size_source)
     # and both equal the PT_LOAD the kernel wrote for its text
     truth_text = fixture("file_memadd")[1]["observed"]["kernel_text_load"][0]
     assert [f"{linked.paddr:#x}", f"{linked.vaddr:#x}", f"{linked.size:#x}"] == \

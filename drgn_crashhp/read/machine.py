@@ -34,6 +34,7 @@ from drgn_crashhp.arch import x86_64
 from drgn_crashhp.facts import CpuNote, KernelText, LogLine, MachineState, MemoryBlock
 from drgn_crashhp.fmt import cpulist
 from drgn_crashhp.kernel.ranges import Range
+from drgn_crashhp.read.symtab import link_time_symbols
 
 __all__ = (
     "IORESOURCE_BUSY",
@@ -214,40 +215,56 @@ def _vmcoreinfo(prog: Program, page_offset: int) -> Tuple[int, int]:
     return vaddr - page_offset, 24 + 12 + page_size
 
 
+class AmbiguousTextSize(ValueError):
+    """drgn's symbols cannot tell whether ``_end`` was KASLR-shifted."""
+
+
 def kernel_text_size(
     text: int,
     end: int,
     module_end: Optional[int],
     kernel_offset: Optional[int],
+    link_size: Optional[int] = None,
 ) -> Tuple[int, str]:
     """
     ``_end - _text`` of the running kernel, and where it came from.
 
     *text* and *end* are the symbol addresses drgn gives; *module_end* is the
-    end of the main module's loaded address range (the KASLR-shifted end of
-    vmlinux's last PT_LOAD, which is ``_end``), or None without a vmlinux;
-    *kernel_offset* is VMCOREINFO's ``KERNELOFFSET``. drgn shifts ``_text``
-    but, on a minimal vmlinux, not ``_end``, which sits exactly at the end of
-    the last loaded section (kernel-notes §10).
+    end of vmlinux's loaded address range (None without a vmlinux, e.g. from
+    kallsyms); *kernel_offset* is VMCOREINFO's ``KERNELOFFSET``; *link_size*
+    is ``_end - _text`` read from the vmlinux symbol table. drgn shifts
+    ``_text`` but, on a minimal vmlinux, not ``_end``, which sits exactly at
+    the end of the loaded range (kernel-notes §10); on a distribution
+    vmlinux it shifts both, and the range runs past ``_end``.
 
+    :raises AmbiguousTextSize: when both readings fit: read the symbol table
+        and pass *link_size*.
     :raises ValueError: if no candidate is a kernel image size.
     """
-    candidates = []
-    if module_end is not None:
-        candidates.append((module_end - text, "main module address range end - _text"))
-    candidates.append((end - text, "runtime symbols _end - _text"))
-    if kernel_offset is not None:
-        # _end left at its link-time address: shift it like
-        # arch/x86/kernel/machine_kexec_64.c's KERNELOFFSET.
-        candidates.append(
-            (end + kernel_offset - text, "_end + VMCOREINFO KERNELOFFSET - _text")
-        )
+    if link_size is not None:
+        return link_size, "vmlinux symbol table (link-time _end - _text)"
+    shifted = end - text
+    unshifted = end + kernel_offset - text if kernel_offset is not None else None
+    if module_end is None:
+        candidates = [(shifted, "runtime symbols _end - _text")]
+        if unshifted is not None:
+            candidates.append((unshifted, "_end + VMCOREINFO KERNELOFFSET - _text"))
+    else:
+        is_shifted = text < end <= module_end
+        is_unshifted = unshifted is not None and text + unshifted == module_end
+        if is_shifted and is_unshifted:
+            raise AmbiguousTextSize("_end may or may not be KASLR-shifted")
+        candidates = []
+        if is_shifted:
+            candidates.append((shifted, "runtime symbols _end - _text"))
+        if is_unshifted and unshifted is not None:
+            candidates.append((unshifted, "_end + VMCOREINFO KERNELOFFSET - _text"))
     for size, source in candidates:
         if 0 < size <= x86_64.KERNEL_IMAGE_SIZE:
             return size, source
     raise ValueError(
         f"_end - _text = {end - text:#x} is not a kernel image size "
-        "(_end not KASLR-shifted?) and no KERNELOFFSET or vmlinux range to fix it"
+        "(_end not KASLR-shifted?) and no KERNELOFFSET or vmlinux to fix it"
     )
 
 
@@ -259,23 +276,48 @@ def _module_end(prog: Program) -> Optional[int]:
     return address_range[1] if address_range else None
 
 
+def _link_time_size(prog: Program) -> Optional[int]:
+    """``_end - _text`` from the vmlinux symbol table, if drgn loaded one."""
+    try:
+        path = prog.main_module().debug_file_path
+    except LookupError:
+        return None
+    if not path:
+        return None
+    try:
+        syms = link_time_symbols(path, ("_text", "_end"))
+    except (OSError, ValueError):
+        return None
+    if "_text" not in syms or "_end" not in syms:
+        return None
+    return syms["_end"] - syms["_text"]
+
+
 def _kernel_offset(prog: Program) -> Optional[int]:
-    info = prog["vmcoreinfo_data"].string_().decode(errors="replace")
+    # drgn's own copy of VMCOREINFO (from the dump's note, or the running
+    # kernel): the kernel's vmcoreinfo_data page may not be in a kdump dump.
+    info = prog["VMCOREINFO"].string_().decode(errors="replace")
     m = re.search(r"^KERNELOFFSET=([0-9a-f]+)$", info, re.M)
     return int(m.group(1), 16) if m else None
 
 
 def _kernel_text(prog: Program) -> KernelText:
-    # No vmlinux symbol-table parse: drgn's own symbol index and module
-    # range, and VMCOREINFO, give everything (a distribution vmlinux has
-    # ~190,000 symbols).
+    # From drgn's own symbol index and module range, and VMCOREINFO; the
+    # vmlinux symbol table is read (two sections, not parsed whole) only
+    # when those cannot tell.
     text = prog.symbol("_text").address
     end = prog.symbol("_end").address
     module_end = _module_end(prog)
     try:
-        size, source = kernel_text_size(text, end, module_end, None)
-    except ValueError:
-        size, source = kernel_text_size(text, end, module_end, _kernel_offset(prog))
+        offset = _kernel_offset(prog)
+    except (LookupError, FaultError):
+        offset = None
+    try:
+        size, source = kernel_text_size(text, end, module_end, offset)
+    except AmbiguousTextSize:
+        size, source = kernel_text_size(
+            text, end, module_end, offset, _link_time_size(prog)
+        )
     return KernelText(text, _pa_symbol(prog, text), size, source)
 
 
