@@ -32,9 +32,12 @@ HOOK = KDUMP / "drgn-crashhp-hook"
 RULE = KDUMP / "99-drgn-crashhp.rules"
 
 # kdump-utils' 98-kexec.rules (Fedora/RHEL) reloads on exactly these events;
-# Debian's kdump-tools rule on the same, plus cpu offline.
+# Debian's kdump-tools rule on the same, plus cpu online. The hook also needs
+# memory remove: x86 keeps a removed DIMM in the header, and its removal fires
+# no online/offline event.
 KDUMP_UTILS_EVENTS = {("cpu", "add"), ("cpu", "remove"),
                       ("memory", "online"), ("memory", "offline")}
+RULE_EVENTS = KDUMP_UTILS_EVENTS | {("memory", "remove")}
 
 Fields = List[Tuple[str, str]]
 
@@ -137,7 +140,7 @@ def rule_events(text: str) -> set:
 
 def test_rule_matches_kdump_utils_events_and_only_starts_a_unit() -> None:
     text = RULE.read_text()
-    assert rule_events(text) == KDUMP_UTILS_EVENTS
+    assert rule_events(text) == RULE_EVENTS
     runs = re.findall(r'RUN\+="([^"]*)"', text)
     assert runs == ["/usr/bin/systemctl --no-block start "
                     "drgn-crashhp@$env{SUBSYSTEM}-$env{ACTION}-%k-$env{SEQNUM}.service"]
@@ -412,14 +415,23 @@ def test_hook_after_dimm_add_dimm_remove_and_cpu_add(live: Tuple[Any, str],
     assert field(quick, "CRASHHP_DIGEST") == "skipped"
     assert field(full, "CRASHHP_DIGEST") == "match"
 
-    # Hot-remove: offline, then unplug. x86 rebuilt the header at MEM_OFFLINE,
-    # while the DIMM was still System RAM, and nothing rebuilds it after the
-    # removal: the header describes memory that is gone.
+    # Hot-remove, step 1: offline. x86 rebuilds the header at MEM_OFFLINE,
+    # while the DIMM is still System RAM: the header still matches.
     g.check(f"echo offline > /sys/devices/system/memory/{block}/state")
+    ev = udev_env("memory", "offline", f"/devices/system/memory/{block}", 102)
+    status, reloads = run_hook_serving_reloads(
+        {**env, **ev, "CRASHHP_DIGEST": "no"}, g, reload_dir)
+    [e] = journal.entries()
+    assert (status, reloads) == (0, 0)
+    assert field(e, "CRASHHP_EVENT") == f"memory offline {block}"
+    assert field(e, "CRASHHP_VERDICT") == "OK"
+    # Step 2: unplug. Nothing rebuilds the header after the removal, which
+    # fires no online/offline event (so kdump-utils' rule never sees it; this
+    # rule also matches memory remove): the header describes memory that is gone.
     g.del_dimm(1)
     g.check("sleep 2")
     assert block not in memory_blocks(g)
-    ev = udev_env("memory", "offline", f"/devices/system/memory/{block}", 102)
+    ev = udev_env("memory", "remove", f"/devices/system/memory/{block}", 103)
     rng = f"[{start:#x}-{end:#x}]"
     # Reload off: the problem is reported, nothing is changed.
     status, reloads = run_hook_serving_reloads(
@@ -434,7 +446,7 @@ def test_hook_after_dimm_add_dimm_remove_and_cpu_add(live: Tuple[Any, str],
     # Reload on: the guest's crash kernel is reloaded once, and the check that
     # follows finds the new header current.
     status, reloads = run_hook_serving_reloads(
-        {**env, **ev, "SEQNUM": "103"}, g, reload_dir)
+        {**env, **ev, "SEQNUM": "104"}, g, reload_dir)
     entries = journal.entries()
     assert reloads == 1
     assert status == 0
@@ -461,7 +473,7 @@ def test_hook_after_dimm_add_dimm_remove_and_cpu_add(live: Tuple[Any, str],
     [cpu] = new
     if g.check(f"cat /sys/devices/system/cpu/{cpu}/online").strip() != "1":
         g.check(f"echo 1 > /sys/devices/system/cpu/{cpu}/online")
-    ev = udev_env("cpu", "add", f"/devices/system/cpu/{cpu}", 104)
+    ev = udev_env("cpu", "add", f"/devices/system/cpu/{cpu}", 105)
     status, reloads = run_hook_serving_reloads(
         {**env, **ev, "CRASHHP_DIGEST": "no"}, g, reload_dir)
     [e] = journal.entries()
