@@ -38,7 +38,7 @@ __all__ = ("BtfTypes",)
 
 #: Deepest chain of non-struct references (pointer to const to typedef ...)
 #: followed in one conversion; real kernels need fewer than 20.
-MAX_DEPTH = 256
+MAX_DEPTH = 128
 _QUALIFIER = {
     Kind.CONST: Qualifiers.CONST,
     Kind.VOLATILE: Qualifiers.VOLATILE,
@@ -135,11 +135,12 @@ class BtfTypes:
         self._active.add(type_id)
         try:
             result = self._convert(type_id)
-        except (ValueError, OverflowError, TypeError) as e:
+        except (ValueError, OverflowError, TypeError, RecursionError) as e:
             if isinstance(e, BTFError):
                 raise
-            # drgn rejects what no compiler emits (e.g. a 0-byte integer).
-            raise BTFError(f"type {type_id}: {e}") from e
+            # drgn rejects what no compiler emits (e.g. a 0-byte integer, a
+            # type nested past its own depth limit).
+            raise BTFError(f"type {type_id}: {type(e).__name__}: {e}") from e
         finally:
             self._active.discard(type_id)
         self._cache[type_id] = result
@@ -184,7 +185,7 @@ class BtfTypes:
                 # structs do not), as the kernel's BTF verifier requires.
                 sizeof(elem)
             except TypeError as e:
-                raise BTFError(f"type {tid}: array of {elem}: {e}") from e
+                raise BTFError(f"type {tid}: array of type {elem_id}: {e}") from e
             return prog.array_type(elem, nelems)
         if kind == Kind.TYPEDEF:
             return prog.typedef_type(name or "", self.type(size_type))
