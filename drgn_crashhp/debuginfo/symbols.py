@@ -31,10 +31,13 @@ from drgn import (
 
 __all__ = ("SymbolsError", "file_symbols", "kallsyms", "kaslr_offset", "vmcoreinfo")
 
-#: x86_64 ``__START_KERNEL_map``: kernel image addresses lie above it; per-CPU
-#: symbols (zero-based before v6.15) and absolute symbols below it are not
-#: shifted by KASLR.
+#: x86_64 ``__START_KERNEL_map`` and ``KERNEL_IMAGE_SIZE`` (1 GiB with
+#: KASLR): KASLR moves the symbols of the kernel image, in this window; not
+#: zero-based per-CPU symbols (before v6.15), absolute symbols, nor the
+#: fixmap and vsyscall page above it (``ffffffffff600000 __vsyscall_page``
+#: would overflow 64 bits).
 START_KERNEL_MAP = 0xFFFFFFFF80000000
+KERNEL_IMAGE_END = START_KERNEL_MAP + (1 << 30)
 _MAP_LINE = re.compile(rb"^([0-9a-fA-F]+) ([A-Za-z?-]) (\S+)")
 
 
@@ -195,10 +198,13 @@ def file_symbols(prog: Program, path: str) -> SymbolIndex:
     entries = (
         _read_elf_symtab(path) if head == b"\x7fELF" else _read_system_map(head + rest)
     )
-    if not entries:
-        raise SymbolsError(f"{path}: no symbols (not a System.map or vmlinux)")
+    if not any(name in ("_text", "_stext") for name, _, _ in entries):
+        # Debian's linux-image packages ship a one-line placeholder System.map.
+        raise SymbolsError(f"{path}: no kernel symbols (_text) in it; not a "
+                           "System.map or vmlinux of a kernel")
     offset = kaslr_offset(prog)
-    moved = [(n, a + offset if a >= START_KERNEL_MAP else a, c) for n, a, c in entries]
+    moved = [(n, a + offset if START_KERNEL_MAP <= a < KERNEL_IMAGE_END else a, c)
+             for n, a, c in entries if 0 <= a < 1 << 64]
     stext = _vmcoreinfo_symbol(prog, "_stext")
     if stext is not None:
         ours = [a for n, a, _ in moved if n == "_stext"]
