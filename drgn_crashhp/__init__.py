@@ -11,24 +11,56 @@ turn values into findings, and the report renders them.
 >>> print(render_text(report))
 """
 
-from drgn_crashhp.facts import (
-    ElfCoreHdr,
-    ElfCoreHdrRead,
-    Facts,
-    KImage,
-    Layout,
-    Role,
-    Segment,
-)
-from drgn_crashhp.findings import CODES, Finding, Severity, exit_status
-from drgn_crashhp.kernel.elfcorehdr import decode_elfcorehdr
-from drgn_crashhp.read import read_facts
-from drgn_crashhp.read.elfcorehdr import read_elfcorehdr
-from drgn_crashhp.read.image import read_kimage
-from drgn_crashhp.render.json import report_json
-from drgn_crashhp.render.text import render_text
-from drgn_crashhp.report import Report, build_report, report_from_facts
-from drgn_crashhp.target import TargetError, open_program
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from drgn_crashhp.facts import (
+        ElfCoreHdr,
+        ElfCoreHdrRead,
+        Facts,
+        KImage,
+        Layout,
+        Role,
+        Segment,
+    )
+    from drgn_crashhp.findings import CODES, Finding, Severity, exit_status
+    from drgn_crashhp.kernel.elfcorehdr import decode_elfcorehdr
+    from drgn_crashhp.read import read_facts
+    from drgn_crashhp.read.elfcorehdr import read_elfcorehdr
+    from drgn_crashhp.read.image import read_kimage
+    from drgn_crashhp.render.json import report_json
+    from drgn_crashhp.render.text import render_text
+    from drgn_crashhp.report import Report, build_report, report_from_facts
+    from drgn_crashhp.target import TargetError, open_program
+
+#: Where each public name lives. They load on first use (PEP 562), so that
+#: drgn, which imports the plugin at every start, does not pay for the
+#: report's modules until ``%crashhp`` runs.
+_PUBLIC = {
+    "CODES": "findings",
+    "ElfCoreHdr": "facts",
+    "ElfCoreHdrRead": "facts",
+    "Facts": "facts",
+    "Finding": "findings",
+    "KImage": "facts",
+    "Layout": "facts",
+    "Report": "report",
+    "Role": "facts",
+    "Segment": "facts",
+    "Severity": "findings",
+    "TargetError": "target",
+    "build_report": "report",
+    "decode_elfcorehdr": "kernel.elfcorehdr",
+    "exit_status": "findings",
+    "open_program": "target",
+    "read_elfcorehdr": "read.elfcorehdr",
+    "read_facts": "read",
+    "read_kimage": "read.image",
+    "render_text": "render.text",
+    "report_from_facts": "report",
+    "report_json": "render.json",
+}
 
 __all__ = (
     "CODES",
@@ -54,3 +86,15 @@ __all__ = (
     "report_from_facts",
     "report_json",
 )
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list:
+    return sorted(list(globals()) + list(_PUBLIC))

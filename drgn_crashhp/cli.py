@@ -15,7 +15,7 @@ import time
 from typing import List, Optional
 
 from drgn_crashhp.findings import CODES, EXIT_USAGE
-from drgn_crashhp.options import add_options, run
+from drgn_crashhp.options import OutputError, add_options, run
 from drgn_crashhp.target import TargetError, open_program
 
 __all__ = ("main",)
@@ -112,12 +112,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     except TargetError as e:
         print(f"drgn-crashhp: error: {e}", file=sys.stderr)
         return EXIT_USAGE
-    report = run(
-        prog,
-        args,
-        progress=_Progress() if sys.stderr.isatty() else None,
-        target=f"QEMU guest {args.qemu}" if args.qemu else None,
-    )
+    try:
+        report = run(
+            prog,
+            args,
+            progress=_Progress() if sys.stderr.isatty() else None,
+            target=f"QEMU guest {args.qemu}" if args.qemu else None,
+        )
+    except OutputError as e:
+        print(f"drgn-crashhp: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
     return report.exit_status
 
 

@@ -4,23 +4,24 @@ Options
 
 The one option table and output function shared by the ``drgn-crashhp``
 command line and the drgn ``%crashhp`` command, so both take the same
-options and print the same thing.
+options and print the same thing. Importing it is cheap (drgn imports the
+plugin at every start); the report and its renderers load on first use.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import Any, Callable, Dict, Optional, Sequence, TextIO, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, TextIO, Tuple
 
 from drgn import Program
 
-from drgn_crashhp.render.json import report_json
-from drgn_crashhp.render.text import SECTIONS, render_text
-from drgn_crashhp.report import Report, build_report
+from drgn_crashhp.render import FORMATS, SECTIONS
 
-__all__ = ("OPTIONS", "add_options", "run")
+if TYPE_CHECKING:
+    from drgn_crashhp.report import Report
+
+__all__ = ("OPTIONS", "OutputError", "add_options", "run")
 
 #: ``(flags, argparse keyword arguments)`` of every report option.
 OPTIONS: Sequence[Tuple[Tuple[str, ...], Dict[str, Any]]] = (
@@ -32,7 +33,24 @@ OPTIONS: Sequence[Tuple[Tuple[str, ...], Dict[str, Any]]] = (
             help="kexec_crash_image (default) or kexec_image",
         ),
     ),
-    (("--json",), dict(action="store_true", help="print JSON")),
+    (
+        ("--format",),
+        dict(
+            choices=FORMATS,
+            default="text",
+            help="text (default), json, prometheus (node_exporter textfile "
+            "metrics; needs prometheus-client) or html (one self-contained page)",
+        ),
+    ),
+    (("--json",), dict(action="store_true", help="print JSON (--format json)")),
+    (
+        ("--textfile",),
+        dict(
+            metavar="PATH.prom",
+            help="with --format prometheus: replace PATH.prom atomically instead "
+            "of printing (node_exporter's textfile collector)",
+        ),
+    ),
     (
         ("--no-digest",),
         dict(
@@ -55,10 +73,50 @@ OPTIONS: Sequence[Tuple[Tuple[str, ...], Dict[str, Any]]] = (
 )
 
 
+class OutputError(Exception):
+    """The report cannot be written as asked (one line; exit status 2)."""
+
+
 def add_options(add: Callable[..., Any]) -> None:
     """Call *add* (``parser.add_argument`` or drgn's ``argument``) per option."""
     for flags, kwargs in OPTIONS:
         add(*flags, **kwargs)
+
+
+def _render(report: Report, args: argparse.Namespace, out: TextIO) -> None:
+    fmt = "json" if args.json else args.format
+    if fmt == "text":
+        from drgn_crashhp.render.text import render_text
+
+        out.write(render_text(report, args.section or SECTIONS, args.quiet))
+        return
+    from drgn_crashhp.render.json import report_json
+
+    doc = report_json(report)
+    if fmt == "json":
+        import json
+
+        json.dump(doc, out, indent=2)
+        out.write("\n")
+    elif fmt == "html":
+        from drgn_crashhp.render.html import render_html
+
+        out.write(render_html(doc))
+    else:
+        from drgn_crashhp.render import prometheus
+
+        try:
+            if args.textfile:
+                prometheus.write_prometheus_textfile(doc, args.textfile)
+            else:
+                out.write(prometheus.render_prometheus(doc))
+        except ImportError as e:
+            raise OutputError(
+                "--format prometheus needs the prometheus-client package "
+                "(pip install 'drgn-crashhp[prometheus]')"
+            ) from e
+        except OSError as e:
+            raise OutputError(f"cannot write {args.textfile}: {e}") from e
 
 
 def run(
@@ -69,7 +127,13 @@ def run(
     progress: Optional[Callable[[int, int], None]] = None,
     target: Optional[str] = None,
 ) -> Report:
-    """Build the report *args* ask for and print it; return it."""
+    """
+    Build the report *args* ask for and print it; return it.
+
+    :raises OutputError: if the chosen format cannot be written.
+    """
+    from drgn_crashhp.report import build_report
+
     out = out or sys.stdout
     report = build_report(
         prog,
@@ -80,10 +144,6 @@ def run(
     )
     if progress is not None and hasattr(progress, "finish"):
         progress.finish()
-    if args.json:
-        json.dump(report_json(report), out, indent=2)
-        out.write("\n")
-    else:
-        out.write(render_text(report, args.section or SECTIONS, args.quiet))
+    _render(report, args, out)
     out.flush()
     return report

@@ -29,13 +29,12 @@ from drgn_crashhp.findings import Finding, Severity
 from drgn_crashhp.fmt import hex_or_dash as _hex
 from drgn_crashhp.fmt import mib, yes_no
 from drgn_crashhp.kernel.ranges import Range
+from drgn_crashhp.render import SECTIONS
 
 if TYPE_CHECKING:
     from drgn_crashhp.report import Report
 
 __all__ = ("SECTIONS", "render_text")
-
-SECTIONS = ("image", "elfcorehdr", "purgatory", "state", "findings")
 
 
 def tabulate(rows: Any, headers: Any = (), tablefmt: str = "simple") -> str:
