@@ -309,6 +309,12 @@ def test_no_symbols_is_a_one_line_error(tmp_path: Path) -> None:
     with pytest.raises(DebugInfoError, match="cannot read"):
         load_btf_debuginfo(Program(btffuzz.X86_64),
                            system_map=str(tmp_path / "System.map"))
+    # What Debian's linux-image packages ship as /boot/System.map-*.
+    placeholder = tmp_path / "System.map-placeholder"
+    placeholder.write_text("ffffffffffffffff B The real System.map is in the "
+                           "linux-image-<version>-dbg package\n")
+    with pytest.raises(DebugInfoError, match="no kernel symbols"):
+        load_btf_debuginfo(Program(btffuzz.X86_64), system_map=str(placeholder))
 
 
 def test_btf_file_forms(tmp_path: Path) -> None:
@@ -420,11 +426,14 @@ def test_report_same_with_a_system_map(tmp_path: Path) -> None:
                                                        "STT_NOTYPE"):
                 code = "T" if sym["st_info"]["type"] == "STT_FUNC" else "D"
                 lines.append(f"{sym['st_value']:016x} {code} {sym.name}")
+    # Fixmap symbols are not moved by KASLR (and would overflow 64 bits).
+    lines.append("ffffffffff600000 T test_fixmap_page")
     system_map = tmp_path / "System.map"
     system_map.write_text("\n".join(sorted(lines)) + "\n")
     dwarf = report_json(build_report(_dwarf("file_memremove")))
     prog, line = _btf_program("file_memremove", tmp_path, str(system_map))
     assert "System.map symbols" in line
+    assert prog.symbol("test_fixmap_page").address == 0xFFFFFFFFFF600000
     kallsyms_prog, _ = _btf_program("file_memremove", tmp_path)
     for sym in ("kexec_crash_image", "crashk_res", "iomem_resource", "_text", "prb"):
         assert prog.symbol(sym).address == kallsyms_prog.symbol(sym).address
