@@ -53,3 +53,47 @@ def test_usage_error() -> None:
     proc = run("--bogus")
     assert proc.returncode == EXIT_USAGE
     assert "Traceback" not in proc.stderr
+
+
+def _real_args(name: str) -> list:
+    from tests.conftest import real_fixture, unpack
+
+    real_fixture(name)
+    return ["-c", str(unpack.dump_path(name)), "-s", str(unpack.vmlinux_path()),
+            "--no-default-symbols"]
+
+
+def test_formats_carry_the_same_verdict(tmp_path: Path) -> None:
+    """file_memremove: a hot-removed 128 MiB DIMM still in the header."""
+    import json
+
+    import pytest
+
+    args = _real_args("file_memremove")
+    doc = json.loads(run(*args, "--format", "json").stdout)
+    assert doc == json.loads(run(*args, "--json").stdout) | {"target": doc["target"]}
+    assert doc["verdict"] == "PROBLEM"
+    html = run(*args, "--format", "html")
+    assert html.returncode == 1 and "0x100000000" in html.stdout
+    assert html.stdout.lstrip().lower().startswith("<!doctype html>")
+    pytest.importorskip("prometheus_client")
+    prom = run(*args, "--format", "prometheus")
+    assert prom.returncode == 1
+    assert 'drgn_crashhp_verdict{' in prom.stdout and "PROBLEM" in prom.stdout
+    textfile = tmp_path / "crashhp.prom"
+    written = run(*args, "--format", "prometheus", "--textfile", str(textfile))
+    assert written.returncode == 1 and written.stdout == ""
+
+    def steady(text: str) -> list:
+        return [ln for ln in text.splitlines() if "timestamp" not in ln]
+
+    assert steady(textfile.read_text()) == steady(prom.stdout)
+
+
+def test_textfile_not_writable(tmp_path: Path) -> None:
+    import pytest
+
+    pytest.importorskip("prometheus_client")
+    proc = run(*_real_args("file_base"), "--format", "prometheus", "--textfile",
+               str(tmp_path / "no" / "such" / "dir.prom"))
+    assert_one_line_error(proc, "cannot write")
