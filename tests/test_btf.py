@@ -588,6 +588,8 @@ def test_missing_globals_are_named(tmp_path: Path) -> None:
     assert set(missing) <= {"crashk_cma_ranges", "crashk_cma_cnt", "vmemmap_base"}
     assert "crashk_cma_ranges" in missing
     assert "no address" in missing["crashk_cma_ranges"]
+    with pytest.raises(DebugInfoError, match="already loaded"):
+        load_btf_debuginfo(prog)
 
 
 # -- kernels built with BTF: the BTF in the dump itself ----------------------

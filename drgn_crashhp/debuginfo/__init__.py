@@ -64,10 +64,12 @@ def read_btf_file(path: str) -> BTF:
     """
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_BTF_SIZE + 1) if os.path.isfile(path) else f.read()
+            is_elf = f.read(4) == b"\x7fELF"
+            f.seek(0)
+            data = b"" if is_elf else f.read(MAX_BTF_SIZE + 1)
     except OSError as e:
         raise DebugInfoError(f"cannot read {path}: {e.strerror or e}") from e
-    if data[:4] == b"\x7fELF":
+    if is_elf:
         from elftools.common.exceptions import ELFError
         from elftools.elf.elffile import ELFFile
 
@@ -76,6 +78,9 @@ def read_btf_file(path: str) -> BTF:
                 section = ELFFile(f).get_section_by_name(".BTF")
                 if section is None:
                     raise DebugInfoError(f"{path}: ELF file without a .BTF section")
+                if section["sh_type"] == "SHT_NOBITS":
+                    raise DebugInfoError(f"{path}: its .BTF section has no contents "
+                                         "(a debug-only file?)")
                 data = section.data()
         except (ELFError, ValueError, OSError) as e:
             raise DebugInfoError(f"{path}: bad ELF file ({e})") from e
@@ -155,6 +160,8 @@ def load_btf_debuginfo(
         memory (__start_BTF), 107004 types; 28414 kallsyms symbols``.
     :raises DebugInfoError: if there are no symbols or no BTF.
     """
+    if FINDER_NAME in prog.registered_type_finders():
+        raise DebugInfoError("BTF debug info is already loaded in this program")
     # Nothing may create a type before the BTF type finder is registered:
     # drgn caches primitive types (char) on first use.
     try:
