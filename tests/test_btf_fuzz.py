@@ -13,7 +13,7 @@ from tests import btffuzz
 from tests.fuzzing import outcome
 
 PROFILE = settings(derandomize=True, database=None, deadline=None, print_blob=True,
-                   max_examples=300,
+                   max_examples=1000,
                    suppress_health_check=(HealthCheck.too_slow,
                                           HealthCheck.data_too_large))
 
