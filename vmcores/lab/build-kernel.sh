@@ -50,7 +50,8 @@ make -s kernelrelease > "$BUILD/kernel-release.txt"
 dpkg-query -W -f='${Package} ${Version}\n' "linux-source-$GEN" > "$BUILD/source-version.txt"
 cp arch/x86/boot/bzImage "$BUILD/bzImage"
 # the built vmlinux must carry BTF (CONFIG_DEBUG_INFO_BTF): issue 13 reads it from the dumps
-readelf -S vmlinux | grep -q ' \.BTF ' || { echo "vmlinux has no .BTF section" >&2; exit 1; }
+# (no "grep -q" in a pipeline: with pipefail, readelf's SIGPIPE would fail the test)
+[ "$(readelf -SW vmlinux | grep -c ' \.BTF ')" -ge 1 ] || { echo "vmlinux has no .BTF section" >&2; exit 1; }
 # debug file: keep debug sections (+ .BTF, which --only-keep-debug keeps as NOBITS: copy it
 # back in), decompress them so dwz can work, then xz
 objcopy --dump-section .BTF="$BUILD/vmlinux.btf" vmlinux
@@ -64,6 +65,10 @@ if dwz -L none "$BUILD/vmlinux.debug" 2>"$BUILD/dwz.log"; then echo "dwz ok"; el
 #   .debug_line/.debug_line_str line tables (source lines in stack traces)   [6.1, 7.3]
 #   .debug_frame                CFI (drgn unwinds x86_64 kernels with ORC)    [6.1, 7.3]
 # (6.12's committed file predates the last two and still has them.)
+# (6.1's vmlinux keeps its --emit-relocs relocations (.rela.text, .rela.debug_*, ...; 7.x strips
+# them), which pin the symbols of the sections removed below; drgn does not apply relocations of
+# an ET_EXEC file: drop them all first)
+objcopy --remove-relocations='*' "$BUILD/vmlinux.debug"
 objcopy --remove-section=.debug_loclists --remove-section=.debug_loc "$BUILD/vmlinux.debug"
 if [ "$GEN" != 6.12 ]; then
     objcopy --remove-section=.debug_line --remove-section=.debug_line_str \

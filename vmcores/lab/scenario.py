@@ -293,7 +293,7 @@ def crash_region(iomem):
     return None
 
 
-SEG_RE = re.compile(r"kexec_file: (?:segment\[(\d+)\]:|Loading segment (\d+):) buf=0x[0-9a-f]+ "
+SEG_RE = re.compile(r"kexec_file: (?:segment\[(\d+)\]:|Loading segment (\d+):) buf=0x\S+ "
                     r"bufsz=0x([0-9a-f]+) mem=0x([0-9a-f]+) memsz=0x([0-9a-f]+)")
 
 
@@ -331,6 +331,7 @@ class Run:
         self.name = name
         self.args = args
         self.truth = {"scenario": name, "hotplug_actions": [], "notes": []}
+        self.guests = []
         self.disk = None
 
     def boot(self, disk=None, tries=5, extra_append=""):
@@ -338,6 +339,7 @@ class Run:
         for attempt in range(tries):
             g = Guest(self.args.work_dir, self.args.kernel, self.args.initrd, append=self.append,
                       mem=GUEST_MEM, smp=GUEST_SMP, disk=disk, name=self.name.replace("/", "_"))
+            self.guests.append(g)
             g.start()
             g.wait_ready(300)
             if g.read("/sys/kernel/kexec_crash_size").strip() != "0":
@@ -944,6 +946,9 @@ def main():
             print("SCENARIO %s FAILED: %s" % (name, e), file=sys.stderr)
             failed.append(name)
             continue
+        finally:
+            for g in r.guests:   # a failed scenario must not leave its QEMU running
+                g.close()
         r.truth.setdefault("generation", GEN)
         r.truth.setdefault("lab", {}).update({
             "qemu": qemu_ver, "guest_memory": GUEST_MEM, "guest_smp": GUEST_SMP,
