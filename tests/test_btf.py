@@ -685,17 +685,6 @@ def test_distro_dump_report_same_with_btf_from_memory() -> None:
         assert re.match(r"btf\+kallsyms: BTF from memory \(__start_BTF\), \d{5,} types",
                         line)
         got = report_json(build_report(prog))
-        text = expected["state"]["kernel_text"]
-        if text["size_source"].startswith("main module address range") and (
-                text["size"] != got["state"]["kernel_text"]["size"]):
-            # Debian's vmlinux: its last PT_LOAD ends at _text + 0x3200000,
-            # _end (what the kernel writes in the elfcorehdr) is _text +
-            # 0x2c30000, so the DWARF run reports a false CHP054. The BTF run
-            # reads _end from kallsyms and matches the header byte for byte.
-            assert text["size"] > got["state"]["kernel_text"]["size"]
-            assert "CHP055" in {f["code"] for f in got["findings"]}
-            pytest.xfail("DWARF mode takes the kernel text size from the main "
-                         "module's address range, not _end (reported to the lead)")
         assert _diff(expected, got) == [], dump.name
 
 
