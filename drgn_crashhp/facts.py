@@ -564,12 +564,21 @@ class DumpHeaders:
     """The dump file's own headers and who wrote it."""
 
     path: str
-    #: "kdump", "qemu", "kdump-compressed" or "unknown".
+    #: "kdump" (an ELF copy of /proc/vmcore), "makedumpfile", "qemu" or
+    #: "unknown".
     producer: str
     #: What decided the producer.
     evidence: str
     note_names: Tuple[str, ...] = ()
     loads: Tuple[DumpLoad, ...] = ()
+    #: kdump-compressed (diskdump) files: ``makedumpfile -d`` level, and the
+    #: physical ranges of the 1st bitmap (what the capture kernel's
+    #: /proc/vmcore described, up to ``max_mapnr``) and of the 2nd (the pages
+    #: kept after filtering).
+    dump_level: Optional[int] = None
+    max_mapnr: Optional[int] = None
+    described: Optional[Tuple[Range, ...]] = None
+    dumped: Optional[Tuple[Range, ...]] = None
 
 
 @dataclass(frozen=True)

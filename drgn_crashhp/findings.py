@@ -347,7 +347,10 @@ CODES: Mapping[str, Code] = _codes(
         "CHP070",
         E,
         "this kdump dump is missing memory",
-        "RAM the crashed kernel had is not in the dump's program headers.",
+        "RAM the crashed kernel had is not in the dump: not in its program "
+        "headers, or (makedumpfile) not in its 1st page bitmap, which is what "
+        "the capture kernel's /proc/vmcore described. Pages makedumpfile "
+        "filtered out are not missing.",
     ),
     Code(
         "CHP071",

@@ -29,18 +29,7 @@ LAYOUTS = Path(__file__).resolve().parent / "layouts"
 #: (scenario, test) -> reason: wrong answers of the package on a real kernel,
 #: each with the kernel fact it misses. Filled from real runs, see the report
 #: of issue 12.
-_MDF_BITMAP = (
-    "makedumpfile dump of a 6.1 kernel whose header was stale: the hot-added DIMM "
-    "(pfn 0x100000-0x107fff) lies beyond the kdump header's max_mapnr (0x7fdd, "
-    "= end of the PT_LOADs /proc/vmcore had), so it is RAM missing from the dump "
-    "(CHP070, exit 1); the package reports 'its page bitmap is not compared' "
-    "(CHP071 only) and exits 3. Needed: for a diskdump/KDUMP file, take the "
-    "described RAM from max_mapnr_64 (sub-header) and the 1st bitmap, not from "
-    "PT_LOADs (kernel-notes section 12)")
-KNOWN: Dict[Tuple[str, str], str] = {
-    ("v6.1/kdump_mdf_memadd", "ram"): _MDF_BITMAP,
-    ("v6.1/kdump_mdf_memadd", "verdict"): _MDF_BITMAP,
-}
+KNOWN: Dict[Tuple[str, str], str] = {}
 
 
 def h(x: Any) -> int:

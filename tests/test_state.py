@@ -641,3 +641,29 @@ def test_real_kernel_text_without_reading_the_symbol_table(
     truth_text = fixture("file_memadd")[1]["observed"]["kernel_text_load"][0]
     assert [f"{linked.paddr:#x}", f"{linked.vaddr:#x}", f"{linked.size:#x}"] == \
         truth_text
+
+
+def test_bitmap_ranges_against_a_bit_by_bit_walk() -> None:
+    import random
+
+    from drgn_crashhp.read.dump import bitmap_ranges
+
+    def walk(bitmap: bytes, nbits: int) -> tuple:
+        out, start = [], None
+        for i in range(nbits):
+            bit = bitmap[i // 8] >> (i % 8) & 1 if i // 8 < len(bitmap) else 0
+            if bit and start is None:
+                start = i
+            if not bit and start is not None:
+                out.append((start, i - 1))
+                start = None
+        if start is not None:
+            out.append((start, nbits - 1))
+        return tuple(out)
+
+    rng = random.Random(3)
+    for _ in range(2000):
+        nbits = rng.randint(0, 200)
+        bitmap = bytes(rng.choice([0, 255, rng.randint(0, 255)])
+                       for _ in range(rng.randint(0, 30)))
+        assert bitmap_ranges(bitmap, nbits) == walk(bitmap, nbits)

@@ -24,37 +24,49 @@ __all__ = ("check_dump",)
 
 def check_dump(facts: Facts) -> List[Finding]:
     """
-    Compare a kdump-written dump's own PT_LOADs with the RAM the crashed
-    kernel had (its iomem walk, minus what the kernel excludes from the
-    elfcorehdr). Nothing for other producers. Emits CHP070, CHP071 and
-    CHP090.
+    Compare what a kdump-written dump holds with the RAM the crashed kernel
+    had (its iomem walk, minus what the kernel excludes from the
+    elfcorehdr): an ELF copy of /proc/vmcore by its own PT_LOADs, a
+    makedumpfile dump by its 1st page bitmap (what /proc/vmcore described;
+    pages only its 2nd bitmap lacks were filtered, not missing; kernel-notes
+    §12). Nothing for other producers. Emits CHP070, CHP071 and CHP090.
     """
     dump, state = facts.dump, facts.state
     if dump is None:
         return []
-    if dump.producer == "kdump-compressed":
-        return [
+    if dump.producer == "kdump":
+        loads = [ld for ld in dump.loads if not is_kernel_text(ld.vaddr)]
+        described = normalize((ld.paddr, ld.end) for ld in loads if ld.memsz)
+        out = [
             finding(
                 "CHP071",
-                f"{dump.path}: written by makedumpfile "
-                f"({dump.evidence}); its page bitmap is not compared",
+                f"{dump.path}: written by kdump ({dump.evidence}); "
+                f"{len(loads)} RAM PT_LOADs, {mib(size(described))}",
                 producer=dump.producer,
+                loads=len(loads),
+                bytes=size(described),
             )
         ]
-    if dump.producer != "kdump":
+    elif dump.producer == "makedumpfile" and dump.described is not None:
+        described = normalize(dump.described)
+        kept = normalize(dump.dumped or ())
+        filtered = size(subtract(described, kept))
+        out = [
+            finding(
+                "CHP071",
+                f"{dump.path}: written by makedumpfile ({dump.evidence}); its "
+                f"1st bitmap describes {mib(size(described))} up to pfn "
+                f"{dump.max_mapnr:#x}, {mib(filtered)} of it filtered out "
+                "(dropped by the dump level, not missing)",
+                producer=dump.producer,
+                dump_level=dump.dump_level,
+                max_mapnr=dump.max_mapnr,
+                bytes=size(described),
+                filtered_bytes=filtered,
+            )
+        ]
+    else:
         return []
-    loads = [ld for ld in dump.loads if not is_kernel_text(ld.vaddr)]
-    dumped = normalize((ld.paddr, ld.end) for ld in loads if ld.memsz)
-    out = [
-        finding(
-            "CHP071",
-            f"{dump.path}: written by kdump ({dump.evidence}); "
-            f"{len(loads)} RAM PT_LOADs, {mib(size(dumped))}",
-            producer=dump.producer,
-            loads=len(loads),
-            bytes=size(dumped),
-        )
-    ]
     if state.system_ram is None or state.iomem_problem:
         out.append(
             finding(
@@ -68,7 +80,7 @@ def check_dump(facts: Facts) -> List[Finding]:
     required = subtract(
         normalize(state.system_ram), normalize(r for _, r in excluded_ranges(state))
     )
-    missing = subtract(required, dumped)
+    missing = subtract(required, described)
     offline = normalize(
         (b.start, b.end) for b in state.memory_blocks or () if not b.online
     )

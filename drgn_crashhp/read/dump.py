@@ -16,14 +16,17 @@ How the producer is told apart (from the file alone):
 - ``/proc/vmcore`` has ``"CORE"`` NT_PRSTATUS notes plus one
   ``"VMCOREINFO"`` note, and RAM PT_LOADs with ``p_vaddr = PAGE_OFFSET +
   p_paddr`` (crash_prepare_elf64_headers() wrote them).
-- makedumpfile's compressed format is not ELF (``"KDUMP   "`` signature):
-  its page bitmap, not program headers, says what was dumped.
+- A kdump-compressed file (``"KDUMP   "`` signature, makedumpfile's
+  diskdump.h; QEMU's ``kdump-*`` formats too) has no PT_LOADs: its 1st page
+  bitmap is what /proc/vmcore described, its 2nd what was kept after
+  filtering (kernel-notes §12). QEMU's carry its ``"QEMU"`` notes.
 """
 
 from __future__ import annotations
 
+import re
 import struct
-from typing import List, Optional, Tuple
+from typing import BinaryIO, List, Optional, Tuple
 
 from drgn import Program, ProgramFlags
 from elftools.common.exceptions import ELFError
@@ -34,7 +37,144 @@ from elftools.elf.segments import NoteSegment
 from drgn_crashhp.arch.x86_64 import is_kernel_text
 from drgn_crashhp.facts import DumpHeaders, DumpLoad
 
-__all__ = ("read_dump_headers",)
+__all__ = ("bitmap_ranges", "read_dump_headers")
+
+#: A bitmap larger than this (8 TiB of 4 KiB pages per bitmap) is not read.
+MAX_BITMAP = 1 << 28
+#: Bounds on the note section of a kdump-compressed header.
+MAX_NOTES = 1 << 24
+
+
+class _Corrupt(Exception):
+    """A kdump-compressed header that cannot be what makedumpfile wrote."""
+
+
+def bitmap_ranges(bitmap: bytes, nbits: int) -> Tuple[Tuple[int, int], ...]:
+    """
+    The runs of set bits among the first *nbits* of a page bitmap
+    (bit ``i`` is byte ``i // 8``, bit ``i % 8``), as inclusive pfn ranges.
+    Whole 0x00 and 0xff bytes are skipped in runs, so a bitmap of mostly
+    full or empty pages costs little.
+    """
+    out: List[Tuple[int, int]] = []
+    start = None
+    nbytes = min(len(bitmap), (nbits + 7) // 8)
+    i = 0
+    for m in re.finditer(rb"\x00+|\xff+", bitmap[:nbytes]):
+        for byte_index in range(i, m.start()):
+            byte = bitmap[byte_index]
+            for bit in range(8):
+                pfn = byte_index * 8 + bit
+                if byte >> bit & 1:
+                    if start is None:
+                        start = pfn
+                elif start is not None:
+                    out.append((start, pfn - 1))
+                    start = None
+        if m.group()[0] == 0xFF:
+            if start is None:
+                start = m.start() * 8
+        elif start is not None:
+            out.append((start, m.start() * 8 - 1))
+            start = None
+        i = m.end()
+    for byte_index in range(i, nbytes):
+        byte = bitmap[byte_index]
+        for bit in range(8):
+            pfn = byte_index * 8 + bit
+            if byte >> bit & 1:
+                if start is None:
+                    start = pfn
+            elif start is not None:
+                out.append((start, pfn - 1))
+                start = None
+    if start is not None:
+        out.append((start, nbytes * 8 - 1))
+    # Bits past nbits do not count.
+    clipped = [(s, min(e, nbits - 1)) for s, e in out if s < nbits]
+    return tuple(clipped)
+
+
+def _note_names(raw: bytes) -> List[str]:
+    names: List[str] = []
+    at = 0
+    while at + 12 <= len(raw):
+        namesz, descsz, _ = struct.unpack_from("<III", raw, at)
+        at += 12
+        name = raw[at : at + namesz].rstrip(b"\0").decode("latin-1")
+        at += (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
+        if namesz and name not in names:
+            names.append(name)
+    return names
+
+
+def _read_diskdump(f: BinaryIO, path: str) -> DumpHeaders:
+    """makedumpfile's diskdump_mod.h ``struct disk_dump_header`` (block 0),
+    ``struct kdump_sub_header`` (block 1) and the two page bitmaps."""
+    f.seek(0)
+    head = f.read(464)
+    if len(head) < 464:
+        raise _Corrupt("kdump-compressed header is truncated")
+    version = struct.unpack_from("<i", head, 8)[0]
+    block_size, sub_hdr_size, bitmap_blocks, max_mapnr32 = struct.unpack_from(
+        "<iiII", head, 428
+    )
+    if not 0 < block_size <= 1 << 20 or block_size & (block_size - 1):
+        raise _Corrupt(f"kdump-compressed block size {block_size} is not a page size")
+    if sub_hdr_size < 0:
+        raise _Corrupt(f"kdump-compressed sub-header size {sub_hdr_size}")
+    f.seek(block_size)
+    sub = f.read(104)
+    if len(sub) < 104:
+        raise _Corrupt("kdump-compressed sub-header is truncated")
+    dump_level = struct.unpack_from("<i", sub, 8)[0]
+    offset_note, size_note = struct.unpack_from("<QQ", sub, 48)
+    max_mapnr = struct.unpack_from("<Q", sub, 96)[0] if version >= 6 else max_mapnr32
+    names: List[str] = []
+    if 0 < size_note <= MAX_NOTES:
+        f.seek(offset_note)
+        names = _note_names(f.read(size_note))
+    half = bitmap_blocks * block_size // 2
+    if not 0 < half <= MAX_BITMAP or max_mapnr > half * 8:
+        raise _Corrupt(
+            f"kdump-compressed bitmaps of {bitmap_blocks} blocks cannot "
+            f"describe max_mapnr {max_mapnr:#x}"
+        )
+    f.seek((1 + sub_hdr_size) * block_size)
+    first = f.read(half)
+    second = f.read(half)
+    if len(second) < half:
+        raise _Corrupt("kdump-compressed page bitmaps are truncated")
+
+    def phys(pfns: Tuple[Tuple[int, int], ...]) -> Tuple[Tuple[int, int], ...]:
+        return tuple((s * block_size, (e + 1) * block_size - 1) for s, e in pfns)
+
+    described = phys(bitmap_ranges(first, max_mapnr))
+    dumped = phys(bitmap_ranges(second, max_mapnr))
+    if "QEMU" in names:
+        producer, evidence = (
+            "qemu",
+            "kdump-compressed with QEMU notes (dump-guest-memory)",
+        )
+    else:
+        producer, evidence = (
+            "makedumpfile",
+            (
+                f"kdump-compressed (diskdump v{version}) without QEMU notes, "
+                f"dump level {dump_level}"
+            ),
+        )
+    return DumpHeaders(
+        path,
+        producer,
+        evidence,
+        tuple(names),
+        (),
+        dump_level,
+        max_mapnr,
+        described,
+        dumped,
+    )
 
 
 def _classify(
@@ -78,11 +218,7 @@ def read_dump_headers(
         with open(path, "rb") as f:
             magic = f.read(8)
             if magic.startswith(b"KDUMP") or magic.startswith(b"DISKDUMP"):
-                return DumpHeaders(
-                    path,
-                    "kdump-compressed",
-                    f"{magic.rstrip().decode()} signature (makedumpfile -c/-l/-p)",
-                )
+                return _read_diskdump(f, path)
             f.seek(0)
             elf = ELFFile(f)
             names: List[str] = []
@@ -99,6 +235,8 @@ def read_dump_headers(
                     for note in seg.iter_notes():
                         if note["n_name"] not in names:
                             names.append(note["n_name"])
+    except _Corrupt as e:
+        return DumpHeaders(path, "unknown", str(e))
     except (OSError, ELFError, ConstructError, ValueError, struct.error) as e:
         # pyelftools lets construct's errors, struct.error and, for a note
         # name that is not UTF-8, UnicodeDecodeError out on corrupt headers.
