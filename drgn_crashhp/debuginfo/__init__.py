@@ -79,8 +79,9 @@ def read_btf_file(path: str) -> BTF:
                 if section is None:
                     raise DebugInfoError(f"{path}: ELF file without a .BTF section")
                 if section["sh_type"] == "SHT_NOBITS":
-                    raise DebugInfoError(f"{path}: its .BTF section has no contents "
-                                         "(a debug-only file?)")
+                    raise DebugInfoError(
+                        f"{path}: its .BTF section has no contents (a debug-only file?)"
+                    )
                 data = section.data()
         except (ELFError, ValueError, OSError) as e:
             raise DebugInfoError(f"{path}: bad ELF file ({e})") from e
@@ -102,8 +103,9 @@ def _address(prog: Program, symbols: Optional[SymbolIndex], name: str) -> Option
     return found[0].address if found else None
 
 
-def _btf_from_memory(prog: Program, symbols: Optional[SymbolIndex]
-                     ) -> Tuple[Optional[BTF], str]:
+def _btf_from_memory(
+    prog: Program, symbols: Optional[SymbolIndex]
+) -> Tuple[Optional[BTF], str]:
     start = _address(prog, symbols, "__start_BTF")
     stop = _address(prog, symbols, "__stop_BTF")
     if start is None or stop is None:
@@ -125,8 +127,9 @@ def _is_local_live(prog: Program) -> bool:
     return prog.flags & flags == flags
 
 
-def find_btf(prog: Program, btf_path: Optional[str] = None,
-             symbols: Optional[SymbolIndex] = None) -> Tuple[BTF, str]:
+def find_btf(
+    prog: Program, btf_path: Optional[str] = None, symbols: Optional[SymbolIndex] = None
+) -> Tuple[BTF, str]:
     """
     The target's BTF and where it came from: *btf_path* if given, else
     ``/sys/kernel/btf/vmlinux`` on the running kernel, else the kernel's

@@ -102,7 +102,8 @@ def kallsyms(prog: Program) -> SymbolIndex:
     local_root = prog.flags & live == live and os.geteuid() == 0
     try:
         if not local_root and "kallsyms_num_syms" not in _vmcoreinfo_values(
-                vmcoreinfo(prog), "SYMBOL"):
+            vmcoreinfo(prog), "SYMBOL"
+        ):
             raise LookupError("VMCOREINFO has no SYMBOL(kallsyms_num_syms)")
         return load_vmlinux_kallsyms(prog if local_root else _side_program(prog))
     except Exception as e:  # noqa: BLE001 - libdrgn raises plain Exception too
@@ -200,11 +201,16 @@ def file_symbols(prog: Program, path: str) -> SymbolIndex:
     )
     if not any(name in ("_text", "_stext") for name, _, _ in entries):
         # Debian's linux-image packages ship a one-line placeholder System.map.
-        raise SymbolsError(f"{path}: no kernel symbols (_text) in it; not a "
-                           "System.map or vmlinux of a kernel")
+        raise SymbolsError(
+            f"{path}: no kernel symbols (_text) in it; not a "
+            "System.map or vmlinux of a kernel"
+        )
     offset = kaslr_offset(prog)
-    moved = [(n, a + offset if START_KERNEL_MAP <= a < KERNEL_IMAGE_END else a, c)
-             for n, a, c in entries if 0 <= a < 1 << 64]
+    moved = [
+        (n, a + offset if START_KERNEL_MAP <= a < KERNEL_IMAGE_END else a, c)
+        for n, a, c in entries
+        if 0 <= a < 1 << 64
+    ]
     stext = _vmcoreinfo_symbol(prog, "_stext")
     if stext is not None:
         ours = [a for n, a, _ in moved if n == "_stext"]

@@ -241,6 +241,7 @@ class BtfTypes:
                 return Object(self.prog, type_)
             except (ValueError, TypeError, OverflowError) as e:
                 raise BTFError(f"type {type_id} cannot be a member: {e}") from e
+
         return make
 
     def _int_base(self, type_id: int) -> int:
