@@ -752,3 +752,29 @@ def test_live_distro_guest_over_qmp_in_btf_mode(tmp_path: Path) -> None:
     assert len(st["memory_blocks"]) == truth["blocks"]
     assert doc["image"] is not None and "CHP005" in {f["code"] for f in doc["findings"]}
     assert [u for u in st["unknown"] if u[0] != "kconfig"] == []
+
+
+@needs_fixtures
+def test_kallsyms_without_data_symbols_cannot_verify(tmp_path: Path) -> None:
+    # CONFIG_KALLSYMS_ALL=n (this machine's own kernel): kallsyms has text
+    # symbols only, so no global has an address. The report must say it
+    # cannot verify, not crash and not say OK.
+    from drgn_crashhp.debuginfo.symbols import kallsyms
+
+    path = tmp_path / "vmlinux-6.12.btf"
+    path.write_bytes(_btf_612())
+    prog = Program()
+    prog.set_core_dump(str(unpack.dump_path("file_base")))
+    every = kallsyms(prog)(prog, None, None, False)
+    text = drgn.SymbolIndex([s for s in every if s.kind == drgn.SymbolKind.FUNC])
+    types = BtfTypes(prog, read_btf_file(str(path)))
+    prog.register_type_finder("btf", types.find, enable_index=0)
+    prog.register_symbol_finder("text", text, enable_index=0)
+    prog.register_object_finder("btf", BtfObjects(types).find, enable_index=0)
+    doc = report_json(build_report(prog))
+    assert doc["verdict"] == "CANNOT VERIFY"
+    assert [f["code"] for f in doc["findings"]] == ["CHP090"]
+    assert "kexec_crash_image" in doc["findings"][0]["message"]
+    assert any("MissingGlobal" in why for _, why in doc["state"]["unknown"])
+    assert {name for name, _ in missing_globals(prog)} >= {
+        "kexec_crash_image", "crashk_res", "iomem_resource", "__cpu_possible_mask"}
