@@ -778,3 +778,28 @@ def test_kallsyms_without_data_symbols_cannot_verify(tmp_path: Path) -> None:
     assert any("MissingGlobal" in why for _, why in doc["state"]["unknown"])
     assert {name for name, _ in missing_globals(prog)} >= {
         "kexec_crash_image", "crashk_res", "iomem_resource", "__cpu_possible_mask"}
+
+
+@pytest.mark.parametrize("full_name", generation_scenarios(("6.1", "7.3"))[:1])
+def test_per_cpu_variables_from_btf_vars(full_name: str) -> None:
+    # Per-CPU variables are BTF VARs at their kallsyms address; without the
+    # symbol, __per_cpu_start + their .data..percpu offset. Ground truth is
+    # the kernel's own invariant: per_cpu(runqueues, cpu).cpu == cpu.
+    from drgn.helpers.linux.cpumask import for_each_possible_cpu
+    from drgn.helpers.linux.percpu import per_cpu
+
+    dump, vmlinux, _ = gen_fixture_paths(full_name)
+    if not _has_btf_section(vmlinux):
+        pytest.skip(f"{full_name}: kernel built without CONFIG_DEBUG_INFO_BTF")
+    prog = Program()
+    prog.set_core_dump(str(dump))
+    load_btf_debuginfo(prog)
+    cpus = list(for_each_possible_cpu(prog))
+    assert len(cpus) >= 2
+    assert [per_cpu(prog["runqueues"], c).cpu.value_() for c in cpus] == cpus
+    assert [per_cpu(prog["cpu_number"], c).value_() for c in cpus] == cpus
+    types = BtfTypes(prog, find_btf(prog)[0])
+    objects = BtfObjects(types)
+    for name in ("runqueues", "cpu_number"):
+        var = types.btf.find(name, [Kind.VAR])[0]
+        assert objects._percpu_address(prog, var) == prog.symbol(name).address
