@@ -91,6 +91,11 @@ __all__ = (
 def __getattr__(name: str) -> Any:
     if name not in _PUBLIC:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # An older drgn (a distribution's python3-drgn) gets one line saying what
+    # to do, not an ImportError from deep inside a reader.
+    from drgn_crashhp.requirements import check_drgn_version
+
+    check_drgn_version()
     value = getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
     globals()[name] = value
     return value

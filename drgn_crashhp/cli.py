@@ -91,6 +91,23 @@ def parser() -> argparse.ArgumentParser:
         help="also search DIR for debug info",
     )
     p.add_argument(
+        "--btf",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="FILE",
+        help="use the kernel's BTF and kallsyms instead of DWARF (automatic when "
+        "no debug info is found); BTF from FILE (a raw blob or a vmlinux with "
+        ".BTF) instead of the target's memory or /sys/kernel/btf/vmlinux",
+    )
+    p.add_argument(
+        "--system-map",
+        metavar="FILE",
+        help="symbols from a System.map (or a vmlinux symbol table) instead of "
+        "kallsyms; implies --btf (kernels before 6.0 have no kallsyms in "
+        "VMCOREINFO)",
+    )
+    p.add_argument(
         "--no-default-symbols",
         action="store_true",
         help="only use the files given with -s",
@@ -108,6 +125,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             symbols=args.symbols,
             debug_directories=args.debug_directory,
             default_symbols=not args.no_default_symbols,
+            btf=args.btf,
+            system_map=args.system_map,
         )
     except TargetError as e:
         print(f"drgn-crashhp: error: {e}", file=sys.stderr)

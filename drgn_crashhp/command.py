@@ -14,11 +14,17 @@ from __future__ import annotations
 import argparse
 from typing import Any, List
 
-from drgn import Program
-from drgn.commands import argument
-from drgn.commands.linux import linux_kernel_command
+from drgn_crashhp.requirements import check_drgn_version
 
-from drgn_crashhp.options import add_options, run
+# drgn imports plugins at start: an older drgn gets one line saying what to do.
+check_drgn_version()
+
+from drgn import Program  # noqa: E402
+from drgn.commands import CommandError, argument  # noqa: E402
+from drgn.commands.linux import linux_kernel_command  # noqa: E402
+
+from drgn_crashhp.options import OutputError, add_options, run  # noqa: E402
+from drgn_crashhp.target import DEBUGINFO_KEY, TargetError, use_btf  # noqa: E402
 
 __all__ = ()
 
@@ -45,4 +51,22 @@ status drgn-crashhp would return: 0 healthy, 1 a problem, 3 cannot verify.
 def _cmd_crashhp(
     prog: Program, name: str, args: argparse.Namespace, **kwargs: Any
 ) -> int:
-    return run(prog, args).exit_status
+    if _without_debug_info(prog):
+        try:
+            line = use_btf(prog)
+        except TargetError as e:
+            raise CommandError(f"no kernel debug info found; {e}") from e
+        print(f"crashhp: no kernel debug info loaded; {line}")
+    try:
+        return run(prog, args).exit_status
+    except OutputError as e:
+        raise CommandError(str(e)) from e
+
+
+def _without_debug_info(prog: Program) -> bool:
+    if DEBUGINFO_KEY in prog.cache:
+        return False
+    try:
+        return prog.main_module().debug_file_path is None
+    except LookupError:
+        return True

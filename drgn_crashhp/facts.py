@@ -623,3 +623,5 @@ class Facts:
     purgatory: Optional[Purgatory] = None
     #: None when the digest was not recomputed (--no-digest).
     digest: Optional[DigestRead] = None
+    #: Where types and symbols came from: "dwarf" or "btf+kallsyms".
+    debuginfo: str = "dwarf"

@@ -46,6 +46,8 @@ class Report:
     state: Optional[MachineState] = None
     #: The dump's own program headers, when the target is a dump file.
     dump: Optional[DumpHeaders] = None
+    #: Where types and symbols came from: "dwarf" or "btf+kallsyms".
+    debuginfo: str = "dwarf"
 
     @property
     def exit_status(self) -> int:
@@ -70,6 +72,7 @@ def report_from_facts(facts: Facts) -> Report:
         digest=digest,
         state=facts.state,
         dump=facts.dump,
+        debuginfo=facts.debuginfo,
     )
 
 

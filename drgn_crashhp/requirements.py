@@ -76,14 +76,18 @@ def drgn_problem() -> Optional[str]:
     where = os.path.dirname(os.path.dirname(getattr(drgn, "__file__", "") or ""))
     version = getattr(drgn, "__version__", "unknown version")
     if where.startswith("/usr/lib/python3"):
-        todo = (f"that is the distribution's python3-drgn: install drgn-crashhp "
-                f"in a venv (README: Quick start), which gets drgn >= {MIN_DRGN} "
-                "from PyPI")
+        todo = (
+            f"that is the distribution's python3-drgn: install drgn-crashhp "
+            f"in a venv (README: Quick start), which gets drgn >= {MIN_DRGN} "
+            "from PyPI"
+        )
     else:
         todo = f"upgrade it there: pip install -U 'drgn>={MIN_DRGN}'"
-    return (f"drgn {version} in {where or 'an unknown location'} is too old: "
-            f"drgn-crashhp needs drgn >= {MIN_DRGN} ({name} is new in {since}); "
-            f"{todo}")
+    return (
+        f"drgn {version} in {where or 'an unknown location'} is too old: "
+        f"drgn-crashhp needs drgn >= {MIN_DRGN} ({name} is new in {since}); "
+        f"{todo}"
+    )
 
 
 def check_drgn_version() -> None:

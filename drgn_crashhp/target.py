@@ -12,11 +12,17 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from typing import List, Optional, Sequence
+from typing import Callable, List, Optional, Sequence, Union
 
 import drgn
 
-__all__ = ("TargetError", "open_program")
+__all__ = (
+    "DEBUGINFO_KEY",
+    "TargetError",
+    "debuginfo_source",
+    "open_program",
+    "use_btf",
+)
 
 
 class TargetError(Exception):
@@ -49,17 +55,55 @@ def _build_id_hint(prog: drgn.Program, logged: Sequence[str]) -> str:
     )
 
 
+#: ``prog.cache`` key naming the debug info a program was opened with.
+DEBUGINFO_KEY = "drgn_crashhp.debuginfo"
+
+
+def debuginfo_source(prog: drgn.Program) -> str:
+    """ "dwarf" or "btf+kallsyms": what the program's types and symbols are."""
+    return str(prog.cache.get(DEBUGINFO_KEY, "dwarf"))
+
+
+def use_btf(
+    prog: drgn.Program, btf: Optional[str] = None, system_map: Optional[str] = None
+) -> str:
+    """
+    Give *prog* types from the target's BTF and symbols from kallsyms (or
+    *system_map*) instead of DWARF (:mod:`drgn_crashhp.debuginfo`).
+
+    :return: one line saying what was loaded.
+    :raises TargetError: if BTF or symbols cannot be had.
+    """
+    from drgn_crashhp.debuginfo import DebugInfoError, load_btf_debuginfo
+
+    try:
+        line = load_btf_debuginfo(prog, btf_path=btf, system_map=system_map)
+    except (DebugInfoError, OSError) as e:
+        raise TargetError(f"no BTF and kallsyms either: {e}") from e
+    prog.cache[DEBUGINFO_KEY] = "btf+kallsyms"
+    return line
+
+
 def open_program(
     core: Optional[str] = None,
     qemu: Optional[str] = None,
     symbols: Sequence[str] = (),
     debug_directories: Sequence[str] = (),
     default_symbols: bool = True,
+    btf: Union[bool, str] = False,
+    system_map: Optional[str] = None,
+    say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
 ) -> drgn.Program:
     """
     Open a target like ``drgn`` does: *core* (a vmcore or /proc/kcore), a QEMU
-    guest over QMP (*qemu*), or the running kernel.
+    guest over QMP (*qemu*), or the running kernel. Without kernel debug
+    info, fall back to the target's BTF and kallsyms, and *say* so in one
+    line.
 
+    :param btf: True to use BTF and kallsyms without looking for DWARF; a
+        path to read BTF from that file (a raw blob or a vmlinux's .BTF).
+    :param system_map: symbols from a ``System.map`` (or a vmlinux symbol
+        table) instead of kallsyms, for kernels before 6.0.
     :raises TargetError: with a one-line reason.
     """
     prog = drgn.Program()
@@ -83,6 +127,10 @@ def open_program(
         raise TargetError(
             f"cannot open {core or qemu or 'the running kernel'}: {e}"
         ) from e
+    if btf or system_map:
+        line = use_btf(prog, btf if isinstance(btf, str) else None, system_map)
+        say(f"drgn-crashhp: {line}")
+        return _warn_arch(prog)
     if debug_directories:
         opts = prog.debug_info_options
         opts.directories = tuple(debug_directories) + tuple(opts.directories)
@@ -100,14 +148,23 @@ def open_program(
         except LookupError:
             critical = True
         if critical:
-            raise TargetError(
-                "no kernel debug info found" + _build_id_hint(prog, collect.messages)
-            ) from e
+            hint = _build_id_hint(prog, collect.messages)
+            try:
+                line = use_btf(prog)
+            except TargetError as btf_error:
+                raise TargetError(
+                    f"no kernel debug info found{hint}; {btf_error}"
+                ) from e
+            say(f"drgn-crashhp: no kernel debug info found; {line}")
     except (OSError, ValueError, drgn.BadDataError) as e:
         raise TargetError(f"cannot load debug info: {e}") from e
     finally:
         drgn_log.removeHandler(collect)
         drgn_log.propagate = propagate
+    return _warn_arch(prog)
+
+
+def _warn_arch(prog: drgn.Program) -> drgn.Program:
     try:
         arch = prog.platform.arch if prog.platform else None
     except ValueError:

@@ -97,3 +97,35 @@ def test_textfile_not_writable(tmp_path: Path) -> None:
     proc = run(*_real_args("file_base"), "--format", "prometheus", "--textfile",
                str(tmp_path / "no" / "such" / "dir.prom"))
     assert_one_line_error(proc, "cannot write")
+
+
+def test_falls_back_to_btf_and_kallsyms_and_says_so() -> None:
+    """A 6.1 lab kernel built with BTF, its vmcore opened with no debug info."""
+    import json
+
+    import pytest
+
+    from tests.conftest import gen_fixture_paths, generation_scenarios
+
+    if "v6.1/file_memadd" not in generation_scenarios(("6.1",)):
+        pytest.skip("6.1 fixtures not available")
+    dump, vmlinux, truth = gen_fixture_paths("v6.1/file_memadd")
+    dwarf = run("-c", str(dump), "-s", str(vmlinux), "--no-default-symbols", "--json")
+    btf = run("-c", str(dump), "--no-default-symbols", "--json")
+    assert "Traceback" not in btf.stderr
+    [line] = btf.stderr.strip().splitlines()
+    assert line.startswith("drgn-crashhp: no kernel debug info found; btf+kallsyms: "
+                           "BTF from memory")
+    a, b = json.loads(dwarf.stdout), json.loads(btf.stdout)
+    assert (a["debuginfo"], b["debuginfo"]) == ("dwarf", "btf+kallsyms")
+    assert btf.returncode == dwarf.returncode == 1  # the DIMM is missing
+    assert [f["code"] for f in a["findings"]] == [f["code"] for f in b["findings"]]
+    forced = run("-c", str(dump), "-s", str(vmlinux), "--btf", "--json")
+    assert json.loads(forced.stdout)["debuginfo"] == "btf+kallsyms"
+
+
+def test_no_debug_info_and_no_btf_is_one_line() -> None:
+    """The 6.12 lab kernel was built without BTF: nothing to fall back to."""
+    args = _real_args("file_base")
+    proc = run(*args[:2], "--no-default-symbols")
+    assert_one_line_error(proc, "no kernel debug info found", "no BTF")

@@ -90,8 +90,14 @@ def _check_cmdline(image: KImage, c: Optional[CmdLine]) -> List[Finding]:
         if c.address is not None and image.segment_containing(c.address) is None:
             # The loader always puts it in the boot params segment: the
             # capture kernel would parse whatever lies there after kexec.
-            return [finding("CHP031", f"capture command line: {c.problem}",
-                            address=c.address, params=c.params_mem)]
+            return [
+                finding(
+                    "CHP031",
+                    f"capture command line: {c.problem}",
+                    address=c.address,
+                    params=c.params_mem,
+                )
+            ]
         return [finding("CHP090", f"capture command line: {c.problem}")]
     out = [finding("CHP032", c.text, address=c.address, params=c.params_mem)]
     if c.problem is not None:

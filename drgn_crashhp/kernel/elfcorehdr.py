@@ -97,7 +97,9 @@ def decode_elfcorehdr(
     try:
         elf = ELFFile(io.BytesIO(bytes(ehdr)))
         hdr = elf.header
-    except ELFError as e:
+    except (ELFError, OverflowError, ValueError, struct.error) as e:
+        # pyelftools 0.32 (the last for Python 3.9) still seeks to offsets
+        # past 2**63 as given: OverflowError.
         raise Malformed(f"not a valid ELF header: {e}") from e
     if elf.elfclass != 64:
         raise Malformed(f"ELF class {elf.elfclass}, expected 64")

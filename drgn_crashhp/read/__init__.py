@@ -24,6 +24,7 @@ from drgn_crashhp.read.image import MissingInfo, read_image
 from drgn_crashhp.read.machine import read_state
 from drgn_crashhp.read.physmem import Unreadable
 from drgn_crashhp.read.purgatory import read_purgatory
+from drgn_crashhp.target import debuginfo_source
 
 __all__ = ("read_facts",)
 
@@ -60,6 +61,7 @@ def read_facts(
         symbol,
         state,
         read_dump_headers(prog, state.page_offset),
+        debuginfo=debuginfo_source(prog),
     )
     try:
         read = read_image(prog, symbol)

@@ -96,15 +96,19 @@ def memory_map(doc: Mapping[str, Any]) -> List[Tuple[str, Range]]:
         r = state.get(key)
         if r and _int(r[1]) > _int(r[0]):
             out.append(("crashkernel", (_int(r[0]), _int(r[1]))))
-    stale = [r for f in codes.get("CHP051", ())
-             for r in _ranges(f["details"].get("ranges"))]
+    stale = [
+        r for f in codes.get("CHP051", ()) for r in _ranges(f["details"].get("ranges"))
+    ]
     for f in codes.get("CHP052", ()):
         for part in f["details"].get("ranges") or ():
             stale += _ranges(part.get("not_ram"))
     text = state.get("kernel_text") or {}
-    text_range = ((_int(text["paddr"]), _int(text["paddr"]) + _int(text["size"]) - 1)
-                  if text.get("paddr") is not None and text.get("size") else None)
-    header = ((doc.get("elfcorehdr") or {}).get("header") or {})
+    text_range = (
+        (_int(text["paddr"]), _int(text["paddr"]) + _int(text["size"]) - 1)
+        if text.get("paddr") is not None and text.get("size")
+        else None
+    )
+    header = (doc.get("elfcorehdr") or {}).get("header") or {}
     for ld in header.get("loads") or ():
         size = _int(ld["size"])
         if not size:
@@ -115,13 +119,20 @@ def memory_map(doc: Mapping[str, Any]) -> List[Tuple[str, Range]]:
         elif r not in stale:
             out.append(("header", r))
     out += [("stale", r) for r in stale]
-    out += [("missing", r) for f in codes.get("CHP050", ())
-            for r in _ranges(f["details"].get("ranges"))]
+    out += [
+        ("missing", r)
+        for f in codes.get("CHP050", ())
+        for r in _ranges(f["details"].get("ranges"))
+    ]
     return out
 
 
-_ROWS = (("RAM now", ("ram",)), ("crash kernel", ("crashkernel",)),
-         ("elfcorehdr", ("header", "stale", "missing")), ("kernel text", ("text",)))
+_ROWS = (
+    ("RAM now", ("ram",)),
+    ("crash kernel", ("crashkernel",)),
+    ("elfcorehdr", ("header", "stale", "missing")),
+    ("kernel text", ("text",)),
+)
 
 
 def _scale(ranges: Sequence[Range], width: float) -> Any:
@@ -155,13 +166,17 @@ def _svg(mapped: Sequence[Tuple[str, Range]]) -> str:
     left, width, row_h, gap = 100, 960.0, 26, 10
     x, holes = _scale([r for _, r in mapped], width)
     height = len(_ROWS) * (row_h + gap) + 20
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 10:.0f}" '
-           f'height="{height}" role="img" aria-label="physical memory map">']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 10:.0f}" '
+        f'height="{height}" role="img" aria-label="physical memory map">'
+    ]
     for i, (label, roles) in enumerate(_ROWS):
         y = i * (row_h + gap)
         out.append(f'<text x="0" y="{y + row_h * 0.65:.0f}">{escape(label)}</text>')
-        out.append(f'<rect x="{left}" y="{y}" width="{width:.0f}" height="{row_h}" '
-                   'fill="#f4f4f4"/>')
+        out.append(
+            f'<rect x="{left}" y="{y}" width="{width:.0f}" height="{row_h}" '
+            'fill="#f4f4f4"/>'
+        )
         for role, (s, e) in mapped:
             if role not in roles:
                 continue
@@ -172,11 +187,14 @@ def _svg(mapped: Sequence[Tuple[str, Range]]) -> str:
                 f'<rect class="range {role}" data-role="{role}" data-start="{s:#x}" '
                 f'data-end="{e:#x}" x="{x0:.1f}" y="{y}" width="{w:.1f}" '
                 f'height="{row_h}" fill="{COLOURS[role]}"><title>{escape(tip)}</title>'
-                '</rect>')
+                "</rect>"
+            )
     for x0, x1 in holes:
-        out.append(f'<line x1="{left + (x0 + x1) / 2:.1f}" y1="0" '
-                   f'x2="{left + (x0 + x1) / 2:.1f}" y2="{height - 20}" '
-                   'stroke="#888" stroke-dasharray="3 3"/>')
+        out.append(
+            f'<line x1="{left + (x0 + x1) / 2:.1f}" y1="0" '
+            f'x2="{left + (x0 + x1) / 2:.1f}" y2="{height - 20}" '
+            'stroke="#888" stroke-dasharray="3 3"/>'
+        )
     y = len(_ROWS) * (row_h + gap) + 10
     starts = sorted({s for _, (s, _) in mapped})
     last = -1e9
@@ -191,9 +209,15 @@ def _svg(mapped: Sequence[Tuple[str, Range]]) -> str:
 
 def _legend(mapped: Sequence[Tuple[str, Range]]) -> str:
     present = [r for r in COLOURS if any(role == r for role, _ in mapped)]
-    return "<p>" + " &nbsp; ".join(
-        f'<span class="swatch" style="background:{COLOURS[r]}"></span>'
-        f"{escape(ROLE_NAMES[r])}" for r in present) + "</p>"
+    return (
+        "<p>"
+        + " &nbsp; ".join(
+            f'<span class="swatch" style="background:{COLOURS[r]}"></span>'
+            f"{escape(ROLE_NAMES[r])}"
+            for r in present
+        )
+        + "</p>"
+    )
 
 
 def _range_table(mapped: Sequence[Tuple[str, Range]]) -> str:
@@ -204,7 +228,8 @@ def _range_table(mapped: Sequence[Tuple[str, Range]]) -> str:
             f'<tr class="{role}" data-role="{role}" data-start="{s:#x}" '
             f'data-end="{e:#x}"><td>{escape(ROLE_NAMES[role])}</td>'
             f'<td class="num">{s:#x}</td><td class="num">{e:#x}</td>'
-            f'<td class="num">{_size(e - s + 1)}</td></tr>')
+            f'<td class="num">{_size(e - s + 1)}</td></tr>'
+        )
     rows.append("</table>")
     return "\n".join(rows)
 
@@ -224,10 +249,12 @@ def _cpu_table(doc: Mapping[str, Any]) -> str:
         return {c for f in codes.get(code, ()) for c in f["details"].get("cpus") or ()}
 
     missing, stale, later = cpus("CHP040"), cpus("CHP041"), cpus("CHP044")
-    header = ((doc.get("elfcorehdr") or {}).get("header") or {})
+    header = (doc.get("elfcorehdr") or {}).get("header") or {}
     in_header = {_int(n["paddr"]) for n in header.get("notes") or ()}
-    rows = ["<table><tr><th>CPU</th><th>present</th><th>online</th>"
-            "<th>crash_notes</th><th>note in elfcorehdr</th><th>status</th></tr>"]
+    rows = [
+        "<table><tr><th>CPU</th><th>present</th><th>online</th>"
+        "<th>crash_notes</th><th>note in elfcorehdr</th><th>status</th></tr>"
+    ]
     for n in notes:
         cpu = n["cpu"]
         paddr = n.get("paddr")
@@ -238,27 +265,35 @@ def _cpu_table(doc: Mapping[str, Any]) -> str:
             status, cls = "note for a CPU no longer present (CHP041)", "stale"
         elif cpu in later:
             status, cls = "no note if hot-added later (CHP044)", "stale"
-        note = ("yes" if paddr is not None and _int(paddr) in in_header
-                else "no" if header else "unknown")
+        note = (
+            "yes"
+            if paddr is not None and _int(paddr) in in_header
+            else "no"
+            if header
+            else "unknown"
+        )
         crash_notes = f"{_int(paddr):#x}" if paddr is not None else "unknown"
         rows.append(
             f'<tr class="{cls}" data-cpu="{cpu}"><td class="num">{cpu}</td>'
-            f'<td>{_yes(n.get("present"))}</td><td>{_yes(n.get("online"))}</td>'
+            f"<td>{_yes(n.get('present'))}</td><td>{_yes(n.get('online'))}</td>"
             f'<td class="num">{crash_notes}</td><td>{note}</td>'
-            f"<td>{escape(status)}</td></tr>")
+            f"<td>{escape(status)}</td></tr>"
+        )
     rows.append("</table>")
     return "\n".join(rows)
 
 
 def _findings(doc: Mapping[str, Any]) -> str:
-    rows = ["<table><tr><th>severity</th><th>code</th><th>title</th>"
-            "<th>message</th></tr>"]
+    rows = [
+        "<table><tr><th>severity</th><th>code</th><th>title</th><th>message</th></tr>"
+    ]
     for f in doc.get("findings") or ():
         sev = escape(str(f["severity"]))
         rows.append(
             f'<tr class="{sev}" data-code="{escape(f["code"])}"><td>{sev}</td>'
             f'<td class="mono">{escape(f["code"])}</td><td>{escape(f["title"])}</td>'
-            f'<td>{escape(f["message"])}</td></tr>')
+            f"<td>{escape(f['message'])}</td></tr>"
+        )
     rows.append("</table>")
     return "\n".join(rows)
 
@@ -269,15 +304,23 @@ def render_html(doc: Mapping[str, Any], now: Optional[float] = None) -> str:
     *now* is the check time shown on the page (default: the current time).
     """
     verdict = str(doc.get("verdict"))
-    when = (datetime.datetime.now(datetime.timezone.utc) if now is None else
-            datetime.datetime.fromtimestamp(now, datetime.timezone.utc))
+    when = (
+        datetime.datetime.now(datetime.timezone.utc)
+        if now is None
+        else datetime.datetime.fromtimestamp(now, datetime.timezone.utc)
+    )
     mapped = memory_map(doc)
     colour = VERDICT_COLOURS.get(verdict, "#555")
     digest = doc.get("digest")
     digest_text = digest["status"] if digest else "not checked (--no-digest)"
-    no_header = "" if (doc.get("elfcorehdr") or {}).get("header") else (
-        '<p class="note">No elfcorehdr was decoded: the map shows RAM and the '
-        "reservation only.</p>")
+    no_header = (
+        ""
+        if (doc.get("elfcorehdr") or {}).get("header")
+        else (
+            '<p class="note">No elfcorehdr was decoded: the map shows RAM and the '
+            "reservation only.</p>"
+        )
+    )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">
 <title>drgn-crashhp: {escape(verdict)}</title>

@@ -22,7 +22,8 @@ __all__ = ("SCHEMA_VERSION", "jsonable", "report_json")
 
 #: Version of the JSON document; bump on any incompatible change. 2: finding
 #: details hold plain numbers (1 had hex strings in some codes); hotplug
-#: capability flags; ``image.dm_crypt_keys_addr``.
+#: capability flags; ``image.dm_crypt_keys_addr``; ``debuginfo``; the
+#: makedumpfile fields of ``dump``.
 SCHEMA_VERSION = 2
 
 
@@ -54,6 +55,7 @@ def report_json(report: Report) -> Dict[str, Any]:
         "target": report.target,
         "verdict": report.verdict,
         "exit_status": report.exit_status,
+        "debuginfo": report.debuginfo,
     }
     doc.update(jsonable(report))
     return doc
