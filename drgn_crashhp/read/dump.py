@@ -53,46 +53,34 @@ def bitmap_ranges(bitmap: bytes, nbits: int) -> Tuple[Tuple[int, int], ...]:
     """
     The runs of set bits among the first *nbits* of a page bitmap
     (bit ``i`` is byte ``i // 8``, bit ``i % 8``), as inclusive pfn ranges.
-    Whole 0x00 and 0xff bytes are skipped in runs, so a bitmap of mostly
-    full or empty pages costs little.
+    Whole 0x00 and 0xff bytes are taken in runs, so a bitmap of mostly full
+    or empty pages costs little.
     """
     out: List[Tuple[int, int]] = []
-    start = None
+    start: Optional[int] = None
+
+    def bit(pfn: int, is_set: bool) -> None:
+        nonlocal start
+        if is_set and start is None:
+            start = pfn
+        elif not is_set and start is not None:
+            out.append((start, pfn - 1))
+            start = None
+
     nbytes = min(len(bitmap), (nbits + 7) // 8)
     i = 0
     for m in re.finditer(rb"\x00+|\xff+", bitmap[:nbytes]):
         for byte_index in range(i, m.start()):
-            byte = bitmap[byte_index]
-            for bit in range(8):
-                pfn = byte_index * 8 + bit
-                if byte >> bit & 1:
-                    if start is None:
-                        start = pfn
-                elif start is not None:
-                    out.append((start, pfn - 1))
-                    start = None
-        if m.group()[0] == 0xFF:
-            if start is None:
-                start = m.start() * 8
-        elif start is not None:
-            out.append((start, m.start() * 8 - 1))
-            start = None
+            for b in range(8):
+                bit(byte_index * 8 + b, bool(bitmap[byte_index] >> b & 1))
+        bit(m.start() * 8, m.group()[0] == 0xFF)
         i = m.end()
     for byte_index in range(i, nbytes):
-        byte = bitmap[byte_index]
-        for bit in range(8):
-            pfn = byte_index * 8 + bit
-            if byte >> bit & 1:
-                if start is None:
-                    start = pfn
-            elif start is not None:
-                out.append((start, pfn - 1))
-                start = None
-    if start is not None:
-        out.append((start, nbytes * 8 - 1))
+        for b in range(8):
+            bit(byte_index * 8 + b, bool(bitmap[byte_index] >> b & 1))
+    bit(nbytes * 8, False)
     # Bits past nbits do not count.
-    clipped = [(s, min(e, nbits - 1)) for s, e in out if s < nbits]
-    return tuple(clipped)
+    return tuple((s, min(e, nbits - 1)) for s, e in out if s < nbits)
 
 
 def _note_names(raw: bytes) -> List[str]:
