@@ -551,6 +551,7 @@ def test_drgn_helpers_work_on_btf(tmp_path: Path) -> None:
     )
     from drgn.helpers.linux.percpu import per_cpu_ptr
     from drgn.helpers.linux.printk import get_printk_records
+    from drgn.helpers.linux.xarray import xa_for_each
 
     dwarf = _dwarf("file_memadd")
     prog, _ = _btf_program("file_memadd", tmp_path)
@@ -569,12 +570,15 @@ def test_drgn_helpers_work_on_btf(tmp_path: Path) -> None:
             "blocks": sorted((b.start_section_nr.value_(), decode_memory_block_state(b))
                              for b in for_each_memory_block(p)),
             "block_size": memory_block_size_bytes(p).value_(),
+            "xarray": [(i, e.value_()) for i, e in
+                       xa_for_each(p["memory_blocks"].address_of_())],
         }
 
     ours, theirs = facts(prog), facts(dwarf)
     assert ours == theirs
     truth = unpack.scenarios()["file_memadd"]
     assert len(ours["possible"]) == 4 and len(ours["printk"]) > 100
+    assert len(ours["xarray"]) == len(ours["blocks"]) > 0
     assert any(b"crash" in text.lower() for _, text in ours["printk"])
     assert truth  # ground truth of the scenario is loaded with the dump
 
