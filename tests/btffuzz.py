@@ -232,6 +232,12 @@ def fields(data: bytes) -> List[Tuple[int, int]]:
 
 
 @functools.cache
+def _info_fields(seed: bytes) -> frozenset:
+    """Offsets of the ``info`` word of each record of a seed."""
+    return frozenset(off + 4 for off, _, _, _ in records(seed))
+
+
+@functools.cache
 def _seed_fields() -> Dict[bytes, List[Tuple[int, int]]]:
     return {s: fields(s) for s in seeds()}
 
@@ -247,9 +253,17 @@ def _records_mutated(draw: st.DrawFn, seed: bytes) -> bytes:
     kinds, vlen, sizes, bit offsets), so inputs reach the conversions."""
     data = bytearray(seed)
     fields = [f for f in _seed_fields()[seed] if f[0] >= 24]
+    infos = _info_fields(seed)
     for _ in range(draw(st.integers(1, 8))):
         off, size = draw(st.sampled_from(fields))
-        if size == 1:
+        if off in infos and draw(st.integers(0, 3)):
+            # A valid kind with another vlen or kind_flag: deeper than an
+            # unknown kind, which the scan refuses at once.
+            vlen = int.from_bytes(seed[off:off + 2], "little")
+            value = (draw(st.booleans()) << 31 | draw(st.integers(1, 19)) << 24
+                     | draw(st.sampled_from((vlen, vlen, vlen, 0, 1, 0xFFFF))))
+            data[off:off + 4] = value.to_bytes(4, "little")
+        elif size == 1:
             data[off] = draw(st.sampled_from((*range(20), 0x80, 0x93, 0xFF)))
         else:
             small = draw(st.integers(0, 3)) == 0
