@@ -15,8 +15,8 @@ and 7.3 (vmcores/v6.1/, vmcores/v7.3/; full names "v6.1/file_base"). Each has it
 own archive, debug file (``vmlinux*.debug.xz``) and cache directory.
 
 The cache lives in ``$DRGN_CRASHHP_CACHE`` or ``$XDG_CACHE_HOME/drgn-crashhp``
-(``~/.cache/drgn-crashhp``), keyed by the archive's SHA-256, so a changed
-archive is unpacked again.
+(``~/.cache/drgn-crashhp``), keyed by the SHA-256 of the archive and the
+debug file, so a changed one is unpacked again.
 """
 
 from __future__ import annotations
@@ -100,7 +100,11 @@ def unpack(gen: str = DEFAULT_GEN) -> Path:
     if not archive.exists():
         raise FileNotFoundError(f"{archive} is missing")
     tag = "" if gen == DEFAULT_GEN else f"v{gen}-"
-    dest = cache_root() / f"vmcores-{tag}{_digest(archive)}"
+    # keyed by the archive and the debug file: a changed one is unpacked again
+    debug = sorted(gen_dir(gen).glob("vmlinux*.xz"))
+    parts = [_digest(archive)] + [_digest(p) for p in debug]
+    key = hashlib.sha256(" ".join(parts).encode()).hexdigest()[:16]
+    dest = cache_root() / f"vmcores-{tag}{key}"
     stamp = dest / ".complete"
     if stamp.exists():
         return dest

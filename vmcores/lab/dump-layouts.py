@@ -27,7 +27,7 @@ VARIABLES = ["kexec_crash_image", "kexec_image", "crashk_res", "crashk_low_res",
              "kexec_in_progress", "kexec_file_dbg_print", "crash_hotplug_lock", "kexec_trylock",
              "memory_blocks", "iomem_resource", "elfcorehdr_addr", "elfcorehdr_size",
              "kexec_crash_loaded", "crash_cpuhp_state", "is_dm_key_reused", "key_count",
-             "keys_header", "kho_out", "kho_in", "_text", "_end"]
+             "keys_header", "kho_out", "kho_in"]
 ENUMS = ["kexec_file_image_type", "kexec_type", "crash_hotplug_action", "kho_ser_flags"]
 
 

@@ -893,7 +893,10 @@ _COMMON = ["file_base", "file_corrupt", "noload", "file_cpuadd", "file_memremove
 BY_GEN = {
     "6.12": _COMMON + ["kdump_memadd"],
     "6.1": _COMMON + ["kdump_mdf_memadd"],
-    "7.3": _COMMON + ["file_cma", "file_dmcrypt", "kdump_mdf_memadd"],
+    # 7.3's makedumpfile dump (run: DIMM in /proc/vmcore, kimage kept, see README) is not
+    # archived: ~7.6 MB even with raw pages, more than the 64 MiB budget leaves
+    # (`scenario.py --gen 7.3 kdump_mdf_memadd` still makes it)
+    "7.3": _COMMON + ["file_cma", "file_dmcrypt"],
 }
 
 
