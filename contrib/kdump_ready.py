@@ -21,9 +21,8 @@ import json
 import sys
 from typing import List, Optional
 
-from drgn_crashhp import TargetError, open_program
+from drgn_crashhp import TargetError, build_report, open_program, report_json
 from drgn_crashhp.findings import EXIT_USAGE, Severity
-from drgn_crashhp import build_report, report_json
 
 
 def main(argv: Optional[List[str]] = None) -> int:
