@@ -109,7 +109,15 @@ def open_program(
     prog = drgn.Program()
     try:
         if core is not None:
-            prog.set_core_dump(core)
+            try:
+                prog.set_core_dump(core)
+            except Exception as e:
+                if "ARCH_NAME" not in str(e):
+                    raise
+                # QEMU 10's kdump-* files leave the utsname empty and
+                # libkdumpfile cannot tell the architecture: take the host's.
+                prog = drgn.Program(drgn.host_platform)
+                prog.set_core_dump(core)
         elif qemu is not None:
             prog.set_qemu_qmp(qemu)
         else:
