@@ -13,14 +13,14 @@ command line's ``elfcorehdr=`` (kernel/elfcorehdr.c, lib/cmdline.c).
 
 from __future__ import annotations
 
+import functools
 import re
 import struct
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
-from elftools.elf.sections import Symbol, SymbolTableSection
 
 from drgn_crashhp.arch.x86_64 import KERNEL_REGS, KEXEC_TOOLS_REGS
 from drgn_crashhp.facts import EntryRegs, KImage, RegsLayout, Segment
@@ -104,17 +104,15 @@ def _replay_starts(
     # in 6.1.192/6.12.117/7.2): prefer purgatory_start when its section is
     # executable and the symbol lies inside it.
     if sym is not None:
-        shndx = sym["st_shndx"]
+        shndx = sym.shndx
         sec = sections[shndx]
         if (
             sec["sh_flags"] & SH_FLAGS.SHF_EXECINSTR
             and shndx in offsets
             and sec["sh_type"] != "SHT_NOBITS"
-            and sym["st_value"] < sec["sh_size"]
+            and sym.value < sec["sh_size"]
         ):
-            out.append(
-                (mem + offsets[shndx] + sym["st_value"], "purgatory_start symbol")
-            )
+            out.append((mem + offsets[shndx] + sym.value, "purgatory_start symbol"))
     # Older kernels: the first executable section that contains e_entry.
     for i, sec in enumerate(sections):
         if (
@@ -130,19 +128,51 @@ def _replay_starts(
     return tuple(out)
 
 
-def _global_symbol(elf: ELFFile, name: str) -> Optional[Symbol]:
-    """kexec_purgatory_find_symbol(): STB_GLOBAL, defined, valid section."""
+class BlobSymbol(NamedTuple):
+    """A symbol of the purgatory blob, as kexec_purgatory_find_symbol() uses it."""
+
+    value: int
+    size: int
+    shndx: int
+
+
+_SYM = struct.Struct("<IBBHQQ")
+STB_GLOBAL = 1
+
+
+@functools.lru_cache(maxsize=8)
+def _global_symbols(elf: ELFFile) -> Dict[str, Optional[BlobSymbol]]:
+    """
+    The first STB_GLOBAL symbol of each name, over the symbol tables in
+    section order, unpacked straight from the table (pyelftools' name map
+    over the blob's symbols cost a tenth of a report); None for a name whose
+    section index is undefined or out of range, which makes the kernel's
+    lookup fail.
+    """
+    out: Dict[str, Optional[BlobSymbol]] = {}
+    nsections = elf.num_sections()
     for sec in elf.iter_sections():
-        if not isinstance(sec, SymbolTableSection):
+        if sec["sh_type"] != "SHT_SYMTAB" or sec["sh_entsize"] != _SYM.size:
             continue
-        for sym in sec.get_symbol_by_name(name) or ():
-            shndx = sym["st_shndx"]
-            if sym["st_info"]["bind"] != "STB_GLOBAL":
+        strtab = elf.get_section(sec["sh_link"]).data()
+        data = sec.data()
+        for name_at, info, _, shndx, value, size in _SYM.iter_unpack(
+            data[: len(data) // _SYM.size * _SYM.size]
+        ):
+            if info >> 4 != STB_GLOBAL:
                 continue
-            if not isinstance(shndx, int) or shndx == 0 or shndx >= elf.num_sections():
-                return None
-            return sym
-    return None
+            end = strtab.find(b"\0", name_at)
+            name = strtab[name_at : end if end >= 0 else None].decode("latin-1")
+            if name in out:
+                continue
+            valid = 0 < shndx < nsections
+            out[name] = BlobSymbol(value, size, shndx) if valid else None
+    return out
+
+
+def _global_symbol(elf: ELFFile, name: str) -> Optional[BlobSymbol]:
+    """kexec_purgatory_find_symbol(): STB_GLOBAL, defined, valid section."""
+    return _global_symbols(elf).get(name)
 
 
 def symbol_phys(
@@ -156,11 +186,11 @@ def symbol_phys(
     kexec_purgatory_get_set_symbol() (size must match when given)."""
     for name in names:
         sym = _global_symbol(elf, name)
-        if sym is None or sym["st_shndx"] not in layout.offsets:
+        if sym is None or sym.shndx not in layout.offsets:
             continue
-        if size is not None and sym["st_size"] not in (size, 0):
+        if size is not None and sym.size not in (size, 0):
             continue
-        return name, mem + layout.offsets[sym["st_shndx"]] + sym["st_value"]
+        return name, mem + layout.offsets[sym.shndx] + sym.value
     return None
 
 
