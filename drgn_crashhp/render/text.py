@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
-import tabulate as _tabulate
 
 from drgn_crashhp.arch.x86_64 import KERNEL_REGS, KEXEC_TOOLS_REGS
 from drgn_crashhp.checks._common import split_loads
@@ -46,6 +45,9 @@ def tabulate(rows: Any, headers: Any = (), tablefmt: str = "simple") -> str:
     key/value tables still go through tabulate.
     """
     if not headers:
+        # Loaded here: JSON, HTML and Prometheus reports never need it.
+        import tabulate as _tabulate
+
         return _tabulate.tabulate(rows, tablefmt=tablefmt)
     rows = [list(r) for r in rows]
     ncols = len(headers)
