@@ -11,7 +11,6 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
-
 from drgn_crashhp.arch.x86_64 import KERNEL_REGS, KEXEC_TOOLS_REGS
 from drgn_crashhp.checks._common import split_loads
 from drgn_crashhp.checks.memory import memory_rows
