@@ -52,8 +52,8 @@ cp arch/x86/boot/bzImage "$BUILD/bzImage"
 # the built vmlinux must carry BTF (CONFIG_DEBUG_INFO_BTF): issue 13 reads it from the dumps
 # (no "grep -q" in a pipeline: with pipefail, readelf's SIGPIPE would fail the test)
 [ "$(readelf -SW vmlinux | grep -c ' \.BTF ')" -ge 1 ] || { echo "vmlinux has no .BTF section" >&2; exit 1; }
-# debug file: keep debug sections (+ .BTF, which --only-keep-debug keeps as NOBITS: copy it
-# back in), decompress them so dwz can work, then xz
+# debug file: keep debug sections, decompress them so dwz can work, then xz; the BTF blob is
+# saved as vmlinux.btf (make-archive.sh ships it as kernel.btf)
 objcopy --dump-section .BTF="$BUILD/vmlinux.btf" vmlinux
 objcopy --only-keep-debug vmlinux "$BUILD/vmlinux.debug"
 objcopy --decompress-debug-sections "$BUILD/vmlinux.debug" "$BUILD/vmlinux.debug.tmp"
@@ -74,8 +74,9 @@ if [ "$GEN" != 6.12 ]; then
     objcopy --remove-section=.debug_line --remove-section=.debug_line_str \
         --remove-section=.debug_frame "$BUILD/vmlinux.debug"
 fi
-objcopy --remove-section=.BTF "$BUILD/vmlinux.debug" 2>/dev/null || true
-objcopy --add-section .BTF="$BUILD/vmlinux.btf" --set-section-flags .BTF=readonly "$BUILD/vmlinux.debug"
+# .BTF is not kept in the debug file: it ships as kernel.btf inside dumps.tar.zst, where it
+# costs nothing (the same bytes are in every dump's kernel image); --only-keep-debug left a
+# NOBITS .BTF, which stays
 xz -9 -T1 -k -f "$BUILD/vmlinux.debug"
 ls -la "$BUILD/bzImage" "$BUILD/vmlinux.debug.xz" "$BUILD/vmlinux.btf"
 cat "$BUILD/kernel-release.txt" "$BUILD/source-version.txt"

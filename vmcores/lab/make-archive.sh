@@ -16,6 +16,11 @@ LONG=${LONG:-27}
 # inside every dump, so it costs almost nothing after dedup)
 cp "$BUILD/initramfs.cpio" "$DUMP_DIR/initramfs.cpio"
 files=(initramfs.cpio)
+# the kernel's BTF (issue 13's BTF mode), for 6.1/7.3: beside the dumps it dedupes to nothing
+if [ "$GEN" != 6.12 ]; then
+    cp "$BUILD/vmlinux.btf" "$DUMP_DIR/kernel.btf"
+    files+=(kernel.btf)
+fi
 for f in $ORDER; do
     [ -f "$DUMP_DIR/$f" ] || { echo "missing dump $DUMP_DIR/$f" >&2; exit 1; }
     fallocate --dig-holes "$DUMP_DIR/$f"
