@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Set, Tuple
 
 import pytest
 
-from tests.conftest import gen_fixture_paths, generation_scenarios
+from tests.conftest import gen_fixture_paths, generation_scenarios, unpack
 
 SCENARIOS = generation_scenarios() or ["v7.3/file_base"]
 LAYOUTS = Path(__file__).resolve().parent / "layouts"
@@ -282,6 +282,27 @@ def test_verdict_and_exit_status(name: str) -> None:
     errors = {f["code"] for f in doc["findings"] if f["severity"] == "error"}
     if not problem:
         assert not errors
+
+
+# -- BTF ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gen", ["6.1", "7.3"])
+def test_shipped_btf_is_the_kernels(gen: str) -> None:
+    """kernel.btf (the build's .BTF section) is the BTF the dumped kernel has
+    in memory between __start_BTF and __stop_BTF."""
+    from drgn_crashhp import open_program
+
+    if gen not in unpack.generations():
+        pytest.skip(f"no {gen} fixtures")
+    dump, vmlinux, _ = gen_fixture_paths(f"v{gen}/file_base")
+    blob = unpack.btf_path(gen).read_bytes()
+    assert blob[:2] == b"\x9f\xeb"   # BTF_MAGIC, little endian
+    prog = open_program(core=str(dump), symbols=[str(vmlinux)], default_symbols=False)
+    start = prog.symbol("__start_BTF").address
+    end = prog.symbol("__stop_BTF").address
+    assert end - start == len(blob)
+    assert prog.read(start, end - start) == blob
 
 
 # -- member lists from DWARF ------------------------------------------------

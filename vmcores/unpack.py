@@ -171,6 +171,11 @@ def bzimage_path(gen: str = DEFAULT_GEN) -> Path:
     return out
 
 
+def btf_path(gen: str) -> Path:
+    """The kernel's raw BTF (its .BTF section) of 6.1/7.3, shipped in the archive."""
+    return unpack(gen) / "kernel.btf"
+
+
 def cpio_member(path: Path, name: str) -> bytes:
     """One regular file of an uncompressed newc cpio archive."""
     with open(path, "rb") as f:

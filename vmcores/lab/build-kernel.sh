@@ -74,9 +74,9 @@ if [ "$GEN" != 6.12 ]; then
     objcopy --remove-section=.debug_line --remove-section=.debug_line_str \
         --remove-section=.debug_frame "$BUILD/vmlinux.debug"
 fi
-# .BTF is not kept in the debug file: it ships as kernel.btf inside dumps.tar.zst, where it
-# costs nothing (the same bytes are in every dump's kernel image); --only-keep-debug left a
-# NOBITS .BTF, which stays
+# .BTF stays NOBITS in the debug file (as --only-keep-debug leaves it: its symbols
+# __start_BTF/__stop_BTF stay, its bytes are not in the file): the blob ships as kernel.btf inside
+# dumps.tar.zst, where it costs nothing (the same bytes are in every dump's kernel image)
 xz -9 -T1 -k -f "$BUILD/vmlinux.debug"
 ls -la "$BUILD/bzImage" "$BUILD/vmlinux.debug.xz" "$BUILD/vmlinux.btf"
 cat "$BUILD/kernel-release.txt" "$BUILD/source-version.txt"
