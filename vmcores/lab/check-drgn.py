@@ -14,16 +14,17 @@ import drgn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from scenario import build_dir, json_dir_for  # noqa: E402
+from scenario import BY_GEN, build_dir, json_dir_for  # noqa: E402
 
 gen = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("GEN", "6.12")
 build = build_dir(gen)
-dump_dir = sys.argv[2] if len(sys.argv) > 2 else os.environ.get("DUMP_DIR", os.path.join(build, "dumps"))
+dump_dir = sys.argv[2] if len(sys.argv) > 2 else (os.environ.get("DUMP_DIR") or os.path.join(build, "dumps"))
 vmlinux = sys.argv[3] if len(sys.argv) > 3 else os.path.join(build, "vmlinux.debug")
 jdir = json_dir_for(gen)
 bad = 0
-for j in sorted(f for f in os.listdir(jdir) if f.endswith(".json")):
-    t = json.load(open(os.path.join(jdir, j)))
+# this generation's scenarios (not every JSON lying in the folder: a stale one has no dump)
+for name in sorted(BY_GEN[gen]):
+    t = json.load(open(os.path.join(jdir, name + ".json")))
     path = os.path.join(dump_dir, t["dump"])
     prog = drgn.Program()
     prog.set_core_dump(path)
