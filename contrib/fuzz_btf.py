@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 from tests import btffuzz  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location(
-    "fuzz_long", ROOT / "contrib" / "fuzz_long.py")
+    "fuzz_long", ROOT / "contrib" / "fuzz_long.py"
+)
 assert _spec is not None and _spec.loader is not None
 fuzz_long = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(fuzz_long)
@@ -37,22 +38,35 @@ _spec.loader.exec_module(fuzz_long)
 
 def main(argv: List[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
-    p.add_argument("--inputs", type=int, default=100_000,
-                   help="inputs (default 100000)")
+    p.add_argument(
+        "--inputs", type=int, default=100_000, help="inputs (default 100000)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the first batch")
-    p.add_argument("--batch", type=int, default=5000,
-                   help="inputs per hypothesis run (default 5000)")
-    p.add_argument("--max-minutes", type=float, default=120.0,
-                   help="stop after this long (default 120)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        default=5000,
+        help="inputs per hypothesis run (default 5000)",
+    )
+    p.add_argument(
+        "--max-minutes",
+        type=float,
+        default=120.0,
+        help="stop after this long (default 120)",
+    )
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     args = p.parse_args(argv)
-    r = fuzz_long.fuzz(btffuzz.TARGET, args.inputs, args.batch, args.seed,
-                       60 * args.max_minutes)
-    print(f"{r['target']}: {r['inputs']} inputs, {r['distinct_outcomes']} distinct "
-          f"outcomes, {r['crashes']} crashes, max {r['max_time_per_input_s']:.4f}s "
-          f"per input (CPU {r['max_cpu_time_per_input_s']:.4f}s; mean "
-          f"{r['mean_time_per_input_ms']:.3f} ms), {r['wall_time_s']}s"
-          + (" STOPPED EARLY (time limit)" if r["stopped_early"] else ""), flush=True)
+    r = fuzz_long.fuzz(
+        btffuzz.TARGET, args.inputs, args.batch, args.seed, 60 * args.max_minutes
+    )
+    print(
+        f"{r['target']}: {r['inputs']} inputs, {r['distinct_outcomes']} distinct "
+        f"outcomes, {r['crashes']} crashes, max {r['max_time_per_input_s']:.4f}s "
+        f"per input (CPU {r['max_cpu_time_per_input_s']:.4f}s; mean "
+        f"{r['mean_time_per_input_ms']:.3f} ms), {r['wall_time_s']}s"
+        + (" STOPPED EARLY (time limit)" if r["stopped_early"] else ""),
+        flush=True,
+    )
     for c in r["crash_examples"][:5]:
         print(f"  crash: {c['error'][:300]}\n    input: {c['input'][:200]}", flush=True)
     if args.json:

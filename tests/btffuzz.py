@@ -36,16 +36,25 @@ from tests import btfgen
 from tests.fuzzing import Target, mutated
 
 SEEDS = Path(__file__).resolve().parent / "seeds"
-X86_64 = Platform(drgn.Architecture.X86_64,
-                  PlatformFlags.IS_64_BIT | PlatformFlags.IS_LITTLE_ENDIAN)
+X86_64 = Platform(
+    drgn.Architecture.X86_64, PlatformFlags.IS_64_BIT | PlatformFlags.IS_LITTLE_ENDIAN
+)
 #: Types converted per input: enough to reach every kind in the seeds.
 MAX_CONVERT = 1500
 #: Per-record item sizes after the 12-byte header: (fixed, per vlen item,
 #: name offsets within an item or None).
-_LAYOUT = {Kind.INT: (4, 0), Kind.ARRAY: (12, 0), Kind.STRUCT: (0, 12),
-           Kind.UNION: (0, 12), Kind.ENUM: (0, 8), Kind.FUNC_PROTO: (0, 8),
-           Kind.VAR: (4, 0), Kind.DATASEC: (0, 12), Kind.DECL_TAG: (4, 0),
-           Kind.ENUM64: (0, 12)}
+_LAYOUT = {
+    Kind.INT: (4, 0),
+    Kind.ARRAY: (12, 0),
+    Kind.STRUCT: (0, 12),
+    Kind.UNION: (0, 12),
+    Kind.ENUM: (0, 8),
+    Kind.FUNC_PROTO: (0, 8),
+    Kind.VAR: (4, 0),
+    Kind.DATASEC: (0, 12),
+    Kind.DECL_TAG: (4, 0),
+    Kind.ENUM64: (0, 12),
+}
 _NAMED_ITEMS = (Kind.STRUCT, Kind.UNION, Kind.ENUM, Kind.FUNC_PROTO, Kind.ENUM64)
 
 
@@ -61,8 +70,18 @@ def records(data: bytes) -> List[Tuple[int, int, int, int]]:
     return out
 
 
-_REFERS = (Kind.PTR, Kind.TYPEDEF, Kind.VOLATILE, Kind.CONST, Kind.RESTRICT,
-           Kind.FUNC, Kind.FUNC_PROTO, Kind.VAR, Kind.DECL_TAG, Kind.TYPE_TAG)
+_REFERS = (
+    Kind.PTR,
+    Kind.TYPEDEF,
+    Kind.VOLATILE,
+    Kind.CONST,
+    Kind.RESTRICT,
+    Kind.FUNC,
+    Kind.FUNC_PROTO,
+    Kind.VAR,
+    Kind.DECL_TAG,
+    Kind.TYPE_TAG,
+)
 
 
 def _refs(btf: BTF, tid: int) -> List[int]:
@@ -120,10 +139,16 @@ def extract(data: bytes, roots: Sequence[int]) -> bytes:
     for tid in order:
         off = btf._offsets[tid]
         kind, vlen, size = spans[off]
-        rec = bytearray(data[off:off + size])
+        rec = bytearray(data[off : off + size])
         name_off, info, st_ = struct.unpack_from(e + "III", rec)
-        struct.pack_into(e + "III", rec, 0, name(name_off), info,
-                         new[st_] if kind in _REFERS else st_)
+        struct.pack_into(
+            e + "III",
+            rec,
+            0,
+            name(name_off),
+            info,
+            new[st_] if kind in _REFERS else st_,
+        )
         if kind == Kind.ARRAY:
             elem, index, nelems = struct.unpack_from(e + "III", rec, 12)
             struct.pack_into(e + "III", rec, 12, new[elem], new[index], nelems)
@@ -139,11 +164,13 @@ def extract(data: bytes, roots: Sequence[int]) -> bytes:
         if kind == Kind.DATASEC:
             for i in range(vlen):
                 at = 12 + i * 12
-                struct.pack_into(e + "I", rec, at,
-                                 new[struct.unpack_from(e + "I", rec, at)[0]])
+                struct.pack_into(
+                    e + "I", rec, at, new[struct.unpack_from(e + "I", rec, at)[0]]
+                )
         out += rec
-    hdr = struct.pack(e + "HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(out), len(out),
-                      len(strings))
+    hdr = struct.pack(
+        e + "HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(out), len(out), len(strings)
+    )
     return hdr + bytes(out) + bytes(strings)
 
 
@@ -156,38 +183,68 @@ def all_kinds_blob() -> bytes:
     prog = Program(X86_64)
     u32 = prog.int_type("unsigned int", 4, False)
     s64 = prog.int_type("long", 8, True)
-    node = prog.struct_type("node", 24, (
-        TypeMember(prog.pointer_type(prog.struct_type("node")), "next", 0),
-        TypeMember(Object(prog, u32, bit_field_size=3), "low", 64),
-        TypeMember(Object(prog, u32, bit_field_size=29), "high", 67),
-        TypeMember(prog.union_type(None, 8, (
-            TypeMember(s64, "a", 0),
-            TypeMember(prog.float_type("double", 8), "d", 0))), None, 128),
-    ))
-    wide = prog.enum_type("wide", prog.int_type("unsigned long", 8, False),
-                          (TypeEnumerator("W_BIG", 1 << 40),
-                           TypeEnumerator("W_SMALL", 1)))
-    neg = prog.enum_type("neg", prog.int_type("int", 4, True),
-                         (TypeEnumerator("N_MINUS", -1), TypeEnumerator("N_ONE", 1)))
-    fn = prog.function_type(s64, (TypeParameter(prog.pointer_type(node), "n"),),
-                            True)
+    node = prog.struct_type(
+        "node",
+        24,
+        (
+            TypeMember(prog.pointer_type(prog.struct_type("node")), "next", 0),
+            TypeMember(Object(prog, u32, bit_field_size=3), "low", 64),
+            TypeMember(Object(prog, u32, bit_field_size=29), "high", 67),
+            TypeMember(
+                prog.union_type(
+                    None,
+                    8,
+                    (
+                        TypeMember(s64, "a", 0),
+                        TypeMember(prog.float_type("double", 8), "d", 0),
+                    ),
+                ),
+                None,
+                128,
+            ),
+        ),
+    )
+    wide = prog.enum_type(
+        "wide",
+        prog.int_type("unsigned long", 8, False),
+        (TypeEnumerator("W_BIG", 1 << 40), TypeEnumerator("W_SMALL", 1)),
+    )
+    neg = prog.enum_type(
+        "neg",
+        prog.int_type("int", 4, True),
+        (TypeEnumerator("N_MINUS", -1), TypeEnumerator("N_ONE", 1)),
+    )
+    fn = prog.function_type(s64, (TypeParameter(prog.pointer_type(node), "n"),), True)
     roots = [
-        node, wide, neg, prog.pointer_type(fn),
-        prog.typedef_type("node_t",
-                          node.qualified(Qualifiers.CONST | Qualifiers.VOLATILE)),
+        node,
+        wide,
+        neg,
+        prog.pointer_type(fn),
+        prog.typedef_type(
+            "node_t", node.qualified(Qualifiers.CONST | Qualifiers.VOLATILE)
+        ),
         prog.array_type(prog.bool_type("_Bool", 1), 7),
         prog.pointer_type(prog.union_type("opaque")),
         prog.pointer_type(u32).qualified(Qualifiers.RESTRICT),
-        prog.struct_type("holder", 8,
-                         (TypeMember(prog.array_type(u32, 0), "tail", 0),)),
+        prog.struct_type(
+            "holder", 8, (TypeMember(prog.array_type(u32, 0), "tail", 0),)
+        ),
     ]
     enc = btfgen.Encoder()
     for t in roots:
         enc.type(t)
-    int_bits = enc.add(enc.string("unsigned int"), btfgen.info("INT"), 4,
-                       struct.pack("<I", 5 << 16 | 3))  # 3 bits at bit offset 5
-    enc.add(enc.string("old_bits"), btfgen.info("STRUCT", 1), 4,
-            struct.pack("<III", enc.string("flag"), int_bits, 0))
+    int_bits = enc.add(
+        enc.string("unsigned int"),
+        btfgen.info("INT"),
+        4,
+        struct.pack("<I", 5 << 16 | 3),
+    )  # 3 bits at bit offset 5
+    enc.add(
+        enc.string("old_bits"),
+        btfgen.info("STRUCT", 1),
+        4,
+        struct.pack("<III", enc.string("flag"), int_bits, 0),
+    )
     tag = enc.add(enc.string("user"), btfgen.info("TYPE_TAG"), int_bits)
     enc.add(0, btfgen.info("PTR"), tag)
     proto = enc.type(fn)
@@ -205,9 +262,20 @@ def make_seeds(host_btf: str = "/sys/kernel/btf/vmlinux") -> None:
     with open(host_btf, "rb") as f:
         host = f.read()
     btf = BTF(host)
-    roots = [t for n in ("printk_ringbuffer", "printk_info", "desc_state", "resource",
-                         "cpumask", "xa_node", "atomic_t", "elf_prstatus")
-             for t in btf.find(n)]
+    roots = [
+        t
+        for n in (
+            "printk_ringbuffer",
+            "printk_info",
+            "desc_state",
+            "resource",
+            "cpumask",
+            "xa_node",
+            "atomic_t",
+            "elf_prstatus",
+        )
+        for t in btf.find(n)
+    ]
     # Real FUNC, FUNC_PROTO and per-CPU VAR records with small closures
     # (a vmlinux DATASEC references every per-CPU variable: too big a seed).
     for kind, want in ((Kind.FUNC, 10), (Kind.VAR, 5)):
@@ -218,8 +286,9 @@ def make_seeds(host_btf: str = "/sys/kernel/btf/vmlinux") -> None:
 
 @functools.cache
 def seeds() -> Tuple[bytes, ...]:
-    return tuple(lzma.decompress(p.read_bytes())
-                 for p in sorted(SEEDS.glob("btf-*.bin.xz")))
+    return tuple(
+        lzma.decompress(p.read_bytes()) for p in sorted(SEEDS.glob("btf-*.bin.xz"))
+    )
 
 
 def fields(data: bytes) -> List[Tuple[int, int]]:
@@ -242,9 +311,28 @@ def _seed_fields() -> Dict[bytes, List[Tuple[int, int]]]:
     return {s: fields(s) for s in seeds()}
 
 
-_U32 = st.one_of(st.sampled_from((0, 1, 2, 3, 7, 8, 0x10, 0x7F, 0x80, 0xFF, 0xFFFF,
-                                   0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF)),
-                 st.integers(0, 0xFFFFFFFF))
+_U32 = st.one_of(
+    st.sampled_from(
+        (
+            0,
+            1,
+            2,
+            3,
+            7,
+            8,
+            0x10,
+            0x7F,
+            0x80,
+            0xFF,
+            0xFFFF,
+            0x10000,
+            0x7FFFFFFF,
+            0x80000000,
+            0xFFFFFFFF,
+        )
+    ),
+    st.integers(0, 0xFFFFFFFF),
+)
 
 
 @st.composite
@@ -259,16 +347,19 @@ def _records_mutated(draw: st.DrawFn, seed: bytes) -> bytes:
         if off in infos and draw(st.integers(0, 3)):
             # A valid kind with another vlen or kind_flag: deeper than an
             # unknown kind, which the scan refuses at once.
-            vlen = int.from_bytes(seed[off:off + 2], "little")
-            value = (draw(st.booleans()) << 31 | draw(st.integers(1, 19)) << 24
-                     | draw(st.sampled_from((vlen, vlen, vlen, 0, 1, 0xFFFF))))
-            data[off:off + 4] = value.to_bytes(4, "little")
+            vlen = int.from_bytes(seed[off : off + 2], "little")
+            value = (
+                draw(st.booleans()) << 31
+                | draw(st.integers(1, 19)) << 24
+                | draw(st.sampled_from((vlen, vlen, vlen, 0, 1, 0xFFFF)))
+            )
+            data[off : off + 4] = value.to_bytes(4, "little")
         elif size == 1:
             data[off] = draw(st.sampled_from((*range(20), 0x80, 0x93, 0xFF)))
         else:
             small = draw(st.integers(0, 3)) == 0
             value = draw(st.integers(0, len(BTF(seed)) + 2)) if small else draw(_U32)
-            data[off:off + 4] = value.to_bytes(4, "little")
+            data[off : off + 4] = value.to_bytes(4, "little")
     return bytes(data)
 
 
@@ -310,14 +401,20 @@ def run_btf(data: bytes) -> str:
             failed += 1
     for name in list(btf.names())[:50]:
         try:
-            types.find(prog, TypeKindSet({TypeKind.STRUCT, TypeKind.TYPEDEF,
-                                          TypeKind.ENUM, TypeKind.INT}), name, None)
-            objects.find(prog, name,
-                         FindObjectFlags.CONSTANT | FindObjectFlags.VARIABLE, None)
+            types.find(
+                prog,
+                TypeKindSet(
+                    {TypeKind.STRUCT, TypeKind.TYPEDEF, TypeKind.ENUM, TypeKind.INT}
+                ),
+                name,
+                None,
+            )
+            objects.find(
+                prog, name, FindObjectFlags.CONSTANT | FindObjectFlags.VARIABLE, None
+            )
         except (BTFError, MissingGlobal, LookupError):
             failed += 1
     return f"{len(btf)} types, {converted} converted, {failed} refused"
 
 
 TARGET = Target("BTF(blob) + drgn types", btf_input(), run_btf, (BTFError,))
-

@@ -17,10 +17,27 @@ from typing import Dict, Iterable, List, Optional, Tuple
 import drgn
 from drgn import Qualifiers, Type, TypeKind
 
-KIND = {"INT": 1, "PTR": 2, "ARRAY": 3, "STRUCT": 4, "UNION": 5, "ENUM": 6, "FWD": 7,
-        "TYPEDEF": 8, "VOLATILE": 9, "CONST": 10, "RESTRICT": 11, "FUNC": 12,
-        "FUNC_PROTO": 13, "VAR": 14, "DATASEC": 15, "FLOAT": 16, "DECL_TAG": 17,
-        "TYPE_TAG": 18, "ENUM64": 19}
+KIND = {
+    "INT": 1,
+    "PTR": 2,
+    "ARRAY": 3,
+    "STRUCT": 4,
+    "UNION": 5,
+    "ENUM": 6,
+    "FWD": 7,
+    "TYPEDEF": 8,
+    "VOLATILE": 9,
+    "CONST": 10,
+    "RESTRICT": 11,
+    "FUNC": 12,
+    "FUNC_PROTO": 13,
+    "VAR": 14,
+    "DATASEC": 15,
+    "FLOAT": 16,
+    "DECL_TAG": 17,
+    "TYPE_TAG": 18,
+    "ENUM64": 19,
+}
 
 
 def info(kind: str, vlen: int = 0, kflag: bool = False) -> int:
@@ -51,8 +68,9 @@ class Encoder:
         self.records.append(struct.pack("<III", name_off, info_, size_type) + extra)
         return len(self.records)
 
-    def _set(self, tid: int, name_off: int, info_: int, size_type: int,
-             extra: bytes = b"") -> int:
+    def _set(
+        self, tid: int, name_off: int, info_: int, size_type: int, extra: bytes = b""
+    ) -> int:
         self.records[tid - 1] = struct.pack("<III", name_off, info_, size_type) + extra
         return tid
 
@@ -60,9 +78,11 @@ class Encoder:
         quals = t.qualifiers
         if quals:
             tid = self.type(t.unqualified())
-            for q, kind in ((Qualifiers.VOLATILE, "VOLATILE"),
-                            (Qualifiers.CONST, "CONST"),
-                            (Qualifiers.RESTRICT, "RESTRICT")):
+            for q, kind in (
+                (Qualifiers.VOLATILE, "VOLATILE"),
+                (Qualifiers.CONST, "CONST"),
+                (Qualifiers.RESTRICT, "RESTRICT"),
+            ):
                 if quals & q:
                     tid = self.add(0, info(kind), tid)
             return tid
@@ -78,8 +98,12 @@ class Encoder:
             return 0
         if k in (TypeKind.INT, TypeKind.BOOL):
             enc = 4 if k == TypeKind.BOOL else int(t.is_signed)
-            tid = self.add(self.string(t.name), info("INT"), t.size,
-                           struct.pack("<I", enc << 24 | t.size * 8))
+            tid = self.add(
+                self.string(t.name),
+                info("INT"),
+                t.size,
+                struct.pack("<I", enc << 24 | t.size * 8),
+            )
         elif k == TypeKind.FLOAT:
             tid = self.add(self.string(t.name), info("FLOAT"), t.size)
         elif k == TypeKind.POINTER:
@@ -87,18 +111,21 @@ class Encoder:
         elif k == TypeKind.ARRAY:
             elem = self.type(t.type)
             index = self.type(drgn_int(t.prog))
-            return self.add(0, info("ARRAY"), 0,
-                            struct.pack("<III", elem, index, t.length or 0))
+            return self.add(
+                0, info("ARRAY"), 0, struct.pack("<III", elem, index, t.length or 0)
+            )
         elif k == TypeKind.TYPEDEF:
             tid = self._reserve()
             self._named[key] = tid  # type: ignore[index]
-            return self._set(tid, self.string(t.name), info("TYPEDEF"),
-                             self.type(t.type))
+            return self._set(
+                tid, self.string(t.name), info("TYPEDEF"), self.type(t.type)
+            )
         elif k in (TypeKind.STRUCT, TypeKind.UNION):
             kind = "STRUCT" if k == TypeKind.STRUCT else "UNION"
             if not t.is_complete():
-                tid = self.add(self.string(t.tag),
-                               info("FWD", 0, k == TypeKind.UNION), 0)
+                tid = self.add(
+                    self.string(t.tag), info("FWD", 0, k == TypeKind.UNION), 0
+                )
             else:
                 tid = self._reserve()
                 if key is not None:
@@ -112,8 +139,13 @@ class Encoder:
                     if kflag:
                         off |= (m.bit_field_size or 0) << 24
                     extra += struct.pack("<III", self.string(m.name), mt, off)
-                return self._set(tid, self.string(t.tag),
-                                 info(kind, len(members), kflag), t.size, extra)
+                return self._set(
+                    tid,
+                    self.string(t.tag),
+                    info(kind, len(members), kflag),
+                    t.size,
+                    extra,
+                )
         elif k == TypeKind.ENUM:
             if not t.is_complete():
                 tid = self.add(self.string(t.tag), info("ENUM"), 4)
@@ -126,14 +158,19 @@ class Encoder:
                 for name, v in values:
                     if wide:
                         v &= (1 << 64) - 1
-                        extra += struct.pack("<III", self.string(name), v & 0xFFFFFFFF,
-                                             v >> 32)
+                        extra += struct.pack(
+                            "<III", self.string(name), v & 0xFFFFFFFF, v >> 32
+                        )
                     else:
-                        extra += struct.pack("<Ii" if signed else "<II",
-                                             self.string(name), v)
-                tid = self.add(self.string(t.tag), info("ENUM64" if wide else "ENUM",
-                                                        len(values), signed),
-                               size, extra)
+                        extra += struct.pack(
+                            "<Ii" if signed else "<II", self.string(name), v
+                        )
+                tid = self.add(
+                    self.string(t.tag),
+                    info("ENUM64" if wide else "ENUM", len(values), signed),
+                    size,
+                    extra,
+                )
         elif k == TypeKind.FUNCTION:
             ret = self.type(t.type)
             params = [(p.name, self.type(p.type)) for p in t.parameters]
@@ -148,8 +185,9 @@ class Encoder:
         return tid
 
     def var(self, name: str, t: Type) -> int:
-        return self.add(self.string(name), info("VAR"), self.type(t),
-                        struct.pack("<I", 1))
+        return self.add(
+            self.string(name), info("VAR"), self.type(t), struct.pack("<I", 1)
+        )
 
     def datasec(self, name: str, entries: Iterable[Tuple[int, int, int]]) -> int:
         entries = list(entries)
@@ -158,8 +196,9 @@ class Encoder:
 
     def blob(self) -> bytes:
         types = b"".join(self.records)
-        hdr = struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types),
-                          len(self.strings))
+        hdr = struct.pack(
+            "<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(self.strings)
+        )
         return hdr + types + bytes(self.strings)
 
 
@@ -167,8 +206,11 @@ def drgn_int(prog: drgn.Program) -> Type:
     return prog.type("unsigned int")
 
 
-def encode(prog: drgn.Program, roots: Iterable[Type],
-           percpu: Iterable[Tuple[str, Type, int]] = ()) -> bytes:
+def encode(
+    prog: drgn.Program,
+    roots: Iterable[Type],
+    percpu: Iterable[Tuple[str, Type, int]] = (),
+) -> bytes:
     """BTF for *roots* and everything they reference; *percpu* adds VARs."""
     enc = Encoder()
     for t in roots:

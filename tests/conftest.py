@@ -11,8 +11,9 @@ import drgn
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-_spec = importlib.util.spec_from_file_location("vmcores_unpack",
-                                               ROOT / "vmcores" / "unpack.py")
+_spec = importlib.util.spec_from_file_location(
+    "vmcores_unpack", ROOT / "vmcores" / "unpack.py"
+)
 assert _spec is not None and _spec.loader is not None
 unpack = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(unpack)

@@ -120,7 +120,8 @@ def _watchdog(seconds: float) -> Iterator[None]:
     """Interrupt the block with :class:`Hang` after *seconds* (main thread,
     POSIX; elsewhere only the after-the-fact :data:`TIME_BOUND` check)."""
     if not hasattr(signal, "setitimer") or (
-            threading.current_thread() is not threading.main_thread()):
+        threading.current_thread() is not threading.main_thread()
+    ):
         yield
         return
 
@@ -155,8 +156,7 @@ class Target:
 def normalise(message: str) -> str:
     """An error message with its numbers blanked, to count kinds of outcome."""
     message = re.sub(r"b'(?:[^'\\]|\\.)*'|b\"(?:[^\"\\]|\\.)*\"", "B", message)
-    return re.sub(r"0x[0-9a-fA-F]+|\b[0-9a-fA-F]*\d[0-9a-fA-F]*\b|\d+", "N",
-                  message)
+    return re.sub(r"0x[0-9a-fA-F]+|\b[0-9a-fA-F]*\d[0-9a-fA-F]*\b|\d+", "N", message)
 
 
 def outcome(target: Target, value: Any) -> Tuple[str, float]:
@@ -193,8 +193,10 @@ def seed_files(prefix: str) -> Tuple[bytes, ...]:
     read once: hypothesis needs the same draws to give the same input for
     the whole run.
     """
-    return tuple(lzma.decompress(p.read_bytes()) if p.suffix == ".xz"
-                 else p.read_bytes() for p in sorted(SEEDS.glob(f"{prefix}*.bin*")))
+    return tuple(
+        lzma.decompress(p.read_bytes()) if p.suffix == ".xz" else p.read_bytes()
+        for p in sorted(SEEDS.glob(f"{prefix}*.bin*"))
+    )
 
 
 def seed_image(name: str) -> KImage:
@@ -202,8 +204,9 @@ def seed_image(name: str) -> KImage:
     doc = json.loads((SEEDS / f"image-{name}.json").read_text())
     hp = doc.pop("hotplug")
     hp["layout"] = Layout(hp["layout"])
-    segments = tuple(Segment(**{**s, "role": Role(s["role"])})
-                     for s in doc.pop("segments"))
+    segments = tuple(
+        Segment(**{**s, "role": Role(s["role"])}) for s in doc.pop("segments")
+    )
     return KImage(segments=segments, hotplug=HotplugFields(**hp), **doc)
 
 
@@ -211,8 +214,12 @@ def _synthetic_elfcorehdrs() -> List[bytes]:
     m = Machine()
     hand = elf_core_header(
         [note(m.crash_notes_phys(c)) for c in range(4)]
-        + [note(0x3020000, 4132), text(), ram(0x100000, 0x2EFFFFFF),
-           ram(0x3F000000, 0x3FFDFFFF)]
+        + [
+            note(0x3020000, 4132),
+            text(),
+            ram(0x100000, 0x2EFFFFFF),
+            ram(0x3F000000, 0x3FFDFFFF),
+        ]
     )
     rebuilt = build_elfcorehdr(
         [(m.crash_notes_phys(c), 368) for c in range(2)] + [(0x286000, 4132)],
@@ -227,43 +234,109 @@ ELFCOREHDR_SEEDS = _synthetic_elfcorehdrs() + list(seed_files("elfcorehdr"))
 
 # Offsets of every Ehdr field and of every field of the first four Phdrs:
 # where a mutation is most likely to reach a new branch.
-_EHDR_FIELDS = [(4, 1), (5, 1), (6, 1), (16, 2), (18, 2), (20, 4), (24, 8),
-                (32, 8), (40, 8), (48, 4), (52, 2), (54, 2), (56, 2), (58, 2),
-                (60, 2), (62, 2)]
-_PHDR_FIELDS = [(64 + 56 * i + off, size) for i in range(4)
-                for off, size in ((0, 4), (4, 4), (8, 8), (16, 8), (24, 8),
-                                  (32, 8), (40, 8), (48, 8))]
+_EHDR_FIELDS = [
+    (4, 1),
+    (5, 1),
+    (6, 1),
+    (16, 2),
+    (18, 2),
+    (20, 4),
+    (24, 8),
+    (32, 8),
+    (40, 8),
+    (48, 4),
+    (52, 2),
+    (54, 2),
+    (56, 2),
+    (58, 2),
+    (60, 2),
+    (62, 2),
+]
+_PHDR_FIELDS = [
+    (64 + 56 * i + off, size)
+    for i in range(4)
+    for off, size in (
+        (0, 4),
+        (4, 4),
+        (8, 8),
+        (16, 8),
+        (24, 8),
+        (32, 8),
+        (40, 8),
+        (48, 8),
+    )
+]
 FIELDS = _EHDR_FIELDS + _PHDR_FIELDS
 
-INTERESTING = (0, 1, 2, 3, 4, 6, 7, 0x38, 0x40, 0x7F, 0x80, 0xFF, 0x100, 0xFFFE,
-               0xFFFF, 0x10000, 0x7FFFFFFF, 0x80000000, 0xFFFFFFFF, 1 << 32,
-               (1 << 63) - 1, 1 << 63, (1 << 64) - 1, 0x6474E550, 0x6474E551)
+INTERESTING = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    6,
+    7,
+    0x38,
+    0x40,
+    0x7F,
+    0x80,
+    0xFF,
+    0x100,
+    0xFFFE,
+    0xFFFF,
+    0x10000,
+    0x7FFFFFFF,
+    0x80000000,
+    0xFFFFFFFF,
+    1 << 32,
+    (1 << 63) - 1,
+    1 << 63,
+    (1 << 64) - 1,
+    0x6474E550,
+    0x6474E551,
+)
 
 
 @st.composite
-def mutated(draw: st.DrawFn, seeds: Sequence[bytes],
-            fields: Sequence[Tuple[int, int]] = FIELDS) -> bytes:
+def mutated(
+    draw: st.DrawFn, seeds: Sequence[bytes], fields: Sequence[Tuple[int, int]] = FIELDS
+) -> bytes:
     """A seed with up to 8 mutations: field writes, bit flips, cuts, splices."""
     data = bytearray(draw(st.sampled_from(seeds)))
     for _ in range(draw(st.integers(0, 8))):
-        op = draw(st.sampled_from(
-            ("field", "field", "flip", "byte", "truncate", "extend", "splice",
-             "delete")))
+        op = draw(
+            st.sampled_from(
+                (
+                    "field",
+                    "field",
+                    "flip",
+                    "byte",
+                    "truncate",
+                    "extend",
+                    "splice",
+                    "delete",
+                )
+            )
+        )
         n = len(data)
         if op == "field":
             off, size = draw(st.sampled_from(fields))
-            value = draw(st.one_of(st.sampled_from(INTERESTING),
-                                   st.integers(0, (1 << (8 * size)) - 1)))
+            value = draw(
+                st.one_of(
+                    st.sampled_from(INTERESTING), st.integers(0, (1 << (8 * size)) - 1)
+                )
+            )
             if off + size <= n:
-                data[off:off + size] = (value % (1 << (8 * size))).to_bytes(
-                    size, "little")
+                data[off : off + size] = (value % (1 << (8 * size))).to_bytes(
+                    size, "little"
+                )
         elif op == "flip" and n:
             pos = draw(st.integers(0, n - 1))
             data[pos] ^= 1 << draw(st.integers(0, 7))
         elif op == "byte" and n:
             data[draw(st.integers(0, n - 1))] = draw(st.integers(0, 255))
         elif op == "truncate":
-            del data[draw(st.integers(0, n)):]
+            del data[draw(st.integers(0, n)) :]
         elif op == "extend":
             data += draw(st.binary(max_size=256))
         elif op == "splice" and n:
@@ -271,16 +344,34 @@ def mutated(draw: st.DrawFn, seeds: Sequence[bytes],
             data[pos:pos] = draw(st.binary(min_size=1, max_size=64))
         elif op == "delete" and n:
             pos = draw(st.integers(0, n - 1))
-            del data[pos:pos + draw(st.integers(1, 64))]
+            del data[pos : pos + draw(st.integers(1, 64))]
     return bytes(data)
 
 
 # -- elfcorehdr ---------------------------------------------------------------
 
-_PTYPES = st.one_of(st.sampled_from((0, 1, 1, 1, 2, 3, 4, 4, 5, 6, 7,
-                                     0x6474E550, 0x6474E551, 0x6474E552,
-                                     0x70000000)),
-                    st.integers(0, 0xFFFFFFFF))
+_PTYPES = st.one_of(
+    st.sampled_from(
+        (
+            0,
+            1,
+            1,
+            1,
+            2,
+            3,
+            4,
+            4,
+            5,
+            6,
+            7,
+            0x6474E550,
+            0x6474E551,
+            0x6474E552,
+            0x70000000,
+        )
+    ),
+    st.integers(0, 0xFFFFFFFF),
+)
 _U64 = st.one_of(st.sampled_from(INTERESTING), st.integers(0, (1 << 64) - 1))
 
 
@@ -297,14 +388,25 @@ def mostly(valid: int, *others: int) -> st.SearchStrategy[int]:
 @st.composite
 def structured_elf(draw: st.DrawFn) -> bytes:
     """An ELF64 header drawn field by field, with program headers at e_phoff."""
-    phdrs = draw(st.lists(st.tuples(_PTYPES, st.integers(0, 0xFFFFFFFF), _U64, _U64,
-                                    _U64, _U64, _U64, _U64), max_size=12))
+    phdrs = draw(
+        st.lists(
+            st.tuples(
+                _PTYPES, st.integers(0, 0xFFFFFFFF), _U64, _U64, _U64, _U64, _U64, _U64
+            ),
+            max_size=12,
+        )
+    )
     phoff = draw(st.one_of(st.just(64), st.just(64), st.integers(0, 512), _U64))
-    phnum = draw(st.one_of(st.just(len(phdrs)), st.just(len(phdrs)),
-                           st.integers(0, 0xFFFF)))
-    ident = (b"\x7fELF" + bytes([draw(mostly(2, 1, 0, 3)), draw(mostly(1, 2, 0, 3)),
-                                 draw(mostly(1, 0, 2))])
-             + draw(st.binary(min_size=9, max_size=9)))
+    phnum = draw(
+        st.one_of(st.just(len(phdrs)), st.just(len(phdrs)), st.integers(0, 0xFFFF))
+    )
+    ident = (
+        b"\x7fELF"
+        + bytes(
+            [draw(mostly(2, 1, 0, 3)), draw(mostly(1, 2, 0, 3)), draw(mostly(1, 0, 2))]
+        )
+        + draw(st.binary(min_size=9, max_size=9))
+    )
     ehdr = ident + struct.pack(
         "<HHIQQQIHHHHHH",
         draw(mostly(4, 0, 1, 2, 3, 0xFE00, 0xFFFF)),
@@ -332,11 +434,12 @@ ElfInput = Tuple[bytes, Optional[int], Optional[int]]
 
 @st.composite
 def elfcorehdr_input(draw: st.DrawFn) -> ElfInput:
-    data = draw(st.one_of(structured_elf(), mutated(ELFCOREHDR_SEEDS),
-                          st.binary(max_size=512)))
-    capacity = draw(st.one_of(
-        st.none(), st.integers(0, 2 * len(data) + 64), _U64,
-        st.just(0x71000)))
+    data = draw(
+        st.one_of(structured_elf(), mutated(ELFCOREHDR_SEEDS), st.binary(max_size=512))
+    )
+    capacity = draw(
+        st.one_of(st.none(), st.integers(0, 2 * len(data) + 64), _U64, st.just(0x71000))
+    )
     machine = draw(st.sampled_from((None,) * 4 + (62,) * 4 + (183, 0)))
     return data, capacity, machine
 
@@ -358,12 +461,15 @@ def run_decode_elfcorehdr(value: ElfInput) -> str:
     for i, ph in enumerate(sorted(hdr.notes + hdr.loads, key=lambda p: p.index)):
         if not 0 <= ph.index < hdr.phnum:
             raise Crash(f"program header index {ph.index} of {i}")
-    return f"value: {bool(hdr.notes)} notes, {bool(hdr.loads)} loads, " \
-           f"{bool(hdr.other)} other"
+    return (
+        f"value: {bool(hdr.notes)} notes, {bool(hdr.loads)} loads, "
+        f"{bool(hdr.other)} other"
+    )
 
 
-ELFCOREHDR = Target("decode_elfcorehdr", elfcorehdr_input(), run_decode_elfcorehdr,
-                    (Malformed,))
+ELFCOREHDR = Target(
+    "decode_elfcorehdr", elfcorehdr_input(), run_decode_elfcorehdr, (Malformed,)
+)
 
 
 # -- the whole report on a hostile crash image --------------------------------
@@ -386,7 +492,7 @@ class HostileKernel(SynthKernel):
         buf = bytearray(super()._kimage_bytes())
         for off, data in self._patches:
             off %= len(buf)
-            buf[off:off + len(data)] = data[: len(buf) - off]
+            buf[off : off + len(data)] = data[: len(buf) - off]
         return bytes(buf)
 
 
@@ -407,8 +513,12 @@ def hostile_segment(draw: st.DrawFn, slot: int) -> Seg:
         # Readable: a bounded chunk (the synthetic kernel allocates it), at
         # an arbitrary offset inside its own slot.
         # memsz may be below bufsz; the allocation covers both.
-        memsz = draw(st.one_of(st.integers(0, 0x2000), st.sampled_from(
-            (0x1000, 0x71000, _HOSTILE_SLOT // 2))))
+        memsz = draw(
+            st.one_of(
+                st.integers(0, 0x2000),
+                st.sampled_from((0x1000, 0x71000, _HOSTILE_SLOT // 2)),
+            )
+        )
         offset = draw(st.integers(0, _HOSTILE_SLOT - max(memsz, len(data))))
         mem = _HOSTILE_BASE + slot * _HOSTILE_SLOT + offset
     else:
@@ -424,35 +534,60 @@ def hostile_machine(draw: st.DrawFn) -> Tuple[Machine, List[Tuple[int, bytes]]]:
     # Two segments may share a slot: overlapping segments.
     if n >= 2 and draw(st.booleans()):
         a = segments[0]
-        segments[1] = Seg((a.mem + draw(st.integers(0, 0x1000))) % (1 << 64),
-                          a.memsz,
-                          segments[1].data, a.present)
+        segments[1] = Seg(
+            (a.mem + draw(st.integers(0, 0x1000))) % (1 << 64),
+            a.memsz,
+            segments[1].data,
+            a.present,
+        )
     layout = draw(st.sampled_from(LAYOUTS))
-    starts = [(s.mem + draw(st.integers(0, 0x100))) % (1 << 64)
-              for s in segments[:1]]
+    starts = [(s.mem + draw(st.integers(0, 0x100))) % (1 << 64) for s in segments[:1]]
     machine = Machine(
         layout=layout,
         segments=segments if draw(st.integers(0, 15)) else None,
         start=draw(st.one_of(st.sampled_from(starts or [0]), _U64)),
         file_mode=draw(st.booleans()),
         hotplug_support=draw(st.booleans()),
-        elfcorehdr_index=draw(st.one_of(st.integers(-1, n + 1),
-                                        st.integers(-(1 << 31), (1 << 31) - 1))),
+        elfcorehdr_index=draw(
+            st.one_of(st.integers(-1, n + 1), st.integers(-(1 << 31), (1 << 31) - 1))
+        ),
         elfcorehdr_updated=draw(st.booleans()),
-        hp_action=draw(st.one_of(st.integers(0, 5), st.just(0xFFFFFFFF),
-                                 st.integers(0, 0xFFFFFFFF))),
-        elf_load_addr=draw(st.one_of(st.sampled_from(
-            [s.mem for s in segments] or [0]), _U64)),
+        hp_action=draw(
+            st.one_of(
+                st.integers(0, 5), st.just(0xFFFFFFFF), st.integers(0, 0xFFFFFFFF)
+            )
+        ),
+        elf_load_addr=draw(
+            st.one_of(st.sampled_from([s.mem for s in segments] or [0]), _U64)
+        ),
         nr_segments=draw(st.one_of(st.none(), st.integers(0, 64), _U64)),
-        rfc=draw(st.none() | st.fixed_dictionaries({
-            "elf_index": st.integers(-(1 << 31), (1 << 31) - 1),
-            "purg_index": st.integers(-(1 << 31), (1 << 31) - 1),
-            "rbx": _U64, "rsi": _U64, "rip": _U64, "rsp": _U64,
-        })) if layout == "rfc-v1" else None,
-        image_pointer=draw(st.sampled_from(
-            (None,) * 15 + (1, PAGE_OFFSET + HEAP_PHYS + 0x3FFF8,
-                            PAGE_OFFSET + 0x2F000000, 0xFFFF8880DEAD0000,
-                            (1 << 64) - 1))),
+        rfc=draw(
+            st.none()
+            | st.fixed_dictionaries(
+                {
+                    "elf_index": st.integers(-(1 << 31), (1 << 31) - 1),
+                    "purg_index": st.integers(-(1 << 31), (1 << 31) - 1),
+                    "rbx": _U64,
+                    "rsi": _U64,
+                    "rip": _U64,
+                    "rsp": _U64,
+                }
+            )
+        )
+        if layout == "rfc-v1"
+        else None,
+        image_pointer=draw(
+            st.sampled_from(
+                (None,) * 15
+                + (
+                    1,
+                    PAGE_OFFSET + HEAP_PHYS + 0x3FFF8,
+                    PAGE_OFFSET + 0x2F000000,
+                    0xFFFF8880DEAD0000,
+                    (1 << 64) - 1,
+                )
+            )
+        ),
     )
     if draw(_RARELY):
         # A corrupt iomem tree: a link to itself, its parent, its first
@@ -464,9 +599,12 @@ def hostile_machine(draw: st.DrawFn) -> Tuple[Machine, List[Tuple[int, bytes]]]:
             node.sibling_raw = link
         else:
             node.child_raw = link
-    patches = draw(st.lists(st.tuples(st.integers(0, 1 << 12),
-                                      st.binary(min_size=1, max_size=8)),
-                            max_size=4))
+    patches = draw(
+        st.lists(
+            st.tuples(st.integers(0, 1 << 12), st.binary(min_size=1, max_size=8)),
+            max_size=4,
+        )
+    )
     return machine, patches
 
 
@@ -498,8 +636,12 @@ def run_report(prog: Program) -> str:
     return f"{status} " + ",".join(sorted({f.code for f in report.findings}))
 
 
-REPORT = Target("build_report(hostile kimage)", hostile_machine(), run_report,
-                prepare=hostile_program)
+REPORT = Target(
+    "build_report(hostile kimage)",
+    hostile_machine(),
+    run_report,
+    prepare=hostile_program,
+)
 
 
 # -- purgatory: kernel blob, kexec_load scan, command line ---------------------
@@ -511,13 +653,16 @@ BLOB_VA = 0xFFFFFFFF83000000
 
 def _reader(data: bytes) -> Callable[[int, int, int, bool], bytes]:
     def read(address: int, count: int, offset: int, physical: bool) -> bytes:
-        return data[offset:offset + count]
+        return data[offset : offset + count]
 
     return read
 
 
-def phys_program(phys: Dict[int, bytes], blob: Optional[bytes] = None,
-                 blob_size: Optional[int] = None) -> Program:
+def phys_program(
+    phys: Dict[int, bytes],
+    blob: Optional[bytes] = None,
+    blob_size: Optional[int] = None,
+) -> Program:
     """
     The least program the purgatory reader needs: physical *phys* chunks
     and, when *blob* is given, ``kexec_purgatory`` and its size quad
@@ -528,19 +673,25 @@ def phys_program(phys: Dict[int, bytes], blob: Optional[bytes] = None,
         if data:
             prog.add_memory_segment(base, len(data), _reader(data), True)
     if blob is not None:
-        quad = struct.pack("<Q", (len(blob) if blob_size is None else blob_size)
-                           % (1 << 64))
+        quad = struct.pack(
+            "<Q", (len(blob) if blob_size is None else blob_size) % (1 << 64)
+        )
         virt = quad + bytes(8) + blob
         prog.add_memory_segment(BLOB_VA - 16, len(virt), _reader(virt), False)
-        symbols = {"kexec_purgatory": (BLOB_VA, len(blob)),
-                   "kexec_purgatory_size": (BLOB_VA - 16, 8)}
+        symbols = {
+            "kexec_purgatory": (BLOB_VA, len(blob)),
+            "kexec_purgatory_size": (BLOB_VA - 16, 8),
+        }
 
-        def find(prog: Program, name: Optional[str], address: Optional[int],
-                 one: bool) -> List[Symbol]:
-            return [Symbol(n, a, z, SymbolBinding.GLOBAL, SymbolKind.OBJECT)
-                    for n, (a, z) in symbols.items()
-                    if (name is None or n == name)
-                    and (address is None or a <= address < a + z)]
+        def find(
+            prog: Program, name: Optional[str], address: Optional[int], one: bool
+        ) -> List[Symbol]:
+            return [
+                Symbol(n, a, z, SymbolBinding.GLOBAL, SymbolKind.OBJECT)
+                for n, (a, z) in symbols.items()
+                if (name is None or n == name)
+                and (address is None or a <= address < a + z)
+            ]
 
         prog.register_symbol_finder("fuzz", find, enable_index=0)
     return prog
@@ -549,20 +700,34 @@ def phys_program(phys: Dict[int, bytes], blob: Optional[bytes] = None,
 def elf_fields(blob: bytes) -> List[Tuple[int, int]]:
     """(offset, size) of every Ehdr, Shdr and Sym field of an ELF64 blob."""
     fields = list(_EHDR_FIELDS)
-    shoff, = struct.unpack_from("<Q", blob, 40)
-    shnum, = struct.unpack_from("<H", blob, 60)
+    (shoff,) = struct.unpack_from("<Q", blob, 40)
+    (shnum,) = struct.unpack_from("<H", blob, 60)
     for i in range(shnum):
         at = shoff + 64 * i
-        fields += [(at + off, size) for off, size in
-                   ((0, 4), (4, 4), (8, 8), (16, 8), (24, 8), (32, 8), (40, 4),
-                    (44, 4), (48, 8), (56, 8))]
-        sh_type, = struct.unpack_from("<I", blob, at + 4)
+        fields += [
+            (at + off, size)
+            for off, size in (
+                (0, 4),
+                (4, 4),
+                (8, 8),
+                (16, 8),
+                (24, 8),
+                (32, 8),
+                (40, 4),
+                (44, 4),
+                (48, 8),
+                (56, 8),
+            )
+        ]
+        (sh_type,) = struct.unpack_from("<I", blob, at + 4)
         if sh_type == 2:  # SHT_SYMTAB
             offset, size = struct.unpack_from("<QQ", blob, at + 24)
             for j in range(min(size // 24, 256)):
                 sym = offset + 24 * j
-                fields += [(sym + off, size) for off, size in
-                           ((0, 4), (4, 1), (5, 1), (6, 2), (8, 8), (16, 8))]
+                fields += [
+                    (sym + off, size)
+                    for off, size in ((0, 4), (4, 1), (5, 1), (6, 2), (8, 8), (16, 8))
+                ]
     return fields
 
 
@@ -604,12 +769,20 @@ def hostile_image(draw: st.DrawFn, base: KImage) -> KImage:
     elf_index = base.elfcorehdr_index
     if elf_index is not None and elf_index >= len(segments):
         elf_index = None
-    hotplug = replace(base.hotplug, support=draw(st.booleans()),
-                      layout=draw(st.sampled_from(list(Layout))))
-    return replace(base, segments=tuple(segments), elfcorehdr_index=elf_index,
-                   hotplug=hotplug,
-                   start=draw(st.one_of(st.sampled_from((0, 1 << 63)), _U64))
-                   if draw(_RARELY) else base.start)
+    hotplug = replace(
+        base.hotplug,
+        support=draw(st.booleans()),
+        layout=draw(st.sampled_from(list(Layout))),
+    )
+    return replace(
+        base,
+        segments=tuple(segments),
+        elfcorehdr_index=elf_index,
+        hotplug=hotplug,
+        start=draw(st.one_of(st.sampled_from((0, 1 << 63)), _U64))
+        if draw(_RARELY)
+        else base.start,
+    )
 
 
 def _run_purgatory(value: Tuple[Program, KImage]) -> str:
@@ -627,8 +800,9 @@ def _run_purgatory(value: Tuple[Program, KImage]) -> str:
     render_purgatory(p, digest)
     jsonable(p)
     jsonable(digest)
-    return (f"{p.source} {p.problem or 'decoded'} {digest.status} "
-            + ",".join(sorted({f.code for f in findings})))
+    return f"{p.source} {p.problem or 'decoded'} {digest.status} " + ",".join(
+        sorted({f.code for f in findings})
+    )
 
 
 BlobInput = Tuple[bytes, Optional[int], bytes, KImage]
@@ -637,8 +811,7 @@ BlobInput = Tuple[bytes, Optional[int], bytes, KImage]
 @st.composite
 def purgatory_blob_input(draw: st.DrawFn) -> BlobInput:
     blob = draw(st.one_of(mutated(BLOB_SEEDS, BLOB_FIELDS), st.binary(max_size=256)))
-    size = draw(st.one_of(st.none(), st.none(), st.integers(0, len(blob) + 64),
-                          _U64))
+    size = draw(st.one_of(st.none(), st.none(), st.integers(0, len(blob) + 64), _U64))
     _, segment = _segment_bytes(FILE_IMAGE, Role.PURGATORY)
     segment = draw(st.one_of(st.just(segment), mutated([segment], _TABLE_FIELDS)))
     return blob, size, segment, draw(hostile_image(FILE_IMAGE))
@@ -653,10 +826,12 @@ def purgatory_blob_program(value: BlobInput) -> Tuple[Program, KImage]:
 
 # Fields of the kexec-tools purgatory as loaded (tests/purgblob.py KT_*, the
 # same offsets as the real fixture): regions table, digest, entry64_regs.
-_TABLE_FIELDS = ([(pb.KT_REGIONS + 8 * i, 8) for i in range(32)]
-                 + [(pb.KT_DIGEST + 8 * i, 8) for i in range(4)]
-                 + [(pb.KT_REGS + 8 * i, 8) for i in range(17)]
-                 + [(0x3000 + 8 * i, 8) for i in range(0x80)])
+_TABLE_FIELDS = (
+    [(pb.KT_REGIONS + 8 * i, 8) for i in range(32)]
+    + [(pb.KT_DIGEST + 8 * i, 8) for i in range(4)]
+    + [(pb.KT_REGS + 8 * i, 8) for i in range(17)]
+    + [(0x3000 + 8 * i, 8) for i in range(0x80)]
+)
 
 ScanInput = Tuple[bytes, KImage]
 
@@ -666,9 +841,14 @@ def kexec_load_input(draw: st.DrawFn) -> ScanInput:
     _, segment = _segment_bytes(LOAD_IMAGE, Role.PURGATORY)
     # Mostly the whole segment (the loader zero-fills past bufsz), sometimes
     # short (the tail unreadable).
-    data = draw(st.one_of(
-        mutated([segment], _TABLE_FIELDS).map(lambda d: d.ljust(len(segment), b"\0")),
-        st.binary(max_size=512)))
+    data = draw(
+        st.one_of(
+            mutated([segment], _TABLE_FIELDS).map(
+                lambda d: d.ljust(len(segment), b"\0")
+            ),
+            st.binary(max_size=512),
+        )
+    )
     return data, draw(hostile_image(LOAD_IMAGE))
 
 
@@ -681,11 +861,24 @@ def kexec_load_program(value: ScanInput) -> Tuple[Program, KImage]:
 
 #: struct boot_params fields the reader uses, and the command line's start.
 _PARAMS_FIELDS = [(0x0C8, 4), (0x228, 4), (0x202, 4), (0x1000, 8), (0x4000, 8)]
-_CMDLINE_WORDS = st.sampled_from((
-    "elfcorehdr=0x3000000", "elfcorehdr=56256K", "elfcorehdr=", "elfcorehdr=@",
-    "elfcorehdr=4K@0x1000", "elfcorehdr=0777", "elfcorehdr=99999999999999999999E",
-    "elfcorehdr=0x", "console=ttyS0", "\x00", "elfcorehdr=1G elfcorehdr=2M",
-    "\xff\xfe", "elfcorehdr=\u00e9", "irqpoll"))
+_CMDLINE_WORDS = st.sampled_from(
+    (
+        "elfcorehdr=0x3000000",
+        "elfcorehdr=56256K",
+        "elfcorehdr=",
+        "elfcorehdr=@",
+        "elfcorehdr=4K@0x1000",
+        "elfcorehdr=0777",
+        "elfcorehdr=99999999999999999999E",
+        "elfcorehdr=0x",
+        "console=ttyS0",
+        "\x00",
+        "elfcorehdr=1G elfcorehdr=2M",
+        "\xff\xfe",
+        "elfcorehdr=\u00e9",
+        "irqpoll",
+    )
+)
 
 ParamsInput = Tuple[bytes, bool, KImage]
 
@@ -698,15 +891,16 @@ def boot_params_input(draw: st.DrawFn) -> ParamsInput:
     data = bytearray(draw(mutated([params], _PARAMS_FIELDS)))
     if draw(st.booleans()):
         # A new command line where cmd_line_ptr points.
-        line = " ".join(draw(st.lists(st.one_of(_CMDLINE_WORDS, st.text(max_size=20)),
-                                      max_size=8))).encode("utf-8", "surrogatepass")
+        line = " ".join(
+            draw(st.lists(st.one_of(_CMDLINE_WORDS, st.text(max_size=20)), max_size=8))
+        ).encode("utf-8", "surrogatepass")
         seg = base.by_role(Role.BOOT_PARAMS)
         assert seg is not None
         if len(data) >= 0x22C:
             ptr = int.from_bytes(data[0x228:0x22C], "little") - seg.mem
             if 0 <= ptr < len(data):
                 end = draw(st.sampled_from((b"\0", b"")))
-                data[ptr:ptr + len(line) + len(end)] = line + end
+                data[ptr : ptr + len(line) + len(end)] = line + end
     return bytes(data), draw(st.booleans()), draw(hostile_image(base))
 
 
@@ -716,8 +910,13 @@ def boot_params_program(value: ParamsInput) -> Tuple[Program, KImage]:
     assert seg is not None
     phys = {seg.mem: data}
     if with_purgatory:
-        phys.update([_segment_bytes(FILE_IMAGE if image.file_mode else LOAD_IMAGE,
-                                    Role.PURGATORY)])
+        phys.update(
+            [
+                _segment_bytes(
+                    FILE_IMAGE if image.file_mode else LOAD_IMAGE, Role.PURGATORY
+                )
+            ]
+        )
     blob = BLOB_SEEDS[0] if with_purgatory and image.file_mode else None
     return phys_program(phys, blob), image
 
@@ -734,19 +933,31 @@ def run_parse_elfcorehdr_arg(text: str) -> str:
     return "address" if address is not None else "unparsable"
 
 
-PURGATORY_BLOB = Target("read_purgatory(kexec_purgatory blob, layout replay)",
-                        purgatory_blob_input(), _run_purgatory,
-                        prepare=purgatory_blob_program)
-KEXEC_LOAD = Target("read_purgatory(kexec_load regions scan)", kexec_load_input(),
-                    _run_purgatory, prepare=kexec_load_program)
-BOOT_PARAMS = Target("read_purgatory(boot params, command line)",
-                     boot_params_input(), _run_purgatory,
-                     prepare=boot_params_program)
+PURGATORY_BLOB = Target(
+    "read_purgatory(kexec_purgatory blob, layout replay)",
+    purgatory_blob_input(),
+    _run_purgatory,
+    prepare=purgatory_blob_program,
+)
+KEXEC_LOAD = Target(
+    "read_purgatory(kexec_load regions scan)",
+    kexec_load_input(),
+    _run_purgatory,
+    prepare=kexec_load_program,
+)
+BOOT_PARAMS = Target(
+    "read_purgatory(boot params, command line)",
+    boot_params_input(),
+    _run_purgatory,
+    prepare=boot_params_program,
+)
 ELFCOREHDR_ARG = Target(
     "parse_elfcorehdr_arg",
     st.lists(st.one_of(_CMDLINE_WORDS, st.text(max_size=40)), max_size=10).map(
-        " ".join),
-    run_parse_elfcorehdr_arg)
+        " ".join
+    ),
+    run_parse_elfcorehdr_arg,
+)
 
 
 # -- the dump file's own headers (postmortem) ---------------------------------
@@ -769,8 +980,10 @@ def run_read_dump_headers(data: bytes) -> str:
     with tempfile.NamedTemporaryFile(prefix="crashhp-fuzz-") as f:
         f.write(data)
         f.flush()
-        dump = read_dump_headers(_DumpFile(f.name),  # type: ignore[arg-type]
-                                 page_offset=PAGE_OFFSET)
+        dump = read_dump_headers(
+            _DumpFile(f.name),  # type: ignore[arg-type]
+            page_offset=PAGE_OFFSET,
+        )
     if dump is None or not isinstance(dump, DumpHeaders):
         raise Crash(f"returned {dump!r}")
     if dump.producer not in ("kdump", "qemu", "kdump-compressed", "unknown"):
@@ -781,11 +994,24 @@ def run_read_dump_headers(data: bytes) -> str:
 
 VMCORE_HEADERS = Target(
     "read_dump_headers(vmcore ELF headers and notes)",
-    st.one_of(mutated(VMCORE_HEAD_SEEDS, _NOTE_FIELDS), structured_elf(),
-              st.sampled_from((b"KDUMP   " + bytes(8), b"DISKDUMP", b""))),
-    run_read_dump_headers)
+    st.one_of(
+        mutated(VMCORE_HEAD_SEEDS, _NOTE_FIELDS),
+        structured_elf(),
+        st.sampled_from((b"KDUMP   " + bytes(8), b"DISKDUMP", b"")),
+    ),
+    run_read_dump_headers,
+)
 
 
-TARGETS: Dict[str, Target] = {t.name: t for t in (
-    ELFCOREHDR, PURGATORY_BLOB, KEXEC_LOAD, BOOT_PARAMS, ELFCOREHDR_ARG,
-    VMCORE_HEADERS, REPORT)}
+TARGETS: Dict[str, Target] = {
+    t.name: t
+    for t in (
+        ELFCOREHDR,
+        PURGATORY_BLOB,
+        KEXEC_LOAD,
+        BOOT_PARAMS,
+        ELFCOREHDR_ARG,
+        VMCORE_HEADERS,
+        REPORT,
+    )
+}

@@ -36,8 +36,15 @@ from drgn_crashhp.read.digest import Progress, hash_regions
 from drgn_crashhp.read.purgatory import read_purgatory
 from drgn_crashhp.render.text import _purgatory_text, _state_text
 
-__all__ = ("check_dump", "check_purgatory", "check_state", "read_purgatory_full",
-           "render_purgatory", "render_state", "verify_digest")
+__all__ = (
+    "check_dump",
+    "check_purgatory",
+    "check_state",
+    "read_purgatory_full",
+    "render_purgatory",
+    "render_state",
+    "verify_digest",
+)
 
 
 def check_state(
@@ -72,9 +79,13 @@ def verify_digest(
 
 def _as_read(r: DigestResult) -> DigestRead:
     searched = r.reason is not None and r.status == DigestStatus.MATCH
-    return DigestRead(r.computed, r.bytes_hashed, r.missing,
-                      r.digest_address if searched else None,
-                      None if r.computed else r.reason)
+    return DigestRead(
+        r.computed,
+        r.bytes_hashed,
+        r.missing,
+        r.digest_address if searched else None,
+        None if r.computed else r.reason,
+    )
 
 
 def check_purgatory(
@@ -85,8 +96,14 @@ def check_purgatory(
     """The 02x and 03x findings for a purgatory and its digest."""
     if isinstance(digest, DigestResult):
         digest = _as_read(digest)
-    facts = Facts("test", image.symbol, MachineState(), image=image,
-                  purgatory=purgatory, digest=digest)
+    facts = Facts(
+        "test",
+        image.symbol,
+        MachineState(),
+        image=image,
+        purgatory=purgatory,
+        digest=digest,
+    )
     return _check_purgatory(facts) + check_entry(facts)
 
 

@@ -37,15 +37,49 @@ BSS_SIZE, BSS_ALIGN = 0x1000, 4096
 TEXT_OFF, RODATA_OFF, DATA_OFF, KP_OFF = 0x0, 0x100, 0x1000, 0x2000
 BUFSZ, BSS_OFF, MEMSZ = 0x3000, 0x3000, 0x4000
 # Symbol offsets inside their sections.
-ENTRY_VALUE = 0x40      # purgatory_start in .text
-REGS_VALUE = 0x10       # entry64_regs in .rodata
+ENTRY_VALUE = 0x40  # purgatory_start in .text
+REGS_VALUE = 0x10  # entry64_regs in .rodata
 STACK_END_VALUE = 0x1000  # stack_end in .data
 REGIONS_VALUE, DIGEST_VALUE = 0x0, 0x100  # in .kexec-purgatory
 
-KERNEL_ORDER = ("rax", "rcx", "rdx", "rbx", "rsp", "rbp", "rsi", "rdi",
-                "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip")
-TOOLS_ORDER = ("rax", "rbx", "rcx", "rdx", "rsi", "rdi", "rsp", "rbp",
-               "r8", "r9", "r10", "r11", "r12", "r13", "r14", "r15", "rip")
+KERNEL_ORDER = (
+    "rax",
+    "rcx",
+    "rdx",
+    "rbx",
+    "rsp",
+    "rbp",
+    "rsi",
+    "rdi",
+    "r8",
+    "r9",
+    "r10",
+    "r11",
+    "r12",
+    "r13",
+    "r14",
+    "r15",
+    "rip",
+)
+TOOLS_ORDER = (
+    "rax",
+    "rbx",
+    "rcx",
+    "rdx",
+    "rsi",
+    "rdi",
+    "rsp",
+    "rbp",
+    "r8",
+    "r9",
+    "r10",
+    "r11",
+    "r12",
+    "r13",
+    "r14",
+    "r15",
+    "rip",
+)
 
 SHT_PROGBITS, SHT_SYMTAB, SHT_STRTAB, SHT_NOBITS = 1, 2, 3, 8
 SHF_WRITE, SHF_ALLOC, SHF_EXECINSTR = 1, 2, 4
@@ -70,8 +104,13 @@ def build_blob(
         (".text", SHT_PROGBITS, SHF_ALLOC | SHF_EXECINSTR, text_bytes, TEXT_ALIGN),
         (".rodata", SHT_PROGBITS, SHF_ALLOC, bytes(RODATA_SIZE), RODATA_ALIGN),
         (".data", SHT_PROGBITS, SHF_ALLOC | SHF_WRITE, bytes(DATA_SIZE), DATA_ALIGN),
-        (".kexec-purgatory", SHT_PROGBITS, SHF_ALLOC | SHF_WRITE, bytes(KP_SIZE),
-         KP_ALIGN),
+        (
+            ".kexec-purgatory",
+            SHT_PROGBITS,
+            SHF_ALLOC | SHF_WRITE,
+            bytes(KP_SIZE),
+            KP_ALIGN,
+        ),
         (".bss", SHT_NOBITS, SHF_ALLOC | SHF_WRITE, BSS_SIZE, BSS_ALIGN),
     ]
     # (name, section index, value, size, type)
@@ -85,8 +124,7 @@ def build_blob(
     ]
     strtab, sym_name = _strtab([s[0] for s in syms])
     symtab = bytes(24) + b"".join(
-        struct.pack("<IBBHQQ", sym_name[n], STB_GLOBAL << 4 | t, 0, shndx, value,
-                    size)
+        struct.pack("<IBBHQQ", sym_name[n], STB_GLOBAL << 4 | t, 0, shndx, value, size)
         for n, shndx, value, size, t in syms
     )
     shnames = [s[0] for s in sections] + [".symtab", ".strtab", ".shstrtab"]
@@ -102,8 +140,21 @@ def build_blob(
             body += bytes(-len(body) % align)
             offset, size = len(body), len(data)
             body += data
-        headers.append(struct.pack("<IIQQQQIIQQ", sh_name[name], type_, flags, 0,
-                                   offset, size, 0, 0, align, 0))
+        headers.append(
+            struct.pack(
+                "<IIQQQQIIQQ",
+                sh_name[name],
+                type_,
+                flags,
+                0,
+                offset,
+                size,
+                0,
+                0,
+                align,
+                0,
+            )
+        )
     nsec = len(sections)
     for name, type_, data, link, info, align, entsize in (
         (".symtab", SHT_SYMTAB, symtab, nsec + 2, 1, 8, 24),
@@ -111,14 +162,44 @@ def build_blob(
         (".shstrtab", SHT_STRTAB, shstrtab, 0, 0, 1, 0),
     ):
         body += bytes(-len(body) % align)
-        headers.append(struct.pack("<IIQQQQIIQQ", sh_name[name], type_, 0, 0,
-                                   len(body), len(data), link, info, align, entsize))
+        headers.append(
+            struct.pack(
+                "<IIQQQQIIQQ",
+                sh_name[name],
+                type_,
+                0,
+                0,
+                len(body),
+                len(data),
+                link,
+                info,
+                align,
+                entsize,
+            )
+        )
         body += data
     body += bytes(-len(body) % 8)
     shoff = len(body)
-    ehdr = (b"\x7fELF\x02\x01\x01" + bytes(9)
-            + struct.pack("<HHIQQQIHHHHHH", 1, 62, 1, entry_value, 0, shoff, 0,
-                          64, 0, 0, 64, len(headers), len(headers) - 1))
+    ehdr = (
+        b"\x7fELF\x02\x01\x01"
+        + bytes(9)
+        + struct.pack(
+            "<HHIQQQIHHHHHH",
+            1,
+            62,
+            1,
+            entry_value,
+            0,
+            shoff,
+            0,
+            64,
+            0,
+            0,
+            64,
+            len(headers),
+            len(headers) - 1,
+        )
+    )
     body[:64] = ehdr
     return bytes(body) + b"".join(headers)
 
@@ -173,10 +254,21 @@ def assemble_blob() -> Optional[bytes]:
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
         (d / "p.S").write_text(ASM_SOURCE)
-        subprocess.run(["as", "--64", "-o", str(d / "p.o"), str(d / "p.S")],
-                       check=True)
-        subprocess.run(["ld", "-r", "-e", "purgatory_start", "-z", "nodefaultlib",
-                        "-o", str(d / "p.ro"), str(d / "p.o")], check=True)
+        subprocess.run(["as", "--64", "-o", str(d / "p.o"), str(d / "p.S")], check=True)
+        subprocess.run(
+            [
+                "ld",
+                "-r",
+                "-e",
+                "purgatory_start",
+                "-z",
+                "nodefaultlib",
+                "-o",
+                str(d / "p.ro"),
+                str(d / "p.o"),
+            ],
+            check=True,
+        )
         return (d / "p.ro").read_bytes()
 
 
@@ -215,8 +307,12 @@ def elfcorehdr(cpus: Sequence[int] = (0, 1, 2, 3)) -> bytes:
     m = Machine()
     return elf_core_header(
         [note(m.crash_notes_phys(c)) for c in cpus]
-        + [note(0x3020000, 4132), text(), ram(0x100000, 0x2EFFFFFF),
-           ram(0x3F000000, 0x3FFDFFFF)]
+        + [
+            note(0x3020000, 4132),
+            text(),
+            ram(0x100000, 0x2EFFFFFF),
+            ram(0x3F000000, 0x3FFDFFFF),
+        ]
     )
 
 
@@ -228,7 +324,7 @@ def boot_params(cmdline: Optional[str], cmd_line_ptr: Optional[int] = None) -> b
     struct.pack_into("<I", data, 0x0C8, ptr >> 32)
     if cmdline is not None:
         raw = cmdline.encode() + b"\0"
-        data[0x1000:0x1000 + len(raw)] = raw
+        data[0x1000 : 0x1000 + len(raw)] = raw
     return bytes(data)
 
 
@@ -268,37 +364,47 @@ def file_image(
         Seg(ELF_MEM, 0x71000, elfcorehdr()),
         Seg(PURG_MEM, MEMSZ, b""),
         Seg(PARAMS_MEM, 0x3000, boot_params(cmdline, cmd_line_ptr)),
-        Seg(KERNEL_MEM, 0x1000000, bytes(range(256)) * 0x100,
-            present=kernel_present),
+        Seg(KERNEL_MEM, 0x1000000, bytes(range(256)) * 0x100, present=kernel_present),
         Seg(INITRD_MEM, 0x100000, b"070701" + bytes(100), present=initrd_present),
     ]
     if regions is None:
-        regions = [(s.mem, s.memsz) for s in segments
-                   if s.mem != PURG_MEM and (hash_elfcorehdr or s.mem != ELF_MEM)]
+        regions = [
+            (s.mem, s.memsz)
+            for s in segments
+            if s.mem != PURG_MEM and (hash_elfcorehdr or s.mem != ELF_MEM)
+        ]
     if digest is None:
         digest = digest_of(segments, regions)
-    set_regs = dict(rbx=0, rsi=PARAMS_MEM, rip=KERNEL_MEM + 0x200,
-                    rsp=PURG_MEM + DATA_OFF + STACK_END_VALUE)
+    set_regs = dict(
+        rbx=0,
+        rsi=PARAMS_MEM,
+        rip=KERNEL_MEM + 0x200,
+        rsp=PURG_MEM + DATA_OFF + STACK_END_VALUE,
+    )
     set_regs.update(regs or {})
     purg = bytearray(BUFSZ)
-    purg[TEXT_OFF:TEXT_OFF + TEXT_SIZE] = b"\x90" * TEXT_SIZE
+    purg[TEXT_OFF : TEXT_OFF + TEXT_SIZE] = b"\x90" * TEXT_SIZE
     at = RODATA_OFF + REGS_VALUE
-    purg[at:at + 136] = regs_bytes(KERNEL_ORDER, **set_regs)
+    purg[at : at + 136] = regs_bytes(KERNEL_ORDER, **set_regs)
     at = KP_OFF + REGIONS_VALUE
-    purg[at:at + 256] = regions_table(regions)
+    purg[at : at + 256] = regions_table(regions)
     at = KP_OFF + DIGEST_VALUE
-    purg[at:at + 32] = digest
+    purg[at : at + 32] = digest
     segments[1] = Seg(PURG_MEM, MEMSZ, bytes(purg))
     blob = build_blob() if blob is None else blob
     kw: Dict[str, object] = dict(
-        layout=layout, crashk=CRASHK, segments=segments,
-        start=PURG_MEM + start_offset, file_mode=True,
+        layout=layout,
+        crashk=CRASHK,
+        segments=segments,
+        start=PURG_MEM + start_offset,
+        file_mode=True,
         elfcorehdr_index=0 if layout in ("6.6", "6.10") else -1,
         elf_load_addr=ELF_MEM,
-        symbols={"kexec_purgatory": (PAGE_OFFSET + BLOB_PHYS, len(blob)),
-                 "kexec_purgatory_size": (PAGE_OFFSET + BLOB_SIZE_PHYS, 8)},
-        extra_memory={BLOB_PHYS: blob,
-                      BLOB_SIZE_PHYS: struct.pack("<Q", len(blob))},
+        symbols={
+            "kexec_purgatory": (PAGE_OFFSET + BLOB_PHYS, len(blob)),
+            "kexec_purgatory_size": (PAGE_OFFSET + BLOB_SIZE_PHYS, 8),
+        },
+        extra_memory={BLOB_PHYS: blob, BLOB_SIZE_PHYS: struct.pack("<Q", len(blob))},
     )
     kw.update(machine)
     return Built(Machine(**kw), segments, regions, digest, purg)  # type: ignore[arg-type]
@@ -332,21 +438,33 @@ def load_image(
         Seg(PARAMS_MEM, 0x3000, boot_params(cmdline)),
     ]
     if regions is None:
-        regions = [(s.mem, s.memsz) for s in segments
-                   if s.mem != PURG_MEM and not (hotplug and s.mem == ELF_MEM)]
+        regions = [
+            (s.mem, s.memsz)
+            for s in segments
+            if s.mem != PURG_MEM and not (hotplug and s.mem == ELF_MEM)
+        ]
     digest = digest_of(segments, regions)
     purg = bytearray(KT_BUFSZ)
-    purg[KT_ENTRY:KT_ENTRY + 16] = b"\x90" * 16
-    purg[KT_REGS:KT_REGS + 136] = regs_bytes(
-        TOOLS_ORDER, rbx=0, rsi=PARAMS_MEM, rip=KERNEL_MEM + 0x200,
-        rsp=PURG_MEM + KT_STACK_END)
-    purg[KT_REGIONS:KT_REGIONS + 256] = regions_table(regions)
-    purg[digest_at:digest_at + 32] = digest
+    purg[KT_ENTRY : KT_ENTRY + 16] = b"\x90" * 16
+    purg[KT_REGS : KT_REGS + 136] = regs_bytes(
+        TOOLS_ORDER,
+        rbx=0,
+        rsi=PARAMS_MEM,
+        rip=KERNEL_MEM + 0x200,
+        rsp=PURG_MEM + KT_STACK_END,
+    )
+    purg[KT_REGIONS : KT_REGIONS + 256] = regions_table(regions)
+    purg[digest_at : digest_at + 32] = digest
     segments[3] = Seg(PURG_MEM, KT_MEMSZ, bytes(purg))
     kw: Dict[str, object] = dict(
-        layout="6.10", crashk=CRASHK, segments=segments,
-        start=PURG_MEM + KT_ENTRY, file_mode=False, hotplug_support=hotplug,
-        elfcorehdr_index=-1, elf_load_addr=0,
+        layout="6.10",
+        crashk=CRASHK,
+        segments=segments,
+        start=PURG_MEM + KT_ENTRY,
+        file_mode=False,
+        hotplug_support=hotplug,
+        elfcorehdr_index=-1,
+        elf_load_addr=0,
     )
     kw.update(machine)
     return Built(Machine(**kw), segments, regions, digest, purg)  # type: ignore[arg-type]

@@ -153,8 +153,12 @@ def default_iomem(crashk: Tuple[int, int]) -> List[Res]:
             0x100000,
             0x3FFDFFFF,
             children=[
-                Res("Kernel code", KERNEL_PHYS, KERNEL_PHYS + 0xFFFFFF,
-                    IORESOURCE_MEM | IORESOURCE_BUSY),
+                Res(
+                    "Kernel code",
+                    KERNEL_PHYS,
+                    KERNEL_PHYS + 0xFFFFFF,
+                    IORESOURCE_MEM | IORESOURCE_BUSY,
+                ),
                 Res("Crash kernel", crashk[0], crashk[1]),
             ],
         ),
@@ -211,8 +215,13 @@ def _reader(buf: bytearray) -> Callable[[int, int, int, bool], bytes]:
 
 
 class _Types:
-    def __init__(self, prog: Program, layout: str, nr_cpus: int = NR_CPUS,
-                 memory_block_enum: bool = True) -> None:
+    def __init__(
+        self,
+        prog: Program,
+        layout: str,
+        nr_cpus: int = NR_CPUS,
+        memory_block_enum: bool = True,
+    ) -> None:
         self.prog = prog
         p = prog
         self.u8 = p.int_type("unsigned char", 1, False)
@@ -291,6 +300,7 @@ class _Types:
             off += 128
         self.kimage = p.struct_type("kimage", off // 8, m)
         self.kimage_p = p.pointer_type(self.kimage)
+
         def res_p() -> drgn.Type:
             return p.pointer_type(self.resource)
 
@@ -311,24 +321,30 @@ class _Types:
         self.cpumask = p.struct_type(
             "cpumask",
             _mask_bytes(nr_cpus),
-            (TypeMember(p.array_type(self.ulong, _mask_bytes(nr_cpus) // 8), "bits",
-                        0),),
+            (
+                TypeMember(
+                    p.array_type(self.ulong, _mask_bytes(nr_cpus) // 8), "bits", 0
+                ),
+            ),
         )
         self.atomic_t = p.struct_type("atomic_t", 4, (TypeMember(self.int, "counter"),))
         self.range = p.struct_type(
-            "range", 16, (TypeMember(self.ulong, "start", 0),
-                          TypeMember(self.ulong, "end", 64)),
+            "range",
+            16,
+            (TypeMember(self.ulong, "start", 0), TypeMember(self.ulong, "end", 64)),
         )
         if memory_block_enum:
             # enum memory_block_state (v6.19, commit 1a4f70f6851a; Debian 6.12.117).
             self.mb_state = p.enum_type(
-                "memory_block_state", self.u32,
+                "memory_block_state",
+                self.u32,
                 [drgn.TypeEnumerator(n, v) for v, n in enumerate(MEM_STATES)],
             )
         else:
             self.mb_state = self.ulong
         self.memory_block = p.struct_type(
-            "memory_block", 24,
+            "memory_block",
+            24,
             (
                 TypeMember(self.ulong, "start_section_nr", 0),
                 TypeMember(self.mb_state, "state", 64),
@@ -337,7 +353,8 @@ class _Types:
             ),
         )
         self.xarray = p.struct_type(
-            "xarray", 16,
+            "xarray",
+            16,
             (
                 TypeMember(self.u32, "xa_lock", 0),
                 TypeMember(self.u32, "xa_flags", 32),
@@ -345,7 +362,8 @@ class _Types:
             ),
         )
         self.xa_node = p.struct_type(
-            "xa_node", 24 + 8 * (1 << XA_CHUNK_SHIFT),
+            "xa_node",
+            24 + 8 * (1 << XA_CHUNK_SHIFT),
             (
                 TypeMember(self.u8, "shift", 0),
                 TypeMember(self.u8, "offset", 8),
@@ -353,8 +371,9 @@ class _Types:
                 TypeMember(self.u8, "nr_values", 24),
                 TypeMember(lambda: p.pointer_type(self.xa_node), "parent", 64),
                 TypeMember(p.pointer_type(self.xarray), "array", 128),
-                TypeMember(p.array_type(self.void_p, 1 << XA_CHUNK_SHIFT), "slots",
-                           192),
+                TypeMember(
+                    p.array_type(self.void_p, 1 << XA_CHUNK_SHIFT), "slots", 192
+                ),
             ),
         )
         self.by_name = {
@@ -399,8 +418,9 @@ class SynthKernel:
             )
         )
         self.mem = _Memory()
-        self.types = _Types(self.prog, machine.layout, machine.nr_cpus,
-                            machine.memory_block_enum)
+        self.types = _Types(
+            self.prog, machine.layout, machine.nr_cpus, machine.memory_block_enum
+        )
         if machine.memory_block_enum:
             self.types.by_name[("enum", "memory_block_state")] = self.types.mb_state
         self.objects: Dict[str, Object] = {}
@@ -476,12 +496,14 @@ class SynthKernel:
             "__per_cpu_offset", self.prog.array_type(t.ulong, nr_cpus), offsets
         )
         self._global(
-            "crash_notes", self.prog.pointer_type(t.note_buf_t),
+            "crash_notes",
+            self.prog.pointer_type(t.note_buf_t),
             q.pack(CRASH_NOTES_OFFSET),
         )
         self.vmcoreinfo_note_phys = HEAP_PHYS + 0x20000
         self._global(
-            "vmcoreinfo_note", self.prog.pointer_type(t.u32),
+            "vmcoreinfo_note",
+            self.prog.pointer_type(t.u32),
             q.pack(PAGE_OFFSET + self.vmcoreinfo_note_phys),
         )
         self.symbols.setdefault("_text", (TEXT, 0))
@@ -495,15 +517,15 @@ class SynthKernel:
         )
         self._link_children(root, m.iomem)
         self._write_resources()
-        self.objects["iomem_resource"] = Object(
-            self.prog, t.resource, address=root
-        )
+        self.objects["iomem_resource"] = Object(self.prog, t.resource, address=root)
         self.crashk_res = self._global(
-            "crashk_res", t.resource,
+            "crashk_res",
+            t.resource,
             _pack_res(m.crashk[0], m.crashk[1], 0, SYSTEM_RAM, 0, 0, 0),
         )
         self._global(
-            "crashk_low_res", t.resource,
+            "crashk_low_res",
+            t.resource,
             _pack_res(m.crashk_low[0], m.crashk_low[1], 0, SYSTEM_RAM, 0, 0, 0),
         )
         # Crash image
@@ -524,7 +546,8 @@ class SynthKernel:
         if m.crashk_cma is not None:
             ranges = list(m.crashk_cma) + [(0, 0)] * (4 - len(m.crashk_cma))
             self._global(
-                "crashk_cma_ranges", self.prog.array_type(t.range, 4),
+                "crashk_cma_ranges",
+                self.prog.array_type(t.range, 4),
                 b"".join(struct.pack("<QQ", s, e) for s, e in ranges),
             )
             self._global("crashk_cma_cnt", t.int, struct.pack("<i", len(m.crashk_cma)))
@@ -558,14 +581,16 @@ class SynthKernel:
                 sibling = self._raw_link(res.sibling_raw, addr, parent, links)
             if res.child_raw is not None:
                 child = self._raw_link(res.child_raw, addr, parent, links)
-            data = _pack_res(res.start, res.end, name, res.flags, parent, sibling,
-                             child)
+            data = _pack_res(
+                res.start, res.end, name, res.flags, parent, sibling, child
+            )
             off = addr - PAGE_OFFSET - HEAP_PHYS
             self._heap[off : off + 64] = data
 
     @staticmethod
-    def _raw_link(how: object, addr: int, parent: int,
-                  links: Dict[Tuple[int, str], int]) -> int:
+    def _raw_link(
+        how: object, addr: int, parent: int, links: Dict[Tuple[int, str], int]
+    ) -> int:
         if how == "self":
             return addr
         if how == "parent":
@@ -578,8 +603,9 @@ class SynthKernel:
     def _memory_blocks(self) -> None:
         """``memory_blocks`` (DEFINE_XARRAY, drivers/base/memory.c) and its blocks."""
         m, t = self.machine, self.types
-        self._global("sections_per_block", t.int,
-                     struct.pack("<i", m.sections_per_block))
+        self._global(
+            "sections_per_block", t.int, struct.pack("<i", m.sections_per_block)
+        )
         entries: Dict[int, int] = {}
         for block_id, state in sorted((m.memory_blocks or {}).items()):
             value = MEM_STATES.index(state)
@@ -611,10 +637,16 @@ class SynthKernel:
             inside = {k: v for k, v in entries.items() if lo <= k < lo + span}
             if not inside:
                 continue
-            slots[i] = (self._xa_node(inside, lo, shift - XA_CHUNK_SHIFT)
-                        if shift else inside[lo])
-        node = self.heap(struct.pack("<BBBB4xQQ", shift, 0, 0, 0, 0, 0)
-                         + b"".join(struct.pack("<Q", s) for s in slots), align=64)
+            slots[i] = (
+                self._xa_node(inside, lo, shift - XA_CHUNK_SHIFT)
+                if shift
+                else inside[lo]
+            )
+        node = self.heap(
+            struct.pack("<BBBB4xQQ", shift, 0, 0, 0, 0, 0)
+            + b"".join(struct.pack("<Q", s) for s in slots),
+            align=64,
+        )
         return node | 2  # xa_mk_node()
 
     def _kimage_bytes(self) -> bytes:
@@ -631,8 +663,9 @@ class SynthKernel:
         seg0 = t.kimage.member("segment").offset
         for i, seg in enumerate(segs[:16]):
             o = seg0 + 32 * i
-            buf[o : o + 32] = struct.pack("<QQQQ", 0xDEAD0000, seg.bufsz, seg.mem,
-                                          seg.memsz)
+            buf[o : o + 32] = struct.pack(
+                "<QQQQ", 0xDEAD0000, seg.bufsz, seg.mem, seg.memsz
+            )
         flags = 1  # KEXEC_TYPE_CRASH
         if m.file_mode:
             flags |= 1 << 2
@@ -680,16 +713,19 @@ class SynthKernel:
                 continue
             if address is not None and not (addr <= address < addr + max(size, 1)):
                 continue
-            out.append(
-                Symbol(sym, addr, size, SymbolBinding.GLOBAL, SymbolKind.OBJECT)
-            )
+            out.append(Symbol(sym, addr, size, SymbolBinding.GLOBAL, SymbolKind.OBJECT))
         return out
 
 
 #: enum memory_block_state order (include/linux/memory.h, Debian 6.12.117).
 MEM_STATES = (
-    "MEM_ONLINE", "MEM_GOING_OFFLINE", "MEM_OFFLINE", "MEM_GOING_ONLINE",
-    "MEM_CANCEL_ONLINE", "MEM_CANCEL_OFFLINE", "MEM_PREPARE_ONLINE",
+    "MEM_ONLINE",
+    "MEM_GOING_OFFLINE",
+    "MEM_OFFLINE",
+    "MEM_GOING_ONLINE",
+    "MEM_CANCEL_ONLINE",
+    "MEM_CANCEL_OFFLINE",
+    "MEM_PREPARE_ONLINE",
     "MEM_FINISH_OFFLINE",
 )
 
@@ -708,10 +744,10 @@ def _heap_size(machine: Machine) -> int:
     return (need + PAGE - 1) & ~(PAGE - 1)
 
 
-def _pack_res(start: int, end: int, name: int, flags: int, parent: int,
-              sibling: int, child: int) -> bytes:
-    return struct.pack("<QQQQQQQQ", start, end, name, flags, 0, parent, sibling,
-                       child)
+def _pack_res(
+    start: int, end: int, name: int, flags: int, parent: int, sibling: int, child: int
+) -> bytes:
+    return struct.pack("<QQQQQQQQ", start, end, name, flags, 0, parent, sibling, child)
 
 
 # -- a hand-written elfcorehdr --------------------------------------------
@@ -730,8 +766,9 @@ def elf_core_header(
     """
     ident = b"\x7fELF\x02\x01\x01" + bytes(9)
     phnum = len(phdrs) if e_phnum is None else e_phnum
-    ehdr = ident + struct.pack("<HHIQQQIHHHHHH", e_type, 62, 1, 0, e_phoff, 0, 0,
-                               64, 56, phnum, 0, 0, 0)
+    ehdr = ident + struct.pack(
+        "<HHIQQQIHHHHHH", e_type, 62, 1, 0, e_phoff, 0, 0, 64, 56, phnum, 0, 0, 0
+    )
     body = b"".join(
         struct.pack("<IIQQQQQQ", pt, 0 if pt == PT_NOTE else 7, off, va, pa, fs, ms, 0)
         for pt, off, va, pa, fs, ms in phdrs

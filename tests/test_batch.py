@@ -22,10 +22,20 @@ def triage(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Dict[str, Any]
         pytest.skip("fixtures not available")
     out = tmp_path_factory.mktemp("batch") / "triage.jsonl"
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "contrib" / "batch_triage.py"),
-         str(unpack.unpack()),
-         "-s", str(unpack.vmlinux_path()), "-j", "2", "--jsonl", str(out)],
-        capture_output=True, text=True, timeout=1800,
+        [
+            sys.executable,
+            str(ROOT / "contrib" / "batch_triage.py"),
+            str(unpack.unpack()),
+            "-s",
+            str(unpack.vmlinux_path()),
+            "-j",
+            "2",
+            "--jsonl",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     docs = [json.loads(line) for line in out.read_text().splitlines()]
@@ -40,8 +50,9 @@ def codes(doc: Dict[str, Any]) -> set:
 
 
 @pytest.mark.parametrize("name", sorted(unpack.scenarios()) if have_fixtures() else [])
-def test_batch_matches_ground_truth(triage: Dict[str, Dict[str, Any]], name: str
-                                    ) -> None:
+def test_batch_matches_ground_truth(
+    triage: Dict[str, Dict[str, Any]], name: str
+) -> None:
     truth = unpack.scenarios()[name]
     doc = triage[truth["dump"]]
     expected = truth["expected"]
@@ -59,8 +70,9 @@ def test_batch_matches_ground_truth(triage: Dict[str, Dict[str, Any]], name: str
 
 
 def _readelf_build_id(path: Path) -> str:
-    out = subprocess.run(["readelf", "-n", str(path)], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["readelf", "-n", str(path)], capture_output=True, text=True, check=True
+    ).stdout
     m = re.search(r"Build ID: ([0-9a-f]+)", out)
     assert m, out
     return m.group(1)
@@ -74,7 +86,8 @@ def test_dumps_grouped_by_build_id(tmp_path: Path) -> None:
     if not have_fixtures() or shutil.which("readelf") is None:
         pytest.skip("fixtures or readelf not available")
     spec = importlib.util.spec_from_file_location(
-        "batch_triage", ROOT / "contrib" / "batch_triage.py")
+        "batch_triage", ROOT / "contrib" / "batch_triage.py"
+    )
     assert spec is not None and spec.loader is not None
     bt = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bt)
@@ -83,8 +96,11 @@ def test_dumps_grouped_by_build_id(tmp_path: Path) -> None:
     assert bt.file_build_id(str(vmlinux)) == want
     dumps = [unpack.dump_path(n) for n in sorted(unpack.scenarios())]
     assert [bt.dump_build_id(d) for d in dumps] == [want] * len(dumps)
-    others = [p for p in ("/usr/bin/python3", sys.executable)
-              if Path(p).exists() and bt.file_build_id(p)]
+    others = [
+        p
+        for p in ("/usr/bin/python3", sys.executable)
+        if Path(p).exists() and bt.file_build_id(p)
+    ]
     for other in others:
         assert bt.file_build_id(other) == _readelf_build_id(Path(other)) != want
     headless = tmp_path / "headless.elf"
@@ -92,8 +108,9 @@ def test_dumps_grouped_by_build_id(tmp_path: Path) -> None:
         headless.write_bytes(f.read(64))  # the ELF header, no notes
     assert bt.dump_build_id(headless) is None
     symbols = [*others, str(vmlinux)]
-    jobs = dict((d, (s, default)) for d, s, default
-                in bt.plan([*dumps, headless], symbols))
+    jobs = dict(
+        (d, (s, default)) for d, s, default in bt.plan([*dumps, headless], symbols)
+    )
     for d in dumps:
         assert jobs[str(d)] == ((str(vmlinux),), False)
     assert jobs[str(headless)] == (tuple(symbols), False)

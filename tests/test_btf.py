@@ -70,19 +70,28 @@ def test_all_kinds_decode() -> None:
     node = btf.find("node", [Kind.STRUCT])[0]
     members = btf.members(node)
     assert [(m.name, m.bit_offset, m.bitfield_size) for m in members] == [
-        ("next", 0, 0), ("low", 64, 3), ("high", 67, 29), (None, 128, 0)]
-    assert btf.enumerators(btf.find("wide")[0]) == ([("W_BIG", 1 << 40),
-                                                     ("W_SMALL", 1)], False)
-    assert btf.enumerators(btf.find("neg")[0]) == ([("N_MINUS", -1), ("N_ONE", 1)],
-                                                   True)
+        ("next", 0, 0),
+        ("low", 64, 3),
+        ("high", 67, 29),
+        (None, 128, 0),
+    ]
+    assert btf.enumerators(btf.find("wide")[0]) == (
+        [("W_BIG", 1 << 40), ("W_SMALL", 1)],
+        False,
+    )
+    assert btf.enumerators(btf.find("neg")[0]) == (
+        [("N_MINUS", -1), ("N_ONE", 1)],
+        True,
+    )
     assert btf.kind(btf.find("wide")[0]) == Kind.ENUM64
     func = btf.find("node_walk", [Kind.FUNC])[0]
     tags = sorted(btf.decl_tag(t) for t in btf.ids_of_kind(Kind.DECL_TAG))
     assert tags == [(func, -1), (func, 0)]
     sec = btf.find(".data..percpu", [Kind.DATASEC])[0]
     var = btf.find("per_cpu_node", [Kind.VAR])[0]
-    assert [(i.type_id, i.offset, i.size)
-            for i in btf.datasec(sec)] == [(var, 0x40, 24)]
+    assert [(i.type_id, i.offset, i.size) for i in btf.datasec(sec)] == [
+        (var, 0x40, 24)
+    ]
     assert btf.var_linkage(var) == 1
     assert btf.enumerator("N_MINUS") == (btf.find("neg")[0], -1)
 
@@ -92,24 +101,39 @@ def test_round_trip_through_drgn_types() -> None:
     # converted back, are the same types.
     src = Program(btffuzz.X86_64)
     u8 = src.int_type("unsigned char", 1, False)
-    info = src.struct_type("printk_info", 16, (
-        drgn.TypeMember(src.int_type("unsigned long long", 8, False), "seq", 0),
-        drgn.TypeMember(Object(src, u8, bit_field_size=5), "flags", 64),
-        drgn.TypeMember(Object(src, u8, bit_field_size=3), "level", 69),
-        drgn.TypeMember(src.union_type(None, 4, (
-            drgn.TypeMember(src.int_type("int", 4, True), "a", 0),
-            drgn.TypeMember(src.float_type("float", 4), "f", 0))), None, 96),
-    ))
-    fn = src.function_type(src.void_type(), (drgn.TypeParameter(
-        src.pointer_type(info), "info"),), True)
+    info = src.struct_type(
+        "printk_info",
+        16,
+        (
+            drgn.TypeMember(src.int_type("unsigned long long", 8, False), "seq", 0),
+            drgn.TypeMember(Object(src, u8, bit_field_size=5), "flags", 64),
+            drgn.TypeMember(Object(src, u8, bit_field_size=3), "level", 69),
+            drgn.TypeMember(
+                src.union_type(
+                    None,
+                    4,
+                    (
+                        drgn.TypeMember(src.int_type("int", 4, True), "a", 0),
+                        drgn.TypeMember(src.float_type("float", 4), "f", 0),
+                    ),
+                ),
+                None,
+                96,
+            ),
+        ),
+    )
+    fn = src.function_type(
+        src.void_type(), (drgn.TypeParameter(src.pointer_type(info), "info"),), True
+    )
     blob = btfgen.encode(src, [info, src.pointer_type(fn)])
     prog, types = _program(blob)
     back = prog.type("struct printk_info")
     assert _layout(back) == _layout(info)
     assert back.member("level").bit_field_size == 3
     assert back.members[3].name is None and back.member("f").offset == 12
-    ptr = [t for t in range(1, len(types.btf) + 1)
-           if types.btf.kind(t) == Kind.FUNC_PROTO][0]
+    ptr = [
+        t for t in range(1, len(types.btf) + 1) if types.btf.kind(t) == Kind.FUNC_PROTO
+    ][0]
     f = types.type(ptr)
     assert f.is_variadic and f.parameters[0].name == "info"
     assert f.parameters[0].type.type.tag == "printk_info"
@@ -119,10 +143,15 @@ def test_forward_declaration_resolves_to_the_definition() -> None:
     enc = btfgen.Encoder()
     fwd = enc.add(enc.string("kimage"), btfgen.info("FWD"), 0)
     ptr = enc.add(0, btfgen.info("PTR"), fwd)
-    u64 = enc.add(enc.string("unsigned long"), btfgen.info("INT"), 8,
-                  struct.pack("<I", 64))
-    enc.add(enc.string("kimage"), btfgen.info("STRUCT", 1), 8,
-            struct.pack("<III", enc.string("start"), u64, 0))
+    u64 = enc.add(
+        enc.string("unsigned long"), btfgen.info("INT"), 8, struct.pack("<I", 64)
+    )
+    enc.add(
+        enc.string("kimage"),
+        btfgen.info("STRUCT", 1),
+        8,
+        struct.pack("<III", enc.string("start"), u64, 0),
+    )
     prog, types = _program(enc.blob())
     target = types.type(ptr).type
     assert target.is_complete() and target.member("start").offset == 0
@@ -157,40 +186,52 @@ def test_opening_converts_nothing() -> None:
 
 def _blob(*records: bytes, strings: bytes = b"\0a\0") -> bytes:
     types = b"".join(records)
-    return struct.pack("<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types),
-                       len(strings)) + types + strings
+    return (
+        struct.pack(
+            "<HBBIIIII", 0xEB9F, 1, 0, 24, 0, len(types), len(types), len(strings)
+        )
+        + types
+        + strings
+    )
 
 
-def _rec(kind: str, size_type: int, vlen: int = 0, name: int = 0,
-         extra: bytes = b"") -> bytes:
+def _rec(
+    kind: str, size_type: int, vlen: int = 0, name: int = 0, extra: bytes = b""
+) -> bytes:
     return struct.pack("<III", name, btfgen.info(kind, vlen), size_type) + extra
 
 
-@pytest.mark.parametrize("blob, message", [
-    (b"", "shorter than its header"),
-    (b"\x12\x34" + bytes(30), "bad BTF magic"),
-    (_blob()[:2] + b"\x02" + _blob()[3:], "version 2"),
-    (_blob(_rec("PTR", 0))[:-5], "lies outside"),
-    (_blob(_rec("PTR", 0), strings=b"\0ab"), "does not start and end with NUL"),
-    (_blob(_rec("PTR", 0, name=99)), "name offset"),
-    (_blob(struct.pack("<III", 0, 25 << 24, 0)), "unknown kind 25"),
-    (_blob(_rec("STRUCT", 4, vlen=100)), "runs past"),
-])
+@pytest.mark.parametrize(
+    "blob, message",
+    [
+        (b"", "shorter than its header"),
+        (b"\x12\x34" + bytes(30), "bad BTF magic"),
+        (_blob()[:2] + b"\x02" + _blob()[3:], "version 2"),
+        (_blob(_rec("PTR", 0))[:-5], "lies outside"),
+        (_blob(_rec("PTR", 0), strings=b"\0ab"), "does not start and end with NUL"),
+        (_blob(_rec("PTR", 0, name=99)), "name offset"),
+        (_blob(struct.pack("<III", 0, 25 << 24, 0)), "unknown kind 25"),
+        (_blob(_rec("STRUCT", 4, vlen=100)), "runs past"),
+    ],
+)
 def test_corrupt_blob_is_one_btf_error(blob: bytes, message: str) -> None:
     with pytest.raises(BTFError, match=message) as e:
         BTF(blob)
     assert "\n" not in str(e.value)
 
 
-@pytest.mark.parametrize("records, message", [
-    ([_rec("PTR", 99)], "out of range"),
-    ([_rec("PTR", 1)], "cycle"),
-    ([_rec("CONST", 2), _rec("VOLATILE", 1)], "cycle"),
-    ([_rec("TYPEDEF", 1, name=1)], "cycle"),
-    ([_rec("ARRAY", 0, extra=struct.pack("<III", 1, 1, 4))], "cycle"),
-    ([_rec("INT", 0, extra=struct.pack("<I", 0))], "INT of 0 bytes"),
-    ([_rec("ENUM", 3, vlen=0)], "ENUM of 3 bytes"),
-])
+@pytest.mark.parametrize(
+    "records, message",
+    [
+        ([_rec("PTR", 99)], "out of range"),
+        ([_rec("PTR", 1)], "cycle"),
+        ([_rec("CONST", 2), _rec("VOLATILE", 1)], "cycle"),
+        ([_rec("TYPEDEF", 1, name=1)], "cycle"),
+        ([_rec("ARRAY", 0, extra=struct.pack("<III", 1, 1, 4))], "cycle"),
+        ([_rec("INT", 0, extra=struct.pack("<I", 0))], "INT of 0 bytes"),
+        ([_rec("ENUM", 3, vlen=0)], "ENUM of 3 bytes"),
+    ],
+)
 def test_corrupt_types_are_btf_errors(records: List[bytes], message: str) -> None:
     _, types = _program(_blob(*records))
     with pytest.raises(BTFError, match=message):
@@ -224,8 +265,9 @@ def test_self_containing_struct_is_not_a_hang() -> None:
 
 # -- this machine's vmlinux BTF ----------------------------------------------
 
-needs_host_btf = pytest.mark.skipif(not os.access(SYSFS_BTF, os.R_OK),
-                                    reason=f"no readable {SYSFS_BTF}")
+needs_host_btf = pytest.mark.skipif(
+    not os.access(SYSFS_BTF, os.R_OK), reason=f"no readable {SYSFS_BTF}"
+)
 
 
 @functools.cache
@@ -248,8 +290,12 @@ def test_host_btf_opens_quickly() -> None:
 def _pahole_layout(name: str) -> Tuple[int, List[Tuple[int, int]]]:
     """Size and (offset, size) of the non-bitfield top-level members, as
     pahole's own BTF decoder (libbpf) prints them."""
-    out = subprocess.run(["pahole", "-F", "btf", "-C", name, SYSFS_BTF],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["pahole", "-F", "btf", "-C", name, SYSFS_BTF],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     size = int(re.search(r"/\* size: (\d+)", out).group(1))  # type: ignore[union-attr]
     members = []
     for line in out.splitlines():
@@ -261,17 +307,32 @@ def _pahole_layout(name: str) -> Tuple[int, List[Tuple[int, int]]]:
 
 @needs_host_btf
 @pytest.mark.skipif(shutil.which("pahole") is None, reason="pahole not installed")
-@pytest.mark.parametrize("name", ["resource", "cpumask", "printk_ringbuffer",
-                                  "printk_info", "prb_desc_ring", "xa_node",
-                                  "xarray", "memory_block", "mm_struct", "task_struct",
-                                  "elf_prstatus"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "resource",
+        "cpumask",
+        "printk_ringbuffer",
+        "printk_info",
+        "prb_desc_ring",
+        "xa_node",
+        "xarray",
+        "memory_block",
+        "mm_struct",
+        "task_struct",
+        "elf_prstatus",
+    ],
+)
 def test_host_types_match_pahole(name: str) -> None:
     data, btf, _ = _host()
     prog, types = _program(data)
     size, expected = _pahole_layout(name)
     t = prog.type(f"struct {name}")
-    ours = [(m.bit_offset // 8, drgn.sizeof(m.type)) for m in t.members
-            if not m.bit_field_size]
+    ours = [
+        (m.bit_offset // 8, drgn.sizeof(m.type))
+        for m in t.members
+        if not m.bit_field_size
+    ]
     assert t.size == size
     assert ours == expected
 
@@ -281,13 +342,27 @@ def test_btf_found_in_memory_between_start_and_stop_btf() -> None:
     data, _, _ = _host()
     start = 0xFFFFFFFF828C5000
     prog = Program(btffuzz.X86_64)
-    prog.add_memory_segment(start, len(data),
-                            lambda addr, count, off, phys: data[off:off + count])
-    syms = drgn.SymbolIndex([
-        drgn.Symbol("__start_BTF", start, 0, drgn.SymbolBinding.GLOBAL,
-                    drgn.SymbolKind.OBJECT),
-        drgn.Symbol("__stop_BTF", start + len(data), 0, drgn.SymbolBinding.GLOBAL,
-                    drgn.SymbolKind.OBJECT)])
+    prog.add_memory_segment(
+        start, len(data), lambda addr, count, off, phys: data[off : off + count]
+    )
+    syms = drgn.SymbolIndex(
+        [
+            drgn.Symbol(
+                "__start_BTF",
+                start,
+                0,
+                drgn.SymbolBinding.GLOBAL,
+                drgn.SymbolKind.OBJECT,
+            ),
+            drgn.Symbol(
+                "__stop_BTF",
+                start + len(data),
+                0,
+                drgn.SymbolBinding.GLOBAL,
+                drgn.SymbolKind.OBJECT,
+            ),
+        ]
+    )
     prog.register_symbol_finder("test", syms, enable_index=0)
     btf, where = find_btf(prog)
     assert where == "memory (__start_BTF)" and btf.data == data
@@ -302,17 +377,21 @@ def test_no_btf_anywhere_is_a_one_line_error() -> None:
 
 def test_no_symbols_is_a_one_line_error(tmp_path: Path) -> None:
     # No VMCOREINFO kallsyms (a kernel before 6.0) and no System.map.
-    with pytest.raises(DebugInfoError, match="no kallsyms in this target.*System.map"
-                       ) as e:
+    with pytest.raises(
+        DebugInfoError, match="no kallsyms in this target.*System.map"
+    ) as e:
         load_btf_debuginfo(Program(btffuzz.X86_64))
     assert "\n" not in str(e.value)
     with pytest.raises(DebugInfoError, match="cannot read"):
-        load_btf_debuginfo(Program(btffuzz.X86_64),
-                           system_map=str(tmp_path / "System.map"))
+        load_btf_debuginfo(
+            Program(btffuzz.X86_64), system_map=str(tmp_path / "System.map")
+        )
     # What Debian's linux-image packages ship as /boot/System.map-*.
     placeholder = tmp_path / "System.map-placeholder"
-    placeholder.write_text("ffffffffffffffff B The real System.map is in the "
-                           "linux-image-<version>-dbg package\n")
+    placeholder.write_text(
+        "ffffffffffffffff B The real System.map is in the "
+        "linux-image-<version>-dbg package\n"
+    )
     with pytest.raises(DebugInfoError, match="no kernel symbols"):
         load_btf_debuginfo(Program(btffuzz.X86_64), system_map=str(placeholder))
 
@@ -325,8 +404,20 @@ def test_btf_file_forms(tmp_path: Path) -> None:
     if shutil.which("objcopy") is None:
         pytest.skip("objcopy not installed")
     elf = tmp_path / "vmlinux"
-    subprocess.run(["objcopy", "-I", "binary", "-O", "elf64-x86-64",
-                    "--rename-section", ".data=.BTF", str(raw), str(elf)], check=True)
+    subprocess.run(
+        [
+            "objcopy",
+            "-I",
+            "binary",
+            "-O",
+            "elf64-x86-64",
+            "--rename-section",
+            ".data=.BTF",
+            str(raw),
+            str(elf),
+        ],
+        check=True,
+    )
     assert read_btf_file(str(elf)).data == blob
     bad = tmp_path / "bad"
     bad.write_bytes(b"\x7fELF" + bytes(60))
@@ -336,15 +427,25 @@ def test_btf_file_forms(tmp_path: Path) -> None:
 
 # -- the 6.12 fixtures: BTF + kallsyms == DWARF ------------------------------
 
-needs_fixtures = pytest.mark.skipif(not have_fixtures(),
-                                    reason="real fixtures not available")
+needs_fixtures = pytest.mark.skipif(
+    not have_fixtures(), reason="real fixtures not available"
+)
 #: Enumerators the checks and drgn's printk helper read.
 ENUMERATORS = ("LOG_CONT", "desc_committed", "desc_finalized", "desc_reserved")
 #: Types the checks ask for by name besides the table's.
-NAMED_TYPES = ("note_buf_t", "struct xa_node", "struct memory_block",
-               "enum memory_block_state", "struct elf_prstatus", "struct printk_info",
-               "struct subsys_private", "struct device_private",
-               "unsigned long", "int", "char")
+NAMED_TYPES = (
+    "note_buf_t",
+    "struct xa_node",
+    "struct memory_block",
+    "enum memory_block_state",
+    "struct elf_prstatus",
+    "struct printk_info",
+    "struct subsys_private",
+    "struct device_private",
+    "unsigned long",
+    "int",
+    "char",
+)
 #: JSON paths that name where a value came from, not the value.
 SOURCE_ONLY = {("state", "kernel_text", "size_source"), ("debuginfo",)}
 
@@ -359,8 +460,9 @@ def _dwarf(name: str = "file_base") -> Program:
 
 def _roots(prog: Program, skip: Tuple[str, ...] = ()) -> List[drgn.Type]:
     roots = []
-    for spelling in [s.replace("[nr_cpu_ids]", "").strip() for s, _ in GLOBALS.values()
-                     ] + list(NAMED_TYPES):
+    for spelling in [
+        s.replace("[nr_cpu_ids]", "").strip() for s, _ in GLOBALS.values()
+    ] + list(NAMED_TYPES):
         if spelling in skip:
             continue
         # Not every type is in every kernel (struct range before 6.17 ...).
@@ -377,8 +479,9 @@ def _btf_612(skip: Tuple[str, ...] = ()) -> bytes:
     return btfgen.encode(_dwarf(), _roots(_dwarf(), skip))
 
 
-def _btf_program(name: str, tmp: Path, system_map: Optional[str] = None
-                 ) -> Tuple[Program, str]:
+def _btf_program(
+    name: str, tmp: Path, system_map: Optional[str] = None
+) -> Tuple[Program, str]:
     path = tmp / "vmlinux-6.12.btf"
     path.write_bytes(_btf_612())
     prog = Program()
@@ -391,11 +494,17 @@ def _diff(a: Any, b: Any, path: Tuple[str, ...] = ()) -> List[str]:
     if path in SOURCE_ONLY:
         return []
     if isinstance(a, dict) and isinstance(b, dict):
-        return [d for k in sorted(set(a) | set(b), key=str)
-                for d in _diff(a.get(k), b.get(k), path + (str(k),))]
+        return [
+            d
+            for k in sorted(set(a) | set(b), key=str)
+            for d in _diff(a.get(k), b.get(k), path + (str(k),))
+        ]
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b))
-                for d in _diff(x, y, path + (str(i),))]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b))
+            for d in _diff(x, y, path + (str(i),))
+        ]
     return [] if a == b else [f"{'.'.join(path)}: {a!r} != {b!r}"]
 
 
@@ -408,7 +517,8 @@ def test_report_same_with_btf_and_kallsyms(name: str, tmp_path: Path) -> None:
     btf = report_json(build_report(prog))
     assert btf["verdict"] == dwarf["verdict"]
     assert sorted(f["code"] for f in btf["findings"]) == sorted(
-        f["code"] for f in dwarf["findings"])
+        f["code"] for f in dwarf["findings"]
+    )
     assert _diff(dwarf, btf) == []
 
 
@@ -422,8 +532,11 @@ def test_report_same_with_a_system_map(tmp_path: Path) -> None:
     lines = []
     with open(unpack.vmlinux_path(), "rb") as f:
         for sym in ELFFile(f).get_section_by_name(".symtab").iter_symbols():
-            if sym.name and sym["st_info"]["type"] in ("STT_FUNC", "STT_OBJECT",
-                                                       "STT_NOTYPE"):
+            if sym.name and sym["st_info"]["type"] in (
+                "STT_FUNC",
+                "STT_OBJECT",
+                "STT_NOTYPE",
+            ):
                 code = "T" if sym["st_info"]["type"] == "STT_FUNC" else "D"
                 lines.append(f"{sym['st_value']:016x} {code} {sym.name}")
     # Fixmap symbols are not moved by KASLR (and would overflow 64 bits).
@@ -442,13 +555,18 @@ def test_report_same_with_a_system_map(tmp_path: Path) -> None:
     elf_prog = Program()
     elf_prog.set_core_dump(str(unpack.dump_path("file_memremove")))
     index = file_symbols(elf_prog, str(unpack.vmlinux_path()))
-    assert index(elf_prog, "crashk_res", None, True)[0].address == prog.symbol(
-        "crashk_res").address
+    assert (
+        index(elf_prog, "crashk_res", None, True)[0].address
+        == prog.symbol("crashk_res").address
+    )
     # A map of another build (addresses moved) is refused.
     moved = tmp_path / "other.map"
-    moved.write_text("".join(
-        f"{int(a, 16) + 0x200000:016x} {c} {n}\n"
-        for a, c, n in (ln.split() for ln in system_map.read_text().splitlines())))
+    moved.write_text(
+        "".join(
+            f"{int(a, 16) + 0x200000:016x} {c} {n}\n"
+            for a, c, n in (ln.split() for ln in system_map.read_text().splitlines())
+        )
+    )
     with pytest.raises(SymbolsError, match="does not match this kernel"):
         file_symbols(elf_prog, str(moved))
 
@@ -462,9 +580,17 @@ def _layout(t: drgn.Type, depth: int = 2) -> Any:
     if k in (TypeKind.STRUCT, TypeKind.UNION):
         if not t.is_complete():
             return (k.name, t.tag, None)
-        return (k.name, t.tag, t.size, None if depth == 0 else tuple(
-            (m.name, m.bit_offset, m.bit_field_size, _layout(m.type, depth - 1))
-            for m in t.members))
+        return (
+            k.name,
+            t.tag,
+            t.size,
+            None
+            if depth == 0
+            else tuple(
+                (m.name, m.bit_offset, m.bit_field_size, _layout(m.type, depth - 1))
+                for m in t.members
+            ),
+        )
     if k == TypeKind.POINTER:
         return ("ptr", _layout(t.type, 0) if depth else None)
     if k == TypeKind.ARRAY:
@@ -477,8 +603,12 @@ def _layout(t: drgn.Type, depth: int = 2) -> Any:
             elem = elem.type
         return ("array", length, _layout(elem, depth))
     if k == TypeKind.ENUM:
-        return ("enum", t.tag, t.is_complete() and t.type.size,
-                t.is_complete() and tuple((e.name, e.value) for e in t.enumerators))
+        return (
+            "enum",
+            t.tag,
+            t.is_complete() and t.type.size,
+            t.is_complete() and tuple((e.name, e.value) for e in t.enumerators),
+        )
     if k == TypeKind.INT:
         return (k.name, t.size, t.is_signed)
     if k == TypeKind.FUNCTION:
@@ -565,13 +695,18 @@ def test_drgn_helpers_work_on_btf(tmp_path: Path) -> None:
             "notes": [per_cpu_ptr(p["crash_notes"], c).value_() for c in possible],
             "resources": [
                 (r.start.value_(), r.end.value_(), r.name.string_())
-                for r in for_each_resource(p["iomem_resource"].address_of_())],
+                for r in for_each_resource(p["iomem_resource"].address_of_())
+            ],
             "printk": [(r.seq, r.text) for r in get_printk_records(p)],
-            "blocks": sorted((b.start_section_nr.value_(), decode_memory_block_state(b))
-                             for b in for_each_memory_block(p)),
+            "blocks": sorted(
+                (b.start_section_nr.value_(), decode_memory_block_state(b))
+                for b in for_each_memory_block(p)
+            ),
             "block_size": memory_block_size_bytes(p).value_(),
-            "xarray": [(i, e.value_()) for i, e in
-                       xa_for_each(p["memory_blocks"].address_of_())],
+            "xarray": [
+                (i, e.value_())
+                for i, e in xa_for_each(p["memory_blocks"].address_of_())
+            ],
         }
 
     ours, theirs = facts(prog), facts(dwarf)
@@ -667,8 +802,9 @@ def test_distro_btf_types_equal_its_dwarf() -> None:
 
 def _distro_dumps() -> List[Path]:
     where = Path(os.environ.get("DRGN_CRASHHP_DISTRO_DUMPS", DISTRO_CACHE / "run"))
-    dumps = [p for p in (where / "vmcore.elf", where / "vmcore.kdump-raw-zlib")
-             if p.exists()]
+    dumps = [
+        p for p in (where / "vmcore.elf", where / "vmcore.kdump-raw-zlib") if p.exists()
+    ]
     if not dumps:
         pytest.skip(f"no distribution dumps in {where} (contrib/bench/distro_bench.py)")
     return dumps
@@ -686,8 +822,9 @@ def test_distro_dump_report_same_with_btf_from_memory() -> None:
         prog = Program()
         prog.set_core_dump(str(dump))
         line = load_btf_debuginfo(prog)
-        assert re.match(r"btf\+kallsyms: BTF from memory \(__start_BTF\), \d{5,} types",
-                        line)
+        assert re.match(
+            r"btf\+kallsyms: BTF from memory \(__start_BTF\), \d{5,} types", line
+        )
         got = report_json(build_report(prog))
         assert _diff(expected, got) == [], dump.name
 
@@ -713,15 +850,20 @@ def test_live_distro_guest_over_qmp_in_btf_mode(tmp_path: Path) -> None:
         pytest.skip("QEMU 10 is not installed (vmcores/lab/setup.sh --live)")
     _distro_vmlinux()
     spec = importlib.util.spec_from_file_location(
-        "distro_bench", Path(__file__).resolve().parent.parent / "contrib" / "bench"
-        / "distro_bench.py")
+        "distro_bench",
+        Path(__file__).resolve().parent.parent
+        / "contrib"
+        / "bench"
+        / "distro_bench.py",
+    )
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
-    kver = _distro_vmlinux().name[len("vmlinux-"):]
+    kver = _distro_vmlinux().name[len("vmlinux-") :]
     files = bench.fetch_kernel(f"linux-image-{kver}", DISTRO_CACHE)
-    initrd = bench.guest_initrd(bench.lab_initramfs(), files["module"],
-                                tmp_path / "initramfs.cpio")
+    initrd = bench.guest_initrd(
+        bench.lab_initramfs(), files["module"], tmp_path / "initramfs.cpio"
+    )
     sock = tmp_path / "qmp.sock"
     args = argparse.Namespace(mem="1G", crashkernel="128M")
     g, _ = bench.boot(args, files, initrd, tmp_path, sock)
@@ -731,14 +873,22 @@ def test_live_distro_guest_over_qmp_in_btf_mode(tmp_path: Path) -> None:
             "possible": _cpulist(g.read("/sys/devices/system/cpu/possible")),
             "present": _cpulist(g.read("/sys/devices/system/cpu/present")),
             "online": _cpulist(g.read("/sys/devices/system/cpu/online")),
-            "ram": [[int(x, 16) for x in ln.split(":")[0].strip().split("-")]
-                    for ln in iomem if ln.endswith(": System RAM")],
-            "crashk": [[int(x, 16) for x in ln.split(":")[0].strip().split("-")]
-                       for ln in iomem if ln.endswith(": Crash kernel")],
+            "ram": [
+                [int(x, 16) for x in ln.split(":")[0].strip().split("-")]
+                for ln in iomem
+                if ln.endswith(": System RAM")
+            ],
+            "crashk": [
+                [int(x, 16) for x in ln.split(":")[0].strip().split("-")]
+                for ln in iomem
+                if ln.endswith(": Crash kernel")
+            ],
             "blocks": int(g.check("ls -d /sys/devices/system/memory/memory* | wc -l")),
         }
-        notes = {c: int(g.run(f"cat /sys/devices/system/cpu/cpu{c}/crash_notes")[1], 16)
-                 for c in truth["present"]}
+        notes = {
+            c: int(g.run(f"cat /sys/devices/system/cpu/cpu{c}/crash_notes")[1], 16)
+            for c in truth["present"]
+        }
         prog = Program()
         prog.set_qemu_qmp(str(sock))
         line = load_btf_debuginfo(prog)
@@ -749,7 +899,10 @@ def test_live_distro_guest_over_qmp_in_btf_mode(tmp_path: Path) -> None:
     assert line.startswith("btf+kallsyms: BTF from memory (__start_BTF)")
     st = doc["state"]
     assert (st["possible_cpus"], st["present_cpus"], st["online_cpus"]) == (
-        truth["possible"], truth["present"], truth["online"])
+        truth["possible"],
+        truth["present"],
+        truth["online"],
+    )
     assert {n["cpu"]: n["paddr"] for n in st["cpu_notes"] if n["cpu"] in notes} == notes
     assert st["system_ram"] == truth["ram"]
     assert [st["crashk_res"]] == truth["crashk"]
@@ -781,7 +934,11 @@ def test_kallsyms_without_data_symbols_cannot_verify(tmp_path: Path) -> None:
     assert "kexec_crash_image" in doc["findings"][0]["message"]
     assert any("MissingGlobal" in why for _, why in doc["state"]["unknown"])
     assert {name for name, _ in missing_globals(prog)} >= {
-        "kexec_crash_image", "crashk_res", "iomem_resource", "__cpu_possible_mask"}
+        "kexec_crash_image",
+        "crashk_res",
+        "iomem_resource",
+        "__cpu_possible_mask",
+    }
 
 
 @pytest.mark.parametrize("full_name", generation_scenarios(("6.1", "7.3"))[:1])

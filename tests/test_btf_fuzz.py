@@ -12,10 +12,14 @@ from drgn_crashhp.debuginfo.btf import BTF
 from tests import btffuzz
 from tests.fuzzing import outcome
 
-PROFILE = settings(derandomize=True, database=None, deadline=None, print_blob=True,
-                   max_examples=1000,
-                   suppress_health_check=(HealthCheck.too_slow,
-                                          HealthCheck.data_too_large))
+PROFILE = settings(
+    derandomize=True,
+    database=None,
+    deadline=None,
+    print_blob=True,
+    max_examples=1000,
+    suppress_health_check=(HealthCheck.too_slow, HealthCheck.data_too_large),
+)
 
 
 def test_seeds_are_valid_btf() -> None:

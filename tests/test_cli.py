@@ -13,7 +13,10 @@ from drgn_crashhp.findings import EXIT_USAGE
 def run(*args: str, **kw) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "drgn_crashhp", *args],
-        capture_output=True, text=True, timeout=120, **kw,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        **kw,
     )
 
 
@@ -59,8 +62,13 @@ def _real_args(name: str) -> list:
     from tests.conftest import real_fixture, unpack
 
     real_fixture(name)
-    return ["-c", str(unpack.dump_path(name)), "-s", str(unpack.vmlinux_path()),
-            "--no-default-symbols"]
+    return [
+        "-c",
+        str(unpack.dump_path(name)),
+        "-s",
+        str(unpack.vmlinux_path()),
+        "--no-default-symbols",
+    ]
 
 
 def test_formats_carry_the_same_verdict(tmp_path: Path) -> None:
@@ -79,7 +87,7 @@ def test_formats_carry_the_same_verdict(tmp_path: Path) -> None:
     pytest.importorskip("prometheus_client")
     prom = run(*args, "--format", "prometheus")
     assert prom.returncode == 1
-    assert 'drgn_crashhp_verdict{' in prom.stdout and "PROBLEM" in prom.stdout
+    assert "drgn_crashhp_verdict{" in prom.stdout and "PROBLEM" in prom.stdout
     textfile = tmp_path / "crashhp.prom"
     written = run(*args, "--format", "prometheus", "--textfile", str(textfile))
     assert written.returncode == 1 and written.stdout == ""
@@ -94,8 +102,13 @@ def test_textfile_not_writable(tmp_path: Path) -> None:
     import pytest
 
     pytest.importorskip("prometheus_client")
-    proc = run(*_real_args("file_base"), "--format", "prometheus", "--textfile",
-               str(tmp_path / "no" / "such" / "dir.prom"))
+    proc = run(
+        *_real_args("file_base"),
+        "--format",
+        "prometheus",
+        "--textfile",
+        str(tmp_path / "no" / "such" / "dir.prom"),
+    )
     assert_one_line_error(proc, "cannot write")
 
 
@@ -114,8 +127,9 @@ def test_falls_back_to_btf_and_kallsyms_and_says_so() -> None:
     btf = run("-c", str(dump), "--no-default-symbols", "--json")
     assert "Traceback" not in btf.stderr
     [line] = btf.stderr.strip().splitlines()
-    assert line.startswith("drgn-crashhp: no kernel debug info found; btf+kallsyms: "
-                           "BTF from memory")
+    assert line.startswith(
+        "drgn-crashhp: no kernel debug info found; btf+kallsyms: BTF from memory"
+    )
     a, b = json.loads(dwarf.stdout), json.loads(btf.stdout)
     assert (a["debuginfo"], b["debuginfo"]) == ("dwarf", "btf+kallsyms")
     assert btf.returncode == dwarf.returncode == 1  # the DIMM is missing

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.skipif(not have_fixtures(), reason="no fixtures")
 def ready(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(ROOT / "contrib" / "kdump_ready.py"), *args],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
 
 
@@ -36,8 +38,13 @@ def test_kdump_ready_one_line(name: str, status: int, start: str) -> None:
 
 
 def test_kdump_ready_json() -> None:
-    proc = ready("-c", str(unpack.dump_path("file_corrupt")), "-s",
-                 str(unpack.vmlinux_path()), "--json")
+    proc = ready(
+        "-c",
+        str(unpack.dump_path("file_corrupt")),
+        "-s",
+        str(unpack.vmlinux_path()),
+        "--json",
+    )
     doc = json.loads(proc.stdout)
     assert proc.returncode == doc["exit_status"] == 1
     assert "CHP020" in {f["code"] for f in doc["findings"]}
@@ -45,9 +52,17 @@ def test_kdump_ready_json() -> None:
 
 def test_missing_debug_info_names_the_build_id(tmp_path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-m", "drgn_crashhp", "-c", str(unpack.dump_path("file_base")),
-         "--no-default-symbols"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "drgn_crashhp",
+            "-c",
+            str(unpack.dump_path("file_base")),
+            "--no-default-symbols",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
         env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)},
     )
     assert proc.returncode == 2

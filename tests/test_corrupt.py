@@ -59,14 +59,19 @@ NOT_OK = (EXIT_PROBLEM, EXIT_UNVERIFIED)
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "drgn_crashhp", *args],
-        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
     )
 
 
 def assert_clean(proc: subprocess.CompletedProcess, statuses: Sequence[int]) -> None:
     """A documented status, no traceback, no "OK" verdict, a one-line error."""
-    detail = f"status {proc.returncode}\nstdout:\n{proc.stdout[-2000:]}\n" \
-             f"stderr:\n{proc.stderr[-2000:]}"
+    detail = (
+        f"status {proc.returncode}\nstdout:\n{proc.stdout[-2000:]}\n"
+        f"stderr:\n{proc.stderr[-2000:]}"
+    )
     assert proc.returncode in statuses, detail
     assert "Traceback" not in proc.stderr + proc.stdout, detail
     assert "verdict: OK" not in proc.stdout, detail
@@ -97,8 +102,11 @@ def assert_not_ok(report: Report, *expected: str) -> None:
 
 def _phdrs(path: Path) -> List[Dict[str, int]]:
     with open(path, "rb") as f:
-        return [dict(ph.header) for ph in ELFFile(f).iter_segments()
-                if ph["p_type"] == "PT_LOAD"]
+        return [
+            dict(ph.header)
+            for ph in ELFFile(f).iter_segments()
+            if ph["p_type"] == "PT_LOAD"
+        ]
 
 
 def _file_offset(path: Path, paddr: int) -> int:
@@ -127,8 +135,9 @@ def _h(value: Any) -> int:
 # -- real dumps through the command line ---------------------------------------
 
 
-@pytest.mark.parametrize("cut", ["ehdr", "headers", "before-crash-region",
-                                 "inside-elfcorehdr", "last-byte"])
+@pytest.mark.parametrize(
+    "cut", ["ehdr", "headers", "before-crash-region", "inside-elfcorehdr", "last-byte"]
+)
 def test_truncated_vmcore(tmp_path: Path, cut: str) -> None:
     _, truth = real_fixture("file_base")
     dump = unpack.dump_path("file_base")
@@ -143,8 +152,14 @@ def test_truncated_vmcore(tmp_path: Path, cut: str) -> None:
     }[cut]
     short = tmp_path / "vmcore"
     _copy_prefix(dump, short, size)
-    proc = run_cli("-c", str(short), "-s", str(unpack.vmlinux_path()),
-                   "--no-default-symbols", "--json")
+    proc = run_cli(
+        "-c",
+        str(short),
+        "-s",
+        str(unpack.vmlinux_path()),
+        "--no-default-symbols",
+        "--json",
+    )
     if cut in ("ehdr", "headers"):
         # No ELF header, or program headers whose data is gone: drgn cannot
         # open it; a one-line error.
@@ -167,16 +182,26 @@ def test_no_debug_info(tmp_path: Path) -> None:
     real_fixture("file_base")
     empty = tmp_path / "debug"
     empty.mkdir()
-    proc = run_cli("-c", str(unpack.dump_path("file_base")), "--no-default-symbols",
-                   "--debug-directory", str(empty))
+    proc = run_cli(
+        "-c",
+        str(unpack.dump_path("file_base")),
+        "--no-default-symbols",
+        "--debug-directory",
+        str(empty),
+    )
     assert_clean(proc, (EXIT_USAGE,))
     assert "no kernel debug info" in proc.stderr
 
 
 def test_random_elf_as_vmlinux() -> None:
     real_fixture("file_base")
-    proc = run_cli("-c", str(unpack.dump_path("file_base")), "-s",
-                   os.path.realpath(sys.executable), "--no-default-symbols")
+    proc = run_cli(
+        "-c",
+        str(unpack.dump_path("file_base")),
+        "-s",
+        os.path.realpath(sys.executable),
+        "--no-default-symbols",
+    )
     assert_clean(proc, (EXIT_USAGE,))
 
 
@@ -194,11 +219,12 @@ def test_corrupt_dwarf_in_vmlinux(tmp_path: Path) -> None:
         abbrev = ELFFile(f).get_section_by_name(".debug_abbrev")
         offset, size = abbrev["sh_offset"], abbrev["sh_size"]
     data = bytearray(vmlinux.read_bytes())
-    data[offset:offset + size] = b"\xff" * size
+    data[offset : offset + size] = b"\xff" * size
     bad = tmp_path / "vmlinux"
     bad.write_bytes(bytes(data))
-    proc = run_cli("-c", str(unpack.dump_path("file_base")), "-s", str(bad),
-                   "--no-default-symbols")
+    proc = run_cli(
+        "-c", str(unpack.dump_path("file_base")), "-s", str(bad), "--no-default-symbols"
+    )
     assert_clean(proc, (EXIT_USAGE,))
 
 
@@ -210,11 +236,17 @@ def test_vmcore_note_name_corrupt(tmp_path: Path) -> None:
     data = bytearray(dump.read_bytes())
     at = data.find(b"QEMU\0", 0, 0x10000)
     assert at > 0
-    data[at:at + 4] = b"\xa2\xa2\xa2\xa2"
+    data[at : at + 4] = b"\xa2\xa2\xa2\xa2"
     bad = tmp_path / "vmcore"
     bad.write_bytes(bytes(data))
-    proc = run_cli("-c", str(bad), "-s", str(unpack.vmlinux_path()),
-                   "--no-default-symbols", "--json")
+    proc = run_cli(
+        "-c",
+        str(bad),
+        "-s",
+        str(unpack.vmlinux_path()),
+        "--no-default-symbols",
+        "--json",
+    )
     assert "Traceback" not in proc.stderr
     doc = json.loads(proc.stdout)
     # The scenario was healthy and stays so: the corrupt name is one more
@@ -227,8 +259,14 @@ def test_vmcore_note_name_corrupt(tmp_path: Path) -> None:
 
 def test_crash_region_excluded_from_kdump_vmcore() -> None:
     _, truth = real_fixture("kdump_memadd")
-    proc = run_cli("-c", str(unpack.dump_path("kdump_memadd")), "-s",
-                   str(unpack.vmlinux_path()), "--no-default-symbols", "--json")
+    proc = run_cli(
+        "-c",
+        str(unpack.dump_path("kdump_memadd")),
+        "-s",
+        str(unpack.vmlinux_path()),
+        "--no-default-symbols",
+        "--json",
+    )
     assert_clean(proc, NOT_OK)
     doc = json.loads(proc.stdout)
     assert doc["exit_status"] == EXIT_UNVERIFIED
@@ -323,17 +361,26 @@ def _header(**kw: Any) -> bytes:
     m = Machine()
     return elf_core_header(
         [note(m.crash_notes_phys(c)) for c in (0, 1, 2, 3)]
-        + [note(0x3020000, 4132), text(), ram(0x100000, 0x2EFFFFFF),
-           ram(0x3F000000, 0x3FFDFFFF)], **kw)
+        + [
+            note(0x3020000, 4132),
+            text(),
+            ram(0x100000, 0x2EFFFFFF),
+            ram(0x3F000000, 0x3FFDFFFF),
+        ],
+        **kw,
+    )
 
 
-@pytest.mark.parametrize("kw,reason", [
-    (dict(e_phoff=0x71000), "run past the segment"),
-    (dict(e_phoff=(1 << 64) - 1), "run past the segment"),
-    (dict(e_phnum=65535), "PN_XNUM"),
-    (dict(e_phnum=0), "e_phnum is 0"),
-    (dict(e_type=1), "expected ET_CORE"),
-])
+@pytest.mark.parametrize(
+    "kw,reason",
+    [
+        (dict(e_phoff=0x71000), "run past the segment"),
+        (dict(e_phoff=(1 << 64) - 1), "run past the segment"),
+        (dict(e_phnum=65535), "PN_XNUM"),
+        (dict(e_phnum=0), "e_phnum is 0"),
+        (dict(e_type=1), "expected ET_CORE"),
+    ],
+)
 def test_malformed_elfcorehdr(kw: Dict[str, int], reason: str) -> None:
     data = _header(**{k: v for k, v in kw.items() if k != "e_phoff"})
     if "e_phoff" in kw:
@@ -346,18 +393,24 @@ def test_malformed_elfcorehdr(kw: Dict[str, int], reason: str) -> None:
 
 def _loads(pairs: Sequence[tuple]) -> List[tuple]:
     m = Machine()
-    return ([note(m.crash_notes_phys(c)) for c in (0, 1, 2, 3)]
-            + [note(0x3020000, 4132), text()] + [ram(s, e) for s, e in pairs])
+    return (
+        [note(m.crash_notes_phys(c)) for c in (0, 1, 2, 3)]
+        + [note(0x3020000, 4132), text()]
+        + [ram(s, e) for s, e in pairs]
+    )
 
 
-@pytest.mark.parametrize("pairs", [
-    # Unsorted: the kernel walks iomem in order and never writes this.
-    [(0x3F000000, 0x3FFDFFFF), (0x100000, 0x2EFFFFFF)],
-    # Overlapping ranges.
-    [(0x100000, 0x2EFFFFFF), (0x2E000000, 0x3FFDFFFF)],
-    # The same range twice.
-    [(0x100000, 0x2EFFFFFF), (0x100000, 0x2EFFFFFF), (0x3F000000, 0x3FFDFFFF)],
-])
+@pytest.mark.parametrize(
+    "pairs",
+    [
+        # Unsorted: the kernel walks iomem in order and never writes this.
+        [(0x3F000000, 0x3FFDFFFF), (0x100000, 0x2EFFFFFF)],
+        # Overlapping ranges.
+        [(0x100000, 0x2EFFFFFF), (0x2E000000, 0x3FFDFFFF)],
+        # The same range twice.
+        [(0x100000, 0x2EFFFFFF), (0x100000, 0x2EFFFFFF), (0x3F000000, 0x3FFDFFFF)],
+    ],
+)
 def test_unsorted_or_overlapping_pt_loads(pairs: Sequence[tuple]) -> None:
     report = report_of(with_elfcorehdr(elf_core_header(_loads(pairs))))
     assert_not_ok(report, "CHP014")
@@ -427,18 +480,21 @@ def test_purgatory_blob_section_names_out_of_range(offset: int) -> None:
     # pyelftools seeks to the section name table's sh_offset as given:
     # OverflowError past 2**63.
     blob = bytearray(pb.build_blob())
-    shoff, = struct.unpack_from("<Q", blob, 40)
-    shstrndx, = struct.unpack_from("<H", blob, 62)
+    (shoff,) = struct.unpack_from("<Q", blob, 40)
+    (shstrndx,) = struct.unpack_from("<H", blob, 62)
     struct.pack_into("<Q", blob, shoff + 64 * shstrndx + 24, offset)
     report = _purgatory_report(pb.file_image(blob=bytes(blob)))
     assert_not_ok(report, "CHP026")
 
 
-@pytest.mark.parametrize("regions", [
-    [(0x7000000000, 0x100000)],
-    [(pb.KERNEL_MEM, (1 << 63))],
-    [((1 << 64) - 0x1000, 0x2000)],
-])
+@pytest.mark.parametrize(
+    "regions",
+    [
+        [(0x7000000000, 0x100000)],
+        [(pb.KERNEL_MEM, (1 << 63))],
+        [((1 << 64) - 0x1000, 0x2000)],
+    ],
+)
 def test_regions_outside_memory(regions: List[tuple]) -> None:
     with deadline(60):
         report = _purgatory_report(pb.file_image(regions=regions, digest=bytes(32)))
@@ -448,8 +504,9 @@ def test_regions_outside_memory(regions: List[tuple]) -> None:
 def test_kexec_load_regions_outside_memory() -> None:
     built = pb.load_image()
     purg = bytearray(built.purgatory)
-    purg[pb.KT_REGIONS:pb.KT_REGIONS + 256] = pb.regions_table(
-        [(0x7000000000, 0x1000), (pb.KERNEL_MEM, 1 << 63)])
+    purg[pb.KT_REGIONS : pb.KT_REGIONS + 256] = pb.regions_table(
+        [(0x7000000000, 0x1000), (pb.KERNEL_MEM, 1 << 63)]
+    )
     built.machine.segments[3] = Seg(pb.PURG_MEM, pb.KT_MEMSZ, bytes(purg))  # type: ignore[index]
     with deadline(60):
         report = _purgatory_report(built)
@@ -499,11 +556,12 @@ def test_iomem_tree_corrupt(how: object) -> None:
 
 def _cyclic_memory_blocks() -> SynthKernel:
     """A memory_blocks xarray whose top node's last slot points at itself."""
-    k = SynthKernel(pb.file_image(
-        memory_blocks={0: "MEM_ONLINE", 100: "MEM_ONLINE"}).machine)
+    k = SynthKernel(
+        pb.file_image(memory_blocks={0: "MEM_ONLINE", 100: "MEM_ONLINE"}).machine
+    )
     head = k.prog["memory_blocks"].xa_head.value_()
     slot = head - 2 - PAGE_OFFSET - HEAP_PHYS + 24 + 8 * 63
-    k.mem.chunks[HEAP_PHYS][slot:slot + 8] = struct.pack("<Q", head)
+    k.mem.chunks[HEAP_PHYS][slot : slot + 8] = struct.pack("<Q", head)
     return k
 
 
@@ -533,12 +591,12 @@ def _fresh_real(name: str) -> drgn.Program:
 def _overlay(prog: drgn.Program, vaddr: int, data: bytes) -> None:
     """Replace the bytes at kernel-image address *vaddr* (later memory
     segments take precedence over the dump's)."""
-    phys_base = int.from_bytes(prog.read(prog.symbol("phys_base").address, 8),
-                               "little")
+    phys_base = int.from_bytes(prog.read(prog.symbol("phys_base").address, 8), "little")
     paddr = (vaddr - 0xFFFFFFFF80000000 + phys_base) % (1 << 64)
     assert prog.read(paddr, len(data), True) == prog.read(vaddr, len(data))
-    prog.add_memory_segment(paddr, len(data),
-                            lambda a, n, off, phys: data[off:off + n], True)
+    prog.add_memory_segment(
+        paddr, len(data), lambda a, n, off, phys: data[off : off + n], True
+    )
     assert prog.read(vaddr, len(data)) == data
 
 
@@ -546,8 +604,9 @@ def test_printk_ring_tail_after_head() -> None:
     prog = _fresh_real("file_base")
     ring = prog["prb"].desc_ring
     head = ring.head_id.counter.value_()
-    _overlay(prog, ring.tail_id.counter.address_,
-             struct.pack("<Q", (head + 1) % (1 << 62)))
+    _overlay(
+        prog, ring.tail_id.counter.address_, struct.pack("<Q", (head + 1) % (1 << 62))
+    )
     with deadline(5):
         report = build_report(prog, digest=False)
     render_text(report)

@@ -22,6 +22,6 @@ def test_readme_names_the_test_command() -> None:
 
 def test_every_json_key_is_documented() -> None:
     doc = report_json(build_report(SynthKernel(machine("6.10")).prog))
-    section = README[README.index("## JSON"):README.index("## contrib")]
+    section = README[README.index("## JSON") : README.index("## contrib")]
     for key in doc:
         assert f"| `{key}` |" in section, key

@@ -22,8 +22,11 @@ settings.register_profile(
     database=None,
     deadline=None,
     print_blob=True,
-    suppress_health_check=(HealthCheck.too_slow, HealthCheck.data_too_large,
-                           HealthCheck.filter_too_much),
+    suppress_health_check=(
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+        HealthCheck.filter_too_much,
+    ),
 )
 
 #: Examples per target in CI: enough to pass every structural branch of the
@@ -32,8 +35,9 @@ EXAMPLES = {"build_report(hostile kimage)": 150}
 
 
 def _fuzz(target: Target) -> None:
-    @settings(settings.get_profile("crashhp-ci"),
-              max_examples=EXAMPLES.get(target.name, 400))
+    @settings(
+        settings.get_profile("crashhp-ci"), max_examples=EXAMPLES.get(target.name, 400)
+    )
     @given(target.strategy)
     def run(value: Any) -> None:
         outcome(target, value)
@@ -52,13 +56,26 @@ def test_seeds_reach_the_decoded_path() -> None:
     for data in fuzzing.ELFCOREHDR_SEEDS:
         assert fuzzing.run_decode_elfcorehdr((data, None, 62)).startswith("value")
     for image, program in (
-        (fuzzing.FILE_IMAGE, fuzzing.purgatory_blob_program(
-            (fuzzing.BLOB_SEEDS[0], None,
-             fuzzing._segment_bytes(fuzzing.FILE_IMAGE, Role.PURGATORY)[1],
-             fuzzing.FILE_IMAGE))),
-        (fuzzing.LOAD_IMAGE, fuzzing.kexec_load_program(
-            (fuzzing._segment_bytes(fuzzing.LOAD_IMAGE, Role.PURGATORY)[1],
-             fuzzing.LOAD_IMAGE))),
+        (
+            fuzzing.FILE_IMAGE,
+            fuzzing.purgatory_blob_program(
+                (
+                    fuzzing.BLOB_SEEDS[0],
+                    None,
+                    fuzzing._segment_bytes(fuzzing.FILE_IMAGE, Role.PURGATORY)[1],
+                    fuzzing.FILE_IMAGE,
+                )
+            ),
+        ),
+        (
+            fuzzing.LOAD_IMAGE,
+            fuzzing.kexec_load_program(
+                (
+                    fuzzing._segment_bytes(fuzzing.LOAD_IMAGE, Role.PURGATORY)[1],
+                    fuzzing.LOAD_IMAGE,
+                )
+            ),
+        ),
     ):
         prog, _ = program
         p = read_purgatory_full(prog, image)

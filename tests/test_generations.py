@@ -54,8 +54,7 @@ def _report(name: str) -> Tuple[Dict[str, Any], Dict[str, Any]]:
     from drgn_crashhp import build_report, open_program, report_json
 
     dump, vmlinux, truth = gen_fixture_paths(name)
-    prog = open_program(core=str(dump), symbols=[str(vmlinux)],
-                        default_symbols=False)
+    prog = open_program(core=str(dump), symbols=[str(vmlinux)], default_symbols=False)
     doc = report_json(build_report(prog, target=name))
     # the JSON the CLI prints: round-trip it so only JSON types remain
     return json.loads(json.dumps(doc)), truth
@@ -150,7 +149,8 @@ def test_elfcorehdr_matches_the_recipes_own_parse(name: str) -> None:
     assert hdr["phnum"] == obs["e_phnum"]
     assert hdr["used"] == obs["header_bytes"]
     assert [(n["paddr"], n["size"]) for n in hdr["notes"]] == [
-        (h(a), n) for a, n in obs["pt_note"]]
+        (h(a), n) for a, n in obs["pt_note"]
+    ]
     ram = [(ld["paddr"], ld["paddr"] + ld["size"] - 1) for ld in hdr["loads"][1:]]
     assert ram == ranges(obs["observed_header_ram"])
 
@@ -239,8 +239,11 @@ def test_sha_regions_follow_the_kernel_rule(name: str) -> None:
     skip = {h(truth["load"]["segment_roles"]["purgatory"])}
     if hotplug_kernel(truth):
         skip.add(h(truth["load"]["elf_headers"]["mem"]))
-    want = [(h(s["mem"]), h(s["memsz"])) for s in truth["segments"]
-            if h(s["mem"]) not in skip]
+    want = [
+        (h(s["mem"]), h(s["memsz"]))
+        for s in truth["segments"]
+        if h(s["mem"]) not in skip
+    ]
     got = [(r["start"], r["len"]) for r in pur["regions"] if r["len"]]
     assert got == want
     digest = truth["expected"]["digest"]
@@ -254,8 +257,9 @@ def test_capacity(name: str) -> None:
     obs = truth.get("observed", {})
     if "pt_note" not in obs:
         pytest.skip("no elfcorehdr in the dump")
-    seg = [s for s in truth["segments"]
-           if s["index"] == obs["elfcorehdr_segment_index"]][0]
+    seg = [
+        s for s in truth["segments"] if s["index"] == obs["elfcorehdr_segment_index"]
+    ][0]
     f = finding(doc, "CHP065")
     assert f["details"]["memsz"] == h(seg["memsz"])
     size = truth["guest_state"]["sys_kernel"]["crash_elfcorehdr_size"]
@@ -270,8 +274,12 @@ def test_capacity(name: str) -> None:
 def test_verdict_and_exit_status(name: str) -> None:
     doc, truth = _report(name)
     exp = truth["expected"]
-    problem = (not exp["crash_loaded"] or exp["elfcorehdr"] == "stale"
-               or exp["digest"] == "mismatch" or bool(exp.get("cpus_without_note")))
+    problem = (
+        not exp["crash_loaded"]
+        or exp["elfcorehdr"] == "stale"
+        or exp["digest"] == "mismatch"
+        or bool(exp.get("cpus_without_note"))
+    )
     if problem:
         assert doc["exit_status"] == 1, sorted(codes(doc))
     elif is_kdump(truth):
@@ -297,7 +305,7 @@ def test_shipped_btf_is_the_kernels(gen: str) -> None:
         pytest.skip(f"no {gen} fixtures")
     dump, vmlinux, _ = gen_fixture_paths(f"v{gen}/file_base")
     blob = unpack.btf_path(gen).read_bytes()
-    assert blob[:2] == b"\x9f\xeb"   # BTF_MAGIC, little endian
+    assert blob[:2] == b"\x9f\xeb"  # BTF_MAGIC, little endian
     prog = open_program(core=str(dump), symbols=[str(vmlinux)], default_symbols=False)
     start = prog.symbol("__start_BTF").address
     end = prog.symbol("__stop_BTF").address

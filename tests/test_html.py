@@ -25,13 +25,27 @@ from drgn_crashhp import build_report, report_json
 from drgn_crashhp.render.html import COLOURS, render_html
 from tests.conftest import real_fixture
 
-SCENARIOS = ["file_memremove", "load_stale_memadd", "file_base", "file_cpuadd",
-             "noload", "kdump_memadd"]
+SCENARIOS = [
+    "file_memremove",
+    "load_stale_memadd",
+    "file_base",
+    "file_cpuadd",
+    "noload",
+    "kdump_memadd",
+]
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync",
-                  "--force-color-profile=srgb", "--hide-scrollbars"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--force-color-profile=srgb",
+    "--hide-scrollbars",
+]
 
 
 @functools.cache
@@ -49,9 +63,18 @@ def chromium() -> str:
 
 def run_chromium(tmp_path: Path, page: Path, *args: str) -> str:
     proc = subprocess.run(
-        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-         *args, page.as_uri()],
-        capture_output=True, text=True, timeout=180, cwd=tmp_path)
+        [
+            chromium(),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={tmp_path / 'profile'}",
+            *args,
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
@@ -99,11 +122,12 @@ def png_pixels(path: Path) -> Tuple[int, int, bytes, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat, width = 8, b"", 0
     while pos < len(data):
-        (length,) = struct.unpack(">I", data[pos:pos + 4])
-        kind, body = data[pos + 4:pos + 8], data[pos + 8:pos + 8 + length]
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        kind, body = data[pos + 4 : pos + 8], data[pos + 8 : pos + 8 + length]
         if kind == b"IHDR":
             width, height, depth, colour, _, _, interlace = struct.unpack(
-                ">IIBBBBB", body)
+                ">IIBBBBB", body
+            )
             assert depth == 8 and colour in (2, 6) and interlace == 0
             bpp = 3 if colour == 2 else 4
         elif kind == b"IDAT":
@@ -115,7 +139,7 @@ def png_pixels(path: Path) -> Tuple[int, int, bytes, int]:
     prev = bytearray(stride)
     for y in range(height):
         ftype = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
         for i in range(stride):
             left = line[i - bpp] if i >= bpp else 0
             up = prev[i]
@@ -139,7 +163,7 @@ def png_pixels(path: Path) -> Tuple[int, int, bytes, int]:
 def count_colour(pixels: Tuple[int, int, bytes, int], hex_colour: str) -> int:
     width, height, raw, bpp = pixels
     rgb = bytes.fromhex(hex_colour.lstrip("#"))
-    return sum(1 for i in range(0, len(raw), bpp) if raw[i:i + 3] == rgb)
+    return sum(1 for i in range(0, len(raw), bpp) if raw[i : i + 3] == rgb)
 
 
 def _r(pair: List[str]) -> Tuple[int, int]:
@@ -180,7 +204,8 @@ def test_page_in_chromium(tmp_path: Path, name: str) -> None:
     assert drawn == want
     assert {r for r in dom.rows if r[0] != "text"} == want
     verdict = {"stale": "PROBLEM", "none": "PROBLEM"}.get(
-        truth["expected"]["elfcorehdr"], "")
+        truth["expected"]["elfcorehdr"], ""
+    )
     if truth["expected"]["digest"] == "mismatch":
         verdict = "PROBLEM"
     if verdict:
@@ -208,9 +233,18 @@ def test_page_in_chromium(tmp_path: Path, name: str) -> None:
 def test_page_is_self_contained() -> None:
     _, _ = real_fixture("file_memremove")
     page = render_html(_report("file_memremove"))
-    for needle in ("<script", "<link", "src=", "url(", "@import", "http://", "https://"):
-        assert needle not in page.replace('xmlns="http://www.w3.org/2000/svg"', ""), \
+    for needle in (
+        "<script",
+        "<link",
+        "src=",
+        "url(",
+        "@import",
+        "http://",
+        "https://",
+    ):
+        assert needle not in page.replace('xmlns="http://www.w3.org/2000/svg"', ""), (
             needle
+        )
 
 
 def test_hex_string_details_draw_the_same_ranges() -> None:
@@ -219,6 +253,7 @@ def test_hex_string_details_draw_the_same_ranges() -> None:
     as_int = copy.deepcopy(doc)
     for f in as_int["findings"]:
         if "ranges" in f["details"]:
-            f["details"]["ranges"] = [[int(str(x), 0) for x in r]
-                                      for r in f["details"]["ranges"]]
+            f["details"]["ranges"] = [
+                [int(str(x), 0) for x in r] for r in f["details"]["ranges"]
+            ]
     assert render_html(doc, now=0) == render_html(as_int, now=0)

@@ -70,12 +70,24 @@ def test_command_text_and_help() -> None:
 def test_cli_command_library_agree_on_real_dump(name: str) -> None:
     prog, truth = real_fixture(name)
     lib = report_json(build_report(prog))
-    assert codes(run_command(DEFAULT_COMMAND_NAMESPACE, prog, "crashhp --json")) \
-        == codes(lib)
+    assert codes(
+        run_command(DEFAULT_COMMAND_NAMESPACE, prog, "crashhp --json")
+    ) == codes(lib)
     proc = subprocess.run(
-        [sys.executable, "-m", "drgn_crashhp", "-c", str(unpack.dump_path(name)),
-         "-s", str(unpack.vmlinux_path()), "--no-default-symbols", "--json"],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "drgn_crashhp",
+            "-c",
+            str(unpack.dump_path(name)),
+            "-s",
+            str(unpack.vmlinux_path()),
+            "--no-default-symbols",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert "Traceback" not in proc.stderr
     cli = json.loads(proc.stdout)
@@ -94,10 +106,21 @@ def test_drgn_finds_the_plugin_through_its_entry_point(tmp_path) -> None:
         "sys.exit(ns.run(prog, 'crashhp -q', globals=globals()))\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "drgn", "-q", "-c",
-         str(unpack.dump_path("file_memadd")), "-s",
-         str(unpack.vmlinux_path()), "--no-default-symbols", str(script)],
-        capture_output=True, text=True, timeout=600,
+        [
+            sys.executable,
+            "-m",
+            "drgn",
+            "-q",
+            "-c",
+            str(unpack.dump_path("file_memadd")),
+            "-s",
+            str(unpack.vmlinux_path()),
+            "--no-default-symbols",
+            str(script),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr
     assert "verdict: OK (exit status 0)" in proc.stdout

@@ -42,12 +42,19 @@ SCENARIOS = (
 def _type(value: Any) -> str:
     if value is None:
         return "null"
-    return {bool: "bool", int: "int", float: "float", str: "str",
-            list: "list", dict: "object"}[type(value)]
+    return {
+        bool: "bool",
+        int: "int",
+        float: "float",
+        str: "str",
+        list: "list",
+        dict: "object",
+    }[type(value)]
 
 
-def key_paths(doc: Any, path: str = "", out: Dict[str, Set[str]] | None = None
-              ) -> Dict[str, Set[str]]:
+def key_paths(
+    doc: Any, path: str = "", out: Dict[str, Set[str]] | None = None
+) -> Dict[str, Set[str]]:
     """Every key path of *doc* with the set of value types seen there."""
     if out is None:
         out = defaultdict(set)
@@ -73,8 +80,10 @@ def documents() -> Dict[str, Any]:
     if not have_fixtures():
         pytest.skip("real fixtures not available")
     # As a JSON consumer sees it: tuples become lists.
-    return {name: json.loads(json.dumps(report_json(build_report(
-        real_fixture(name)[0])))) for name in SCENARIOS}
+    return {
+        name: json.loads(json.dumps(report_json(build_report(real_fixture(name)[0]))))
+        for name in SCENARIOS
+    }
 
 
 def test_json_key_paths_and_types_are_pinned(documents: Dict[str, Any]) -> None:
@@ -89,8 +98,10 @@ def test_json_key_paths_and_types_are_pinned(documents: Dict[str, Any]) -> None:
 
 
 def test_key_paths_walker() -> None:
-    doc = {"a": [{"b": 1}, {"b": None}], "findings": [
-        {"code": "CHP001", "details": {"r": [[1, 2]]}}]}
+    doc = {
+        "a": [{"b": 1}, {"b": None}],
+        "findings": [{"code": "CHP001", "details": {"r": [[1, 2]]}}],
+    }
     assert _render(key_paths(doc)) == (
         ". object\n.a list\n.a[] object\n.a[].b int|null\n"
         ".findings list\n.findings[CHP001] object\n"

@@ -43,7 +43,7 @@ def boot_params() -> bytes:
     data[0x202:0x206] = b"HdrS"
     struct.pack_into("<I", data, 0x228, PARAMS_MEM + 0x1000)  # cmd_line_ptr
     cmdline = f"elfcorehdr={ELF_MEM:#x} console=ttyS0\0".encode()
-    data[0x1000:0x1000 + len(cmdline)] = cmdline
+    data[0x1000 : 0x1000 + len(cmdline)] = cmdline
     return bytes(data)
 
 
@@ -51,8 +51,12 @@ def header(cpus=(0, 1, 2, 3)) -> bytes:
     m = Machine()
     return elf_core_header(
         [note(m.crash_notes_phys(c)) for c in cpus]
-        + [note(0x3020000, 4132), text(), ram(0x100000, 0x2EFFFFFF),
-           ram(0x3F000000, 0x3FFDFFFF)]
+        + [
+            note(0x3020000, 4132),
+            text(),
+            ram(0x100000, 0x2EFFFFFF),
+            ram(0x3F000000, 0x3FFDFFFF),
+        ]
     )
 
 
@@ -89,8 +93,14 @@ def machine(layout: str, **kw) -> Machine:
     ],
 )
 def test_layouts(layout: str, expected: Layout) -> None:
-    rfc = dict(elf_index=0, purg_index=1, rbx=0, rsi=PARAMS_MEM,
-               rip=KERNEL_MEM + 0x200, rsp=PURG_MEM + 0x2000)
+    rfc = dict(
+        elf_index=0,
+        purg_index=1,
+        rbx=0,
+        rsi=PARAMS_MEM,
+        rip=KERNEL_MEM + 0x200,
+        rsp=PURG_MEM + 0x2000,
+    )
     k = SynthKernel(machine(layout, rfc=rfc if layout == "rfc-v1" else None))
     image = read_kimage(k.prog)
     assert image is not None
@@ -98,9 +108,19 @@ def test_layouts(layout: str, expected: Layout) -> None:
     assert image.address == k.image_address
     assert image.nr_segments == 5
     assert [s.mem for s in image.segments] == [
-        ELF_MEM, PURG_MEM, PARAMS_MEM, KERNEL_MEM, INITRD_MEM]
+        ELF_MEM,
+        PURG_MEM,
+        PARAMS_MEM,
+        KERNEL_MEM,
+        INITRD_MEM,
+    ]
     assert [s.role for s in image.segments] == [
-        Role.ELFCOREHDR, Role.PURGATORY, Role.BOOT_PARAMS, Role.KERNEL, Role.INITRD]
+        Role.ELFCOREHDR,
+        Role.PURGATORY,
+        Role.BOOT_PARAMS,
+        Role.KERNEL,
+        Role.INITRD,
+    ]
     assert image.segments[4].bufsz == 106
     assert image.elfcorehdr_index == 0
     assert image.start == PURG_MEM + 0x40
@@ -120,8 +140,15 @@ def test_layouts(layout: str, expected: Layout) -> None:
 
 
 def test_6_6_kexec_load_support_comes_from_update_elfcorehdr() -> None:
-    k = SynthKernel(machine("6.6", file_mode=False, hotplug_support=False,
-                            elfcorehdr_index=-1, elf_load_addr=0))
+    k = SynthKernel(
+        machine(
+            "6.6",
+            file_mode=False,
+            hotplug_support=False,
+            elfcorehdr_index=-1,
+            elf_load_addr=0,
+        )
+    )
     image = read_kimage(k.prog)
     assert image is not None
     assert not image.hotplug.support
@@ -147,11 +174,14 @@ def test_elfcorehdr_decoded() -> None:
     assert read.header is not None, read.problem
     hdr = read.header
     assert [n.paddr for n in hdr.notes[:4]] == [
-        Machine().crash_notes_phys(c) for c in range(4)]
+        Machine().crash_notes_phys(c) for c in range(4)
+    ]
     assert hdr.notes[4].size == 4132
     assert [(ld.paddr, ld.size) for ld in hdr.loads] == [
-        (KERNEL_PHYS, KERNEL_SIZE), (0x100000, 0x2EF00000),
-        (0x3F000000, 0x3FFE0000 - 0x3F000000)]
+        (KERNEL_PHYS, KERNEL_SIZE),
+        (0x100000, 0x2EF00000),
+        (0x3F000000, 0x3FFE0000 - 0x3F000000),
+    ]
     assert hdr.loads[0].vaddr == TEXT
     assert hdr.loads[1].vaddr == PAGE_OFFSET + 0x100000
     assert hdr.used == 64 + 8 * 56
@@ -245,13 +275,19 @@ def test_contents_absent_roles_follow_bzimage64_order() -> None:
     image = read_kimage(k.prog)
     assert image is not None
     assert [s.role for s in image.segments] == [
-        Role.ELFCOREHDR, Role.PURGATORY, Role.BOOT_PARAMS, Role.KERNEL, Role.INITRD]
+        Role.ELFCOREHDR,
+        Role.PURGATORY,
+        Role.BOOT_PARAMS,
+        Role.KERNEL,
+        Role.INITRD,
+    ]
 
 
 def test_no_elfcorehdr_found() -> None:
     segs = file_segments(b"\0" * 64)
-    k = SynthKernel(machine("pre-hotplug", segments=segs, elf_load_addr=0,
-                            file_mode=False))
+    k = SynthKernel(
+        machine("pre-hotplug", segments=segs, elf_load_addr=0, file_mode=False)
+    )
     report = build_report(k.prog)
     [f] = [f for f in report.findings if f.code == "CHP010"]
     assert "no segment starts with an ELF core header" in f.message

@@ -40,9 +40,20 @@ def qemu_major() -> int:
 
 def report(sock: str) -> Dict[str, Any]:
     proc = subprocess.run(
-        [sys.executable, "-m", "drgn_crashhp", "--qemu", sock, "-s",
-         str(unpack.vmlinux_path()), "--no-default-symbols", "--json"],
-        capture_output=True, text=True, timeout=900,
+        [
+            sys.executable,
+            "-m",
+            "drgn_crashhp",
+            "--qemu",
+            sock,
+            "-s",
+            str(unpack.vmlinux_path()),
+            "--no-default-symbols",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
     )
     assert "Traceback" not in proc.stderr, proc.stderr
     doc = json.loads(proc.stdout)
@@ -67,7 +78,9 @@ def guest(tmp_path: Path) -> Any:
 
     sock = tmp_path / "drgn.qmp.sock"
     g = Guest(
-        str(tmp_path), str(BZIMAGE), str(initramfs),
+        str(tmp_path),
+        str(BZIMAGE),
+        str(initramfs),
         append="console=ttyS0 crashkernel=24M memhp_default_state=online_movable",
         mem="128M,slots=4,maxmem=1G",
         extra_args=["-qmp", f"unix:{sock},server=on,wait=off"],
@@ -79,8 +92,10 @@ def guest(tmp_path: Path) -> Any:
 
 def test_live_guest_shows_the_kernels_update(guest: Any) -> None:
     g, sock = guest
-    g.check('kexec -s -p /bzImage --initrd=/capture.cpio '
-            '--append="console=ttyS0 acpi_no_memhotplug irqpoll nr_cpus=1"')
+    g.check(
+        "kexec -s -p /bzImage --initrd=/capture.cpio "
+        '--append="console=ttyS0 acpi_no_memhotplug irqpoll nr_cpus=1"'
+    )
     before = report(sock)
     assert before["verdict"] == "OK", before["findings"]
     assert before["target"] == f"QEMU guest {sock}"

@@ -17,8 +17,7 @@ from drgn_crashhp import build_report, report_json
 from tests.conftest import real_fixture, unpack
 
 
-@pytest.mark.parametrize("name", ["file_memadd", "load_hotplug_memadd",
-                                  "kdump_memadd"])
+@pytest.mark.parametrize("name", ["file_memadd", "load_hotplug_memadd", "kdump_memadd"])
 def test_full_report_never_opens_vmlinux_with_pyelftools(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

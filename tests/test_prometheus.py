@@ -54,8 +54,11 @@ def parse(text: str) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     want = {k: v for k, v in labels.items()}
-    hits = [v for (n, ls), v in samples.items()
-            if n == "drgn_crashhp_" + name and want.items() <= dict(ls).items()]
+    hits = [
+        v
+        for (n, ls), v in samples.items()
+        if n == "drgn_crashhp_" + name and want.items() <= dict(ls).items()
+    ]
     assert len(hits) == 1, (name, labels, hits)
     return hits[0]
 
@@ -66,8 +69,11 @@ def _size(ranges: List[List[str]]) -> int:
 
 def expected_verdict(truth: Dict[str, Any]) -> str:
     exp = truth["expected"]
-    if not exp["crash_loaded"] or exp["digest"] == "mismatch" \
-            or exp["elfcorehdr"] == "stale":
+    if (
+        not exp["crash_loaded"]
+        or exp["digest"] == "mismatch"
+        or exp["elfcorehdr"] == "stale"
+    ):
         return "PROBLEM"
     if exp["digest"] == "n/a":  # a kdump dump excludes the crash region
         return "CANNOT VERIFY"
@@ -89,8 +95,10 @@ def test_metrics_match_the_scenario(name: str) -> None:
     verdict = expected_verdict(truth)
     for v in ("OK", "PROBLEM", "CANNOT VERIFY"):
         assert value(samples, "verdict", verdict=v) == (v == verdict), v
-    assert value(samples, "exit_status") == {"OK": 0, "PROBLEM": 1,
-                                             "CANNOT VERIFY": 3}[verdict]
+    assert (
+        value(samples, "exit_status")
+        == {"OK": 0, "PROBLEM": 1, "CANNOT VERIFY": 3}[verdict]
+    )
     assert value(samples, "crash_kernel_loaded") == exp["crash_loaded"]
     assert value(samples, "last_check_timestamp_seconds") == NOW
     digest = {"n/a": None}.get(exp["digest"], exp["digest"])
@@ -105,24 +113,31 @@ def test_metrics_match_the_scenario(name: str) -> None:
         assert value(samples, "missing_cpu_notes") == missing_cpu_notes(truth)
         # Room for more program headers, from the segment the guest's kexec
         # reported and the CPUs and RAM ranges its sysfs and iomem showed.
-        [seg] = [sg for sg in truth["segments"]
-                 if sg["mem"] == truth["observed"]["elfcorehdr_paddr"]]
+        [seg] = [
+            sg
+            for sg in truth["segments"]
+            if sg["mem"] == truth["observed"]["elfcorehdr_paddr"]
+        ]
         memsz = int(seg["memsz"], 16)
         possible = truth["guest_state"]["cpu"]["possible"]
         lo, _, hi = possible.partition("-")
         ncpus = int(hi or lo) - int(lo) + 1
         ranges = len(truth["observed"]["iomem_ram_now"])
-        assert value(samples, "elfcorehdr_free_phdrs") == \
-            (memsz - 64) // 56 - (ncpus + 2 + ranges)
+        assert value(samples, "elfcorehdr_free_phdrs") == (memsz - 64) // 56 - (
+            ncpus + 2 + ranges
+        )
     else:
         # Nothing to compare: no metric rather than a made-up zero.
         names = {n for n, _ in samples}
         assert "drgn_crashhp_missing_ram_bytes" not in names
         assert "drgn_crashhp_stale_ram_bytes" not in names
-    by_sev = {s: value(samples, "findings_by_severity", severity=s)
-              for s in ("error", "warning", "unverified", "info")}
-    by_code = [(dict(ls), v) for (n, ls), v in samples.items()
-               if n == "drgn_crashhp_findings"]
+    by_sev = {
+        s: value(samples, "findings_by_severity", severity=s)
+        for s in ("error", "warning", "unverified", "info")
+    }
+    by_code = [
+        (dict(ls), v) for (n, ls), v in samples.items() if n == "drgn_crashhp_findings"
+    ]
     assert sum(by_sev.values()) == sum(v for _, v in by_code) > 0
     assert (by_sev["error"] > 0) == (verdict == "PROBLEM")
 
@@ -137,8 +152,9 @@ def test_file_memremove_shows_128_mib_stale() -> None:
 
 def test_no_digest_is_skipped() -> None:
     prog, _ = real_fixture("file_base")
-    samples = parse(render_prometheus(report_json(build_report(prog, digest=False)),
-                                      now=NOW))
+    samples = parse(
+        render_prometheus(report_json(build_report(prog, digest=False)), now=NOW)
+    )
     assert value(samples, "digest", status="skipped") == 1
     assert value(samples, "digest", status="match") == 0
 
@@ -170,7 +186,7 @@ def test_details_as_ints_or_hex_strings() -> None:
 
 def test_every_metric_is_documented_in_the_readme() -> None:
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Monitoring"):]
+    section = readme[readme.index("## Monitoring") :]
     for name in METRICS:
         assert f"`drgn_crashhp_{name}`" in section, name
 

@@ -79,13 +79,20 @@ def test_file_match_decodes_everything(blob: bytes) -> None:
     assert purg.stored_digest == built.digest.hex()
     # 6.10: the elfcorehdr is excluded; params, kernel, initrd in order.
     assert [(r.start, r.len) for r in purg.regions] == built.regions
-    assert [r.role for r in purg.regions] == [Role.BOOT_PARAMS, Role.KERNEL,
-                                              Role.INITRD]
+    assert [r.role for r in purg.regions] == [
+        Role.BOOT_PARAMS,
+        Role.KERNEL,
+        Role.INITRD,
+    ]
     assert all(r.exact for r in purg.regions)
     assert purg.regs is not None and purg.regs.layout == RegsLayout.KERNEL
     assert purg.regs.address == pb.PURG_MEM + pb.RODATA_OFF + pb.REGS_VALUE
     assert (purg.regs.rip, purg.regs.rsi, purg.regs.rsp, purg.regs.rbx) == (
-        pb.KERNEL_MEM + 0x200, pb.PARAMS_MEM, purg.stack_end, 0)
+        pb.KERNEL_MEM + 0x200,
+        pb.PARAMS_MEM,
+        purg.stack_end,
+        0,
+    )
     assert digest.status == DigestStatus.MATCH
     assert digest.computed == built.digest.hex()
     assert digest.bytes_hashed == sum(n for _, n in built.regions)
@@ -110,8 +117,9 @@ def test_byte_past_bufsz_counts_too() -> None:
     # Purgatory hashes the zero tail up to memsz: a byte there must break it.
     built = pb.file_image()
     initrd = built.segments[4]
-    built.segments[4] = replace(initrd, data=initrd.data.ljust(0x80000, b"\0")
-                                + b"\x01")
+    built.segments[4] = replace(
+        initrd, data=initrd.data.ljust(0x80000, b"\0") + b"\x01"
+    )
     built.machine.segments = built.segments
     _, _, digest, findings = run(built)
     assert digest.status == DigestStatus.MISMATCH
@@ -124,9 +132,11 @@ def test_jbug_all_regions_empty_is_disabled_not_mismatch() -> None:
     assert purg.regions == () and purg.stored_digest == SHA256_EMPTY
     assert digest.status == DigestStatus.MATCH  # sha256("") == sha256("")
     f = only(findings, "CHP023")
-    assert f.details["expected"] == [(pb.PARAMS_MEM, 0x3000),
-                                     (pb.KERNEL_MEM, 0x1000000),
-                                     (pb.INITRD_MEM, 0x100000)]
+    assert f.details["expected"] == [
+        (pb.PARAMS_MEM, 0x3000),
+        (pb.KERNEL_MEM, 0x1000000),
+        (pb.INITRD_MEM, 0x100000),
+    ]
     assert not {"CHP020", "CHP021", "CHP025"} & set(codes(findings))
 
 
@@ -244,9 +254,14 @@ def test_elfcorehdr_hashed_on_6_10_is_a_region_problem() -> None:
 
 # -- RFC v1: elfcorehdr inside the digest ----------------------------------------
 
-RFC_REGS = dict(elf_index=0, purg_index=1, rbx=0, rsi=pb.PARAMS_MEM,
-                rip=pb.KERNEL_MEM + 0x200,
-                rsp=pb.PURG_MEM + pb.DATA_OFF + pb.STACK_END_VALUE)
+RFC_REGS = dict(
+    elf_index=0,
+    purg_index=1,
+    rbx=0,
+    rsi=pb.PARAMS_MEM,
+    rip=pb.KERNEL_MEM + 0x200,
+    rsp=pb.PURG_MEM + pb.DATA_OFF + pb.STACK_END_VALUE,
+)
 
 
 def test_rfc_elfcorehdr_hashed_and_intact_matches() -> None:
@@ -260,8 +275,9 @@ def test_rfc_elfcorehdr_hashed_and_intact_matches() -> None:
 def test_rfc_elfcorehdr_changed_without_new_digest() -> None:
     built = pb.file_image(layout="rfc-v1", rfc=dict(RFC_REGS))
     # A hotplug event rewrote the header (one CPU more), the digest stayed.
-    built.segments[0] = replace(built.segments[0],
-                                data=pb.elfcorehdr(cpus=(0, 1, 2, 3, 4)))
+    built.segments[0] = replace(
+        built.segments[0], data=pb.elfcorehdr(cpus=(0, 1, 2, 3, 4))
+    )
     built.machine.segments = built.segments
     _, _, digest, findings = run(built)
     assert digest.status == DigestStatus.MISMATCH
@@ -301,7 +317,8 @@ def test_rfc_registers_compared_with_saved() -> None:
     _, _, _, findings = run(built)
     f = only(findings, "CHP030")
     assert f.details["problems"] == [
-        f"rsi {pb.PARAMS_MEM:#x} != arch.hp.rsi {pb.PARAMS_MEM + 0x1000:#x}"]
+        f"rsi {pb.PARAMS_MEM:#x} != arch.hp.rsi {pb.PARAMS_MEM + 0x1000:#x}"
+    ]
 
 
 # -- registers -----------------------------------------------------------------
@@ -344,8 +361,9 @@ def test_cmdline_not_terminated() -> None:
     built = pb.file_image(cmdline="x" * 0x1000)  # fills the segment to its end
     params = bytearray(built.segments[2].data)
     params[0x1000:] = b"y" * (len(params) - 0x1000)
-    built.segments[2] = replace(built.segments[2], data=bytes(params.ljust(0x3000,
-                                                                          b"z")))
+    built.segments[2] = replace(
+        built.segments[2], data=bytes(params.ljust(0x3000, b"z"))
+    )
     built.machine.segments = built.segments
     _, purg, _, findings = run(built)
     assert purg.cmdline is not None and purg.cmdline.problem is not None
@@ -382,8 +400,10 @@ def test_load_scan_found(hotplug: bool) -> None:
     assert [(r.start, r.len) for r in purg.regions] == built.regions
     assert purg.regs is not None and purg.regs.layout == RegsLayout.KEXEC_TOOLS
     assert purg.regs.address == pb.PURG_MEM + pb.KT_REGS
-    assert (purg.regs.rsi, purg.regs.rsp) == (pb.PARAMS_MEM,
-                                              pb.PURG_MEM + pb.KT_STACK_END)
+    assert (purg.regs.rsi, purg.regs.rsp) == (
+        pb.PARAMS_MEM,
+        pb.PURG_MEM + pb.KT_STACK_END,
+    )
     assert purg.cmdline is not None and purg.cmdline.elfcorehdr == pb.ELF_MEM
     assert digest.status == DigestStatus.MATCH
     assert codes(findings) == ["CHP021", "CHP032"]
@@ -392,8 +412,13 @@ def test_load_scan_found(hotplug: bool) -> None:
 def test_load_scan_not_found() -> None:
     # A table that is not the segment list (kexec -i leaves it zero; here a
     # wrong length) cannot be located.
-    built = pb.load_image(regions=[(pb.KERNEL_MEM, 0x1000), (pb.INITRD_MEM, 0x100000),
-                                   (pb.PARAMS_MEM, 0x3000)])
+    built = pb.load_image(
+        regions=[
+            (pb.KERNEL_MEM, 0x1000),
+            (pb.INITRD_MEM, 0x100000),
+            (pb.PARAMS_MEM, 0x3000),
+        ]
+    )
     _, purg, digest, findings = run(built)
     assert purg.problem == Problem.NOT_LOCATED
     assert "cannot locate" in (purg.problem_text or "")
@@ -424,8 +449,12 @@ def test_load_digest_elsewhere_is_found_by_search() -> None:
 
 def test_load_hotplug_flag_but_elfcorehdr_hashed() -> None:
     # Table built without --hotplug while the image claims hotplug support.
-    regions = [(pb.ELF_MEM, 0x4000), (pb.KERNEL_MEM, 0x1000000),
-               (pb.INITRD_MEM, 0x100000), (pb.PARAMS_MEM, 0x3000)]
+    regions = [
+        (pb.ELF_MEM, 0x4000),
+        (pb.KERNEL_MEM, 0x1000000),
+        (pb.INITRD_MEM, 0x100000),
+        (pb.PARAMS_MEM, 0x3000),
+    ]
     _, purg, _, findings = run(pb.load_image(hotplug=True, regions=regions))
     assert purg.elfcorehdr_excluded is False
     assert "hashed the elfcorehdr" in only(findings, "CHP025").message
@@ -453,8 +482,11 @@ def test_progress_reports_all_bytes() -> None:
     image = read_kimage(prog)
     assert image is not None
     seen: List[Tuple[int, int]] = []
-    verify_digest(prog, read_purgatory_full(prog, image),
-                  progress=lambda d, t: seen.append((d, t)))
+    verify_digest(
+        prog,
+        read_purgatory_full(prog, image),
+        progress=lambda d, t: seen.append((d, t)),
+    )
     total = sum(n for _, n in built.regions)
     assert seen[-1] == (total, total)
     assert [d for d, _ in seen] == sorted(d for d, _ in seen)
@@ -497,25 +529,34 @@ def test_real_digest_verdict(name: str) -> None:
     assert digest.status == DigestStatus(want)
     assert ("CHP021" if want == "match" else "CHP020") in codes(findings)
     assert not {"CHP023", "CHP025", "CHP026", "CHP027", "CHP030", "CHP031"} & set(
-        codes(findings))
+        codes(findings)
+    )
 
 
 @pytest.mark.parametrize("name", REAL)
 def test_real_layout_matches_what_the_loader_logged(name: str) -> None:
     image, purg, _, _, truth = _real(name)
     load = truth["load"]
-    purg_mem = _hex(load["segment_roles"]["purgatory"]) if load["mode"] == \
-        "file_load" else None
+    purg_mem = (
+        _hex(load["segment_roles"]["purgatory"])
+        if load["mode"] == "file_load"
+        else None
+    )
     if load["mode"] == "file_load":
         # kexec_file_load: "Loaded purgatory at" and start: from the kernel.
         assert purg.source == Source.KERNEL_BLOB
         assert purg.segment_mem == purg_mem
         assert purg.replay_start == image.start == _hex(load["entry"])
         roles = load["segment_roles"]
-        want = [(_hex(s["mem"]), _hex(s["memsz"])) for s in truth["segments"]
-                if s["mem"] not in (roles["purgatory"], load["elf_headers"]["mem"])]
+        want = [
+            (_hex(s["mem"]), _hex(s["memsz"]))
+            for s in truth["segments"]
+            if s["mem"] not in (roles["purgatory"], load["elf_headers"]["mem"])
+        ]
         assert purg.regions_address is not None and purg.problem in (
-            None, Problem.UNREADABLE)
+            None,
+            Problem.UNREADABLE,
+        )
         if purg.problem is None:
             assert [(r.start, r.len) for r in purg.regions] == want
             assert purg.regs is not None

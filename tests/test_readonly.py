@@ -62,8 +62,9 @@ def recording() -> Iterator[List[Access]]:
     log: List[Access] = []
     make_reader, zero_reader = synth._reader, synth._zero_reader
 
-    def logged(read: Callable[[int, int, int, bool], bytes]
-               ) -> Callable[[int, int, int, bool], bytes]:
+    def logged(
+        read: Callable[[int, int, int, bool], bytes],
+    ) -> Callable[[int, int, int, bool], bytes]:
         def access(address: int, count: int, offset: int, physical: bool) -> bytes:
             log.append((address, count, physical))
             return read(address, count, offset, physical)
@@ -79,15 +80,17 @@ def recording() -> Iterator[List[Access]]:
 
 
 def _memory_digest(kernel: SynthKernel) -> Dict[int, str]:
-    return {base: hashlib.sha256(buf).hexdigest()
-            for base, buf in kernel.mem.chunks.items()}
+    return {
+        base: hashlib.sha256(buf).hexdigest() for base, buf in kernel.mem.chunks.items()
+    }
 
 
 MACHINES: Dict[str, Callable[[], Machine]] = {
     "kexec_file_load": lambda: pb.file_image().machine,
     "kexec_load --hotplug": lambda: pb.load_image().machine,
-    "memory blocks": lambda: pb.file_image(
-        memory_blocks={0: "MEM_ONLINE", 1: "MEM_OFFLINE"}).machine,
+    "memory blocks": lambda: (
+        pb.file_image(memory_blocks={0: "MEM_ONLINE", 1: "MEM_OFFLINE"}).machine
+    ),
     "pre-hotplug": lambda: machine("pre-hotplug"),
     "no crash kernel": lambda: Machine(segments=None),
 }
@@ -135,8 +138,9 @@ def _physical(log: List[Access]) -> List[Span]:
 
 
 def _outside(spans: List[Span], allowed: List[Span]) -> List[Span]:
-    return [s for s in spans
-            if not any(lo <= s[0] and s[1] <= hi for lo, hi in allowed)]
+    return [
+        s for s in spans if not any(lo <= s[0] and s[1] <= hi for lo, hi in allowed)
+    ]
 
 
 def _touches(spans: List[Span], target: Span) -> bool:
@@ -196,7 +200,8 @@ def test_each_reader_reads_only_its_own_bytes(build: Callable[[], pb.Built]) -> 
         assert _touches(purg_spans, allowed[1])
     assert _outside(purg_spans, allowed) == []
     params = image.by_role(Role.BOOT_PARAMS) or image.segment_containing(
-        p.regs.rsi if p.regs else 0)
+        p.regs.rsi if p.regs else 0
+    )
     assert params is not None
     cmd_spans = reads(lambda: read_cmdline(prog, image, p.regs))
     assert _touches(cmd_spans, (params.mem, params.mem + 4096))
@@ -208,8 +213,11 @@ def test_each_reader_reads_only_its_own_bytes(build: Callable[[], pb.Built]) -> 
 
 
 def test_drgn_program_has_no_write_api() -> None:
-    names = [n for n in dir(drgn.Program) if "write" in n.lower()
-             or "poke" in n.lower() or "store" in n.lower()]
+    names = [
+        n
+        for n in dir(drgn.Program)
+        if "write" in n.lower() or "poke" in n.lower() or "store" in n.lower()
+    ]
     assert names == []
     # Memory segments are registered with a read callback only.
     assert "write" not in drgn.Program.add_memory_segment.__doc__.lower()
@@ -218,10 +226,25 @@ def test_drgn_program_has_no_write_api() -> None:
 # -- the source scan ---------------------------------------------------------
 
 #: Calls that could write something, by their last name.
-WRITE_CALLS = {"write", "writelines", "write_bytes", "write_text", "pwrite",
-               "pwritev", "truncate", "ftruncate", "ptrace", "ioctl",
-               "process_vm_writev", "mmap", "system", "popen", "Popen",
-               "sendall", "send"}
+WRITE_CALLS = {
+    "write",
+    "writelines",
+    "write_bytes",
+    "write_text",
+    "pwrite",
+    "pwritev",
+    "truncate",
+    "ftruncate",
+    "ptrace",
+    "ioctl",
+    "process_vm_writev",
+    "mmap",
+    "system",
+    "popen",
+    "Popen",
+    "sendall",
+    "send",
+}
 WRITE_MODULES = {"ctypes", "mmap", "socket", "subprocess", "fcntl", "shutil"}
 TARGET_PATHS = ("/dev/mem", "/dev/kmem", "/proc/kcore", "/dev/crash")
 #: Output the tool produces: text to its own stdout/stderr, or to the stream
@@ -250,8 +273,11 @@ def write_risks(source: str, filename: str) -> List[str]:
     for node in ast.walk(tree):
         where = f"{filename}:{getattr(node, 'lineno', 0)}"
         if isinstance(node, (ast.Import, ast.ImportFrom)):
-            mods = ([a.name for a in node.names] if isinstance(node, ast.Import)
-                    else [node.module or ""])
+            mods = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+            )
             for mod in mods:
                 if mod.split(".")[0] in WRITE_MODULES:
                     found.append(f"{where}: imports {mod}")
@@ -271,9 +297,14 @@ def write_risks(source: str, filename: str) -> List[str]:
         if any(p in text for p in TARGET_PATHS) and "open" in source:
             # Naming /proc/kcore in help text is fine; opening it is drgn's job.
             for node in ast.walk(tree):
-                if (isinstance(node, ast.Call) and _dotted(node.func).endswith("open")
-                        and any(isinstance(a, ast.Constant) and a.value == text
-                                for a in node.args)):
+                if (
+                    isinstance(node, ast.Call)
+                    and _dotted(node.func).endswith("open")
+                    and any(
+                        isinstance(a, ast.Constant) and a.value == text
+                        for a in node.args
+                    )
+                ):
                     found.append(f"{filename}:{lineno}: opens {text}")
         if '"execute"' in text or "'execute'" in text or text == "execute":
             found.append(f"{filename}:{lineno}: names a QMP command")
@@ -286,12 +317,18 @@ def _open_risks(name: str, node: ast.Call) -> List[str]:
     if name == "os.open":
         # Only os.open(os.devnull, os.O_WRONLY) (silencing a broken pipe).
         target = _dotted(node.args[0]) if node.args else "?"
-        return [] if target == "os.devnull" else ["os.open of something else "
-                                                 "than os.devnull"]
+        return (
+            []
+            if target == "os.devnull"
+            else ["os.open of something else than os.devnull"]
+        )
     # The mode is open()'s second argument and Path.open()'s first.
     position = 1 if name in ("open", "io.open", "os.fdopen") else 0
-    mode = node.args[position] if len(node.args) > position else next(
-        (k.value for k in node.keywords if k.arg == "mode"), None)
+    mode = (
+        node.args[position]
+        if len(node.args) > position
+        else next((k.value for k in node.keywords if k.arg == "mode"), None)
+    )
     if mode is None:
         return []
     if not isinstance(mode, ast.Constant) or not isinstance(mode.value, str):
@@ -304,44 +341,59 @@ def _open_risks(name: str, node: ast.Call) -> List[str]:
 def test_source_has_no_write_path() -> None:
     sources = sorted(PACKAGE.rglob("*.py"))
     names = {str(p.relative_to(PACKAGE)) for p in sources}
-    assert names >= {"read/image.py", "read/elfcorehdr.py", "read/physmem.py",
-                     "report.py", "cli.py", "command.py"}
-    risks = [r for p in sources
-             for r in write_risks(p.read_text(), str(p.relative_to(PACKAGE)))]
+    assert names >= {
+        "read/image.py",
+        "read/elfcorehdr.py",
+        "read/physmem.py",
+        "report.py",
+        "cli.py",
+        "command.py",
+    }
+    risks = [
+        r
+        for p in sources
+        for r in write_risks(p.read_text(), str(p.relative_to(PACKAGE)))
+    ]
     assert risks == []
 
 
-@pytest.mark.parametrize("snippet", [
-    "open('/dev/mem', 'r+b')",
-    "open(path, 'wb')",
-    "open(path, mode)",
-    "Path(p).open('r+b')",
-    "import ctypes",
-    "from socket import socket",
-    "prog.write(addr, b'x')",
-    "f.write(b'x')",
-    "os.open('/proc/kcore', os.O_RDWR)",
-    "import subprocess",
-    "os.system('echo 1 > /proc/sys/kernel/panic')",
-    "json.dump(doc, f)",
-    "qmp = {'execute': 'pmemsave'}\nopen(p)",
-    "x = 'execute'",
-])
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "open('/dev/mem', 'r+b')",
+        "open(path, 'wb')",
+        "open(path, mode)",
+        "Path(p).open('r+b')",
+        "import ctypes",
+        "from socket import socket",
+        "prog.write(addr, b'x')",
+        "f.write(b'x')",
+        "os.open('/proc/kcore', os.O_RDWR)",
+        "import subprocess",
+        "os.system('echo 1 > /proc/sys/kernel/panic')",
+        "json.dump(doc, f)",
+        "qmp = {'execute': 'pmemsave'}\nopen(p)",
+        "x = 'execute'",
+    ],
+)
 def test_scan_catches_writes(snippet: str) -> None:
     """The scanner itself finds what it must (so a clean scan means something)."""
     assert write_risks(snippet, "snippet.py")
 
 
-@pytest.mark.parametrize("snippet", [
-    "sys.stdout.write('x')",
-    "sys.stderr.write('x')",
-    "json.dump(doc, sys.stdout, indent=2)",
-    "open(path, 'rb')",
-    "Path(p).open('rb')",
-    "Path(p).open()",
-    "os.open(os.devnull, os.O_WRONLY)",
-    "help = 'the running kernel through /proc/kcore'",
-])
+@pytest.mark.parametrize(
+    "snippet",
+    [
+        "sys.stdout.write('x')",
+        "sys.stderr.write('x')",
+        "json.dump(doc, sys.stdout, indent=2)",
+        "open(path, 'rb')",
+        "Path(p).open('rb')",
+        "Path(p).open()",
+        "os.open(os.devnull, os.O_WRONLY)",
+        "help = 'the running kernel through /proc/kcore'",
+    ],
+)
 def test_scan_allows_output(snippet: str) -> None:
     assert write_risks(snippet, "snippet.py") == []
 
@@ -349,8 +401,14 @@ def test_scan_allows_output(snippet: str) -> None:
 #: QMP commands drgn's QEMU backend may send (``--qemu``): none of them
 #: changes guest memory. ``dump-guest-memory`` copies one byte of guest RAM
 #: into a file descriptor drgn passes with ``getfd``.
-QMP_READS = {"qmp_capabilities", "query-target", "getfd", "closefd",
-             "dump-guest-memory", "human-monitor-command"}
+QMP_READS = {
+    "qmp_capabilities",
+    "query-target",
+    "getfd",
+    "closefd",
+    "dump-guest-memory",
+    "human-monitor-command",
+}
 #: Monitor commands inside ``human-monitor-command``: examine physical
 #: memory, show the memory tree, translate an address.
 HMP_READS = {"xp", "info", "gpa2hva"}
@@ -381,8 +439,21 @@ def test_real_dump_is_unchanged(tmp_path: Path) -> None:
     before = (_sha256(dump), dump.stat().st_mtime_ns)
     for extra in ((), ("--json",)):
         proc = subprocess.run(
-            [sys.executable, "-m", "drgn_crashhp", "-c", str(dump), "-s",
-             str(unpack.vmlinux_path()), "--no-default-symbols", *extra],
-            capture_output=True, text=True, timeout=300, cwd=ROOT)
+            [
+                sys.executable,
+                "-m",
+                "drgn_crashhp",
+                "-c",
+                str(dump),
+                "-s",
+                str(unpack.vmlinux_path()),
+                "--no-default-symbols",
+                *extra,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            cwd=ROOT,
+        )
         assert "Traceback" not in proc.stderr
     assert (_sha256(dump), dump.stat().st_mtime_ns) == before

@@ -70,7 +70,8 @@ def test_elfcorehdr_matches_the_recipes_own_parse(name: str) -> None:
     [text_load] = ranges(observed["kernel_text_load"])
     assert (hdr.loads[0].paddr, hdr.loads[0].vaddr, hdr.loads[0].size) == text_load
     assert [(ld.paddr, ld.end) for ld in hdr.loads[1:]] == ranges(
-        observed["observed_header_ram"])
+        observed["observed_header_ram"]
+    )
     # CPU notes: one per possible CPU for a kernel-written header (6.6+), one
     # per CPU present at load for a kexec-tools header.
     cpus = truth["guest_state"]["cpu"]["cpus"]
@@ -83,8 +84,7 @@ def test_elfcorehdr_matches_the_recipes_own_parse(name: str) -> None:
 def test_notes_are_named_by_the_cpu_the_guest_reported(name: str) -> None:
     prog, truth = real_fixture(name)
     text = render_text(build_report(prog, digest=False), ["elfcorehdr"])
-    rows = {line.split()[2]: line for line in text.splitlines()
-            if "PT_NOTE" in line}
+    rows = {line.split()[2]: line for line in text.splitlines() if "PT_NOTE" in line}
     for cpu, info in truth["guest_state"]["cpu"]["cpus"].items():
         assert f"{cpu} crash_notes" in rows[info["crash_notes"]]
     vmcoreinfo = truth["guest_state"]["sys_kernel"]["vmcoreinfo"].split()[0]
@@ -99,8 +99,11 @@ def test_kexec_load_kernel_and_backup_segments_are_named(name: str) -> None:
     # kexec-tools said where it put the backup region; its header points
     # there, until the kernel rewrites the header in its own format (which
     # has no backup range) on the first hotplug event.
-    [line] = [x for x in truth["load"]["kexec_output"]
-              if x.startswith("Created backup segment at ")]
+    [line] = [
+        x
+        for x in truth["load"]["kexec_output"]
+        if x.startswith("Created backup segment at ")
+    ]
     backup = image.by_role(Role.BACKUP)
     if truth["load"]["hotplug_option"]:
         assert backup is None

@@ -46,13 +46,19 @@ VMCI = SynthKernel(Machine()).vmcoreinfo_note_phys
 NOTE = Machine().crash_notes_phys
 
 
-def header(cpus: Sequence[int] = (0, 1, 2, 3), ranges: Sequence[Tuple[int, int]] = RAM,
-           vmcoreinfo: Tuple[int, int] = (VMCI, 4132), kernel=None,
-           notes: Sequence[int] = ()) -> bytes:
+def header(
+    cpus: Sequence[int] = (0, 1, 2, 3),
+    ranges: Sequence[Tuple[int, int]] = RAM,
+    vmcoreinfo: Tuple[int, int] = (VMCI, 4132),
+    kernel=None,
+    notes: Sequence[int] = (),
+) -> bytes:
     """A kernel-format header: CPU notes, vmcoreinfo, text, RAM."""
     return elf_core_header(
-        [note(NOTE(c)) for c in cpus] + [note(a) for a in notes]
-        + [note(*vmcoreinfo), kernel or text()] + [ram(s, e) for s, e in ranges]
+        [note(NOTE(c)) for c in cpus]
+        + [note(a) for a in notes]
+        + [note(*vmcoreinfo), kernel or text()]
+        + [ram(s, e) for s, e in ranges]
     )
 
 
@@ -63,7 +69,9 @@ def dimm_iomem(dimm: Tuple[int, int] = DIMM) -> List[Res]:
 def load(hdr: bytes, memsz: int = 0x71000, **kw: object):
     args: Dict[str, object] = dict(
         segments=[Seg(ELF_MEM, memsz, hdr), Seg(PURG_MEM, 0x5000, b"\xcc" * 0x100)],
-        start=PURG_MEM + 0x40, elfcorehdr_index=0, elf_load_addr=ELF_MEM,
+        start=PURG_MEM + 0x40,
+        elfcorehdr_index=0,
+        elf_load_addr=ELF_MEM,
     )
     args.update(kw)
     k = SynthKernel(Machine(**args))  # type: ignore[arg-type]
@@ -97,13 +105,17 @@ def test_read_state_matches_machine() -> None:
     assert s.present_cpus == (0, 1, 5)
     assert s.online_cpus == (0, 5)
     assert [(n.cpu, n.paddr) for n in s.cpu_notes] == [
-        (c, m.crash_notes_phys(c)) for c in (0, 1, 2, 3, 5)]
+        (c, m.crash_notes_phys(c)) for c in (0, 1, 2, 3, 5)
+    ]
     assert [n.present for n in s.cpu_notes] == [True, True, False, False, True]
     assert s.note_size == 368
     assert s.vmcoreinfo == (k.vmcoreinfo_note_phys, 4132)
     assert s.kernel_text is not None
     assert (s.kernel_text.vaddr, s.kernel_text.paddr, s.kernel_text.size) == (
-        TEXT, KERNEL_PHYS, KERNEL_SIZE)
+        TEXT,
+        KERNEL_PHYS,
+        KERNEL_SIZE,
+    )
     assert s.page_offset == PAGE_OFFSET
     assert s.system_ram == ((0x1000, 0x9FBFF), (0x100000, 0x3FFDFFFF))
     assert s.crashk_res == CRASHK
@@ -114,8 +126,9 @@ def test_read_state_matches_machine() -> None:
 
 
 def test_missing_symbols_become_unknown() -> None:
-    k = SynthKernel(Machine(omit=("vmcoreinfo_note", "crash_notes", "crashk_res"),
-                            kexec_lock=None))
+    k = SynthKernel(
+        Machine(omit=("vmcoreinfo_note", "crash_notes", "crashk_res"), kexec_lock=None)
+    )
     s = read_state(k.prog)
     assert s.vmcoreinfo is None and s.crashk_res is None and s.kexec_lock is None
     assert all(n.paddr is None for n in s.cpu_notes)
@@ -130,28 +143,44 @@ def test_walk_system_ram_res_rules() -> None:
     iomem = [
         Res("Reserved", 0x0, 0xFFF, IORESOURCE_MEM | IORESOURCE_BUSY),
         # A busy RAM node: reported whole; its RAM child is not reported.
-        Res("System RAM", 0x1000, 0x9FFFF,
-            children=[Res("System RAM", 0x2000, 0x2FFF)]),
+        Res(
+            "System RAM", 0x1000, 0x9FFFF, children=[Res("System RAM", 0x2000, 0x2FFF)]
+        ),
         Res("System RAM", 0x100000, 0x1FFFFF),
         # Overlaps the previous one: clipped to the cursor.
         Res("System RAM", 0x180000, 0x2FFFFF),
         # Not busy: descended into; its RAM children are found.
-        Res("PCI Bus", 0x80000000, 0x8FFFFFFF, IORESOURCE_MEM,
-            children=[Res("System RAM", 0x80000000, 0x87FFFFFF),
-                      Res("device", 0x88000000, 0x88FFFFFF, IORESOURCE_MEM)]),
+        Res(
+            "PCI Bus",
+            0x80000000,
+            0x8FFFFFFF,
+            IORESOURCE_MEM,
+            children=[
+                Res("System RAM", 0x80000000, 0x87FFFFFF),
+                Res("device", 0x88000000, 0x88FFFFFF, IORESOURCE_MEM),
+            ],
+        ),
         # RAM but not busy: no match.
         Res("System RAM", 0x90000000, 0x90FFFFFF, IORESOURCE_MEM | 0x01000000),
     ]
     s = read_state(SynthKernel(Machine(iomem=iomem)).prog)
-    assert s.system_ram == ((0x1000, 0x9FFFF), (0x100000, 0x1FFFFF),
-                            (0x200000, 0x2FFFFF), (0x80000000, 0x87FFFFFF))
+    assert s.system_ram == (
+        (0x1000, 0x9FFFF),
+        (0x100000, 0x1FFFFF),
+        (0x200000, 0x2FFFFF),
+        (0x80000000, 0x87FFFFFF),
+    )
 
 
-@pytest.mark.parametrize("node,link,target", [
-    (3, "sibling_raw", "first"), (3, "sibling_raw", "self"),
-    # the non-busy "PCI Bus" node is descended into: its child is the root
-    (4, "child_raw", "parent"),
-])
+@pytest.mark.parametrize(
+    "node,link,target",
+    [
+        (3, "sibling_raw", "first"),
+        (3, "sibling_raw", "self"),
+        # the non-busy "PCI Bus" node is descended into: its child is the root
+        (4, "child_raw", "parent"),
+    ],
+)
 def test_iomem_cycle_is_bounded(node: int, link: str, target: str) -> None:
     iomem = default_iomem(CRASHK)
     setattr(iomem[node], link, target)
@@ -172,47 +201,61 @@ def test_iomem_garbage_pointer_is_bounded() -> None:
 
 @pytest.mark.parametrize("enum", [True, False])
 def test_memory_blocks(enum: bool) -> None:
-    blocks = {0: "MEM_ONLINE", 1: "MEM_ONLINE", 32: "MEM_OFFLINE",
-              100: "MEM_GOING_OFFLINE"}
+    blocks = {
+        0: "MEM_ONLINE",
+        1: "MEM_ONLINE",
+        32: "MEM_OFFLINE",
+        100: "MEM_GOING_OFFLINE",
+    }
     m = Machine(memory_blocks=blocks, memory_block_enum=enum)
     s = read_state(SynthKernel(m).prog)
     assert s.memory_block_encoding == (
-        "enum memory_block_state" if enum else "bit flags")
+        "enum memory_block_state" if enum else "bit flags"
+    )
     assert s.memory_block_size == 128 << 20
     assert [(b.block_id, b.start, b.end, b.state) for b in s.memory_blocks or ()] == [
-        (i, *m.memory_block_range(i), state) for i, state in blocks.items()]
+        (i, *m.memory_block_range(i), state) for i, state in blocks.items()
+    ]
 
 
 # -- the kernel's exclusion rules -----------------------------------------------------
 
 
-@pytest.mark.parametrize("ranges,cut,max_nr,want,err", [
-    # trim the start, trim the end, drop whole
-    ([(0, 99)], (0, 9), 1, [(10, 99)], 0),
-    ([(0, 99)], (90, 200), 1, [(0, 89)], 0),
-    ([(0, 9), (20, 29)], (0, 9), 2, [(20, 29)], 0),
-    # one cut across several ranges: drop the middle one, trim both sides
-    ([(0, 9), (20, 29), (40, 49)], (5, 44), 3, [(0, 4), (45, 49)], 0),
-    # split with a free slot
-    ([(0, 99), (200, 299)], (10, 19), 3, [(0, 9), (20, 99), (200, 299)], 0),
-    # split without one
-    ([(0, 99), (200, 299)], (10, 19), 2, [(0, 99), (200, 299)], -ENOMEM),
-    # no overlap
-    ([(100, 199)], (0, 99), 1, [(100, 199)], 0),
-])
+@pytest.mark.parametrize(
+    "ranges,cut,max_nr,want,err",
+    [
+        # trim the start, trim the end, drop whole
+        ([(0, 99)], (0, 9), 1, [(10, 99)], 0),
+        ([(0, 99)], (90, 200), 1, [(0, 89)], 0),
+        ([(0, 9), (20, 29)], (0, 9), 2, [(20, 29)], 0),
+        # one cut across several ranges: drop the middle one, trim both sides
+        ([(0, 9), (20, 29), (40, 49)], (5, 44), 3, [(0, 4), (45, 49)], 0),
+        # split with a free slot
+        ([(0, 99), (200, 299)], (10, 19), 3, [(0, 9), (20, 99), (200, 299)], 0),
+        # split without one
+        ([(0, 99), (200, 299)], (10, 19), 2, [(0, 99), (200, 299)], -ENOMEM),
+        # no overlap
+        ([(100, 199)], (0, 99), 1, [(100, 199)], 0),
+    ],
+)
 def test_crash_exclude_mem_range(ranges, cut, max_nr, want, err) -> None:
     got, rc = crash_exclude_mem_range(ranges, max_nr, *cut)
     assert (list(got), rc) == (want, err)
 
 
 def test_rebuild_excludes_and_sizes_like_the_kernel() -> None:
-    m = Machine(crashk_low=(0x20000000, 0x20FFFFFF), crashk_cma=[(0x3F800000,
-                                                                    0x3F8FFFFF)])
+    m = Machine(
+        crashk_low=(0x20000000, 0x20FFFFFF), crashk_cma=[(0x3F800000, 0x3F8FFFFF)]
+    )
     s = read_state(SynthKernel(m).prog)
     exp = rebuild_elfcorehdr(s)
     # crashk splits [1M, end), crashk_low and one CMA range split it again.
-    assert exp.ram == ((0x100000, 0x1FFFFFFF), (0x21000000, 0x2EFFFFFF),
-                       (0x3F000000, 0x3F7FFFFF), (0x3F900000, 0x3FFDFFFF))
+    assert exp.ram == (
+        (0x100000, 0x1FFFFFFF),
+        (0x21000000, 0x2EFFFFFF),
+        (0x3F000000, 0x3F7FFFFF),
+        (0x3F900000, 0x3FFDFFFF),
+    )
     assert exp.max_nr_ranges == 2 + 3 + 1  # v6.17: count + 3 + crashk_cma_cnt
     assert exp.error is None
     plain = rebuild_elfcorehdr(read_state(SynthKernel(Machine()).prog))
@@ -238,8 +281,7 @@ def test_same_content_other_order_is_current_not_identical() -> None:
 
 
 def test_ram_missing_online_dimm() -> None:
-    found = codes(check(header(), iomem=dimm_iomem(),
-                        memory_blocks={32: "MEM_ONLINE"}))
+    found = codes(check(header(), iomem=dimm_iomem(), memory_blocks={32: "MEM_ONLINE"}))
     f = found["CHP050"]
     assert f.details["ranges"] == [[DIMM[0], DIMM[1]]]
     assert f.details["bytes"] == DIMM[1] - DIMM[0] + 1
@@ -247,8 +289,9 @@ def test_ram_missing_online_dimm() -> None:
 
 
 def test_added_but_offline_is_info() -> None:
-    found = codes(check(header(), iomem=dimm_iomem(),
-                        memory_blocks={32: "MEM_OFFLINE"}))
+    found = codes(
+        check(header(), iomem=dimm_iomem(), memory_blocks={32: "MEM_OFFLINE"})
+    )
     assert "CHP050" not in found
     assert found["CHP053"].details["ranges"] == [[DIMM[0], DIMM[1]]]
 
@@ -264,8 +307,9 @@ def test_removed_memory_still_described() -> None:
 def test_partial_overlap() -> None:
     found = codes(check(header(ranges=[RAM[0], (0x3F000000, 0x4FFFFFFF)])))
     f = found["CHP052"]
-    assert f.details["ranges"] == [{"range": [0x3F000000, 0x4FFFFFFF],
-                                    "not_ram": [[0x3FFE0000, 0x4FFFFFFF]]}]
+    assert f.details["ranges"] == [
+        {"range": [0x3F000000, 0x4FFFFFFF], "not_ram": [[0x3FFE0000, 0x4FFFFFFF]]}
+    ]
     assert "CHP051" not in found
 
 
@@ -276,11 +320,20 @@ def test_cpu_missing_note() -> None:
 
 def test_cpu_note_wrong_address() -> None:
     hdr = elf_core_header(
-        [note(NOTE(0)), note(NOTE(1) + 0x40), note(NOTE(2)), note(NOTE(3)),
-         note(VMCI, 4132), text()] + [ram(s, e) for s, e in RAM])
+        [
+            note(NOTE(0)),
+            note(NOTE(1) + 0x40),
+            note(NOTE(2)),
+            note(NOTE(3)),
+            note(VMCI, 4132),
+            text(),
+        ]
+        + [ram(s, e) for s, e in RAM]
+    )
     found = codes(check(hdr))
     assert found["CHP042"].details["notes"] == [
-        {"cpu": 1, "header": NOTE(1) + 0x40, "crash_notes": NOTE(1)}]
+        {"cpu": 1, "header": NOTE(1) + 0x40, "crash_notes": NOTE(1)}
+    ]
     assert "CHP040" not in found
 
 
@@ -298,8 +351,7 @@ def test_vmcoreinfo_wrong() -> None:
 
 
 def test_kernel_text_wrong() -> None:
-    hdr = header(kernel=(PT_LOAD, KERNEL_PHYS, TEXT, KERNEL_PHYS, 0x1000000,
-                         0x1000000))
+    hdr = header(kernel=(PT_LOAD, KERNEL_PHYS, TEXT, KERNEL_PHYS, 0x1000000, 0x1000000))
     found = codes(check(hdr))
     assert found["CHP054"].details["header"]["size"] == 0x1000000
     assert found["CHP054"].details["kernel"]["size"] == KERNEL_SIZE
@@ -337,16 +389,31 @@ def kexec_tools_header(cpus: Sequence[int] = (0, 1)) -> bytes:
     # p_offset at the backup segment, then RAM.
     backup = 0x3D000000
     return elf_core_header(
-        [note(NOTE(c)) for c in cpus] + [note(VMCI, 4132)]
-        + [(PT_LOAD, KERNEL_PHYS, TEXT, KERNEL_PHYS, KERNEL_SIZE + 0x200000,
-            KERNEL_SIZE + 0x200000),
-           (PT_LOAD, backup, PAGE_OFFSET + 0x1000, 0x1000, 0x9EC00, 0x9EC00)]
-        + [ram(s, e) for s, e in RAM])
+        [note(NOTE(c)) for c in cpus]
+        + [note(VMCI, 4132)]
+        + [
+            (
+                PT_LOAD,
+                KERNEL_PHYS,
+                TEXT,
+                KERNEL_PHYS,
+                KERNEL_SIZE + 0x200000,
+                KERNEL_SIZE + 0x200000,
+            ),
+            (PT_LOAD, backup, PAGE_OFFSET + 0x1000, 0x1000, 0x9EC00, 0x9EC00),
+        ]
+        + [ram(s, e) for s, e in RAM]
+    )
 
 
 def test_kexec_tools_header_judged_by_content() -> None:
-    kw = dict(file_mode=False, hotplug_support=False, elfcorehdr_index=-1,
-              elf_load_addr=0, memsz=0x4000)
+    kw = dict(
+        file_mode=False,
+        hotplug_support=False,
+        elfcorehdr_index=-1,
+        elf_load_addr=0,
+        memsz=0x4000,
+    )
     image, h, data, state = load(kexec_tools_header(), **kw)
     assert note_rule(image, h, state).kind == "kexec-tools"
     found = codes(check_state(image, h, data, state))
@@ -360,8 +427,9 @@ def test_kexec_tools_header_judged_by_content() -> None:
 
 
 def many_ranges(n: int) -> List[Tuple[int, int]]:
-    return [(0x100000 + i * 0x200000, 0x100000 + i * 0x200000 + 0xFFFFF)
-            for i in range(n)]
+    return [
+        (0x100000 + i * 0x200000, 0x100000 + i * 0x200000 + 0xFFFFF) for i in range(n)
+    ]
 
 
 def test_no_room_left() -> None:
@@ -369,14 +437,19 @@ def test_no_room_left() -> None:
     ranges = many_ranges(66)
     iomem = [Res("System RAM", s, e) for s, e in ranges]
     crashk = (0x2F000000, 0x2FFFFFFF)
-    found = codes(check(header(ranges=ranges), memsz=0x1000, iomem=iomem,
-                        crashk=crashk))
+    found = codes(
+        check(header(ranges=ranges), memsz=0x1000, iomem=iomem, crashk=crashk)
+    )
     f = found["CHP060"]
-    assert (f.details["phdr_slots"], f.details["needed_now"],
-            f.details["free_phdrs"]) == (72, 72, 0)
+    assert (
+        f.details["phdr_slots"],
+        f.details["needed_now"],
+        f.details["free_phdrs"],
+    ) == (72, 72, 0)
     assert "CHP056" in found
-    found = codes(check(header(ranges=ranges[:60]), memsz=0x1000,
-                        iomem=iomem[:60], crashk=crashk))
+    found = codes(
+        check(header(ranges=ranges[:60]), memsz=0x1000, iomem=iomem[:60], crashk=crashk)
+    )
     assert "CHP060" not in found and found["CHP065"].details["free_phdrs"] == 6
     # 0x71000 is crash_load_segments()'s size for 2 + 64 + 8192 phdrs.
     found = codes(check(header()))
@@ -397,23 +470,34 @@ def test_hotplug_status() -> None:
 
 def test_log_failures() -> None:
     image, h, data, state = load(header())
-    lines = (LogLine(7, 1000, 6, "crash hp: kexec_trylock() failed, kdump image "
-                     "may be inaccurate"),
-             LogLine(9, 2000, 6, "kexec: Loaded ELF headers at 0x2f000000"))
+    lines = (
+        LogLine(
+            7,
+            1000,
+            6,
+            "crash hp: kexec_trylock() failed, kdump image may be inaccurate",
+        ),
+        LogLine(9, 2000, 6, "kexec: Loaded ELF headers at 0x2f000000"),
+    )
     found = codes(check_state(image, h, data, dataclasses.replace(state, log=lines)))
     assert [ln["seq"] for ln in found["CHP062"].details["lines"]] == [7]
-    assert "CHP062" not in codes(check_state(
-        image, h, data, dataclasses.replace(state, log=lines[1:])))
+    assert "CHP062" not in codes(
+        check_state(image, h, data, dataclasses.replace(state, log=lines[1:]))
+    )
 
 
 def test_render_state_rows() -> None:
-    image, h, data, state = load(header(), iomem=dimm_iomem(),
-                                 memory_blocks={32: "MEM_ONLINE"})
+    image, h, data, state = load(
+        header(), iomem=dimm_iomem(), memory_blocks={32: "MEM_ONLINE"}
+    )
     rows = memory_rows([(ld.paddr, ld.end) for ld in h.loads[1:]], state)
     assert [(r.start, r.end, r.status) for r in rows] == [
-        (0x1000, 0x9FBFF, "excluded"), (0x100000, 0x2EFFFFFF, "described"),
-        (0x2F000000, 0x3EFFFFFF, "excluded"), (0x3F000000, 0x3FFDFFFF, "described"),
-        (DIMM[0], DIMM[1], "MISSING")]
+        (0x1000, 0x9FBFF, "excluded"),
+        (0x100000, 0x2EFFFFFF, "described"),
+        (0x2F000000, 0x3EFFFFFF, "excluded"),
+        (0x3F000000, 0x3FFDFFFF, "described"),
+        (DIMM[0], DIMM[1], "MISSING"),
+    ]
     text = render_state(state, h)
     assert "MISSING" in text and f"{NOTE(3):#x}" in text
 
@@ -423,8 +507,12 @@ def test_render_state_rows() -> None:
 
 def kdump(loads: Sequence[Tuple[int, int]]) -> DumpHeaders:
     return DumpHeaders(
-        "vmcore", "kdump", "test", ("CORE", "VMCOREINFO"),
-        tuple(DumpLoad(s, PAGE_OFFSET + s, e - s + 1, e - s + 1) for s, e in loads))
+        "vmcore",
+        "kdump",
+        "test",
+        ("CORE", "VMCOREINFO"),
+        tuple(DumpLoad(s, PAGE_OFFSET + s, e - s + 1, e - s + 1) for s, e in loads),
+    )
 
 
 def test_check_dump() -> None:
@@ -436,8 +524,9 @@ def test_check_dump() -> None:
     qemu = dataclasses.replace(kdump(RAM), producer="qemu")
     assert check_dump(qemu, state) == []
     # Added but never onlined memory is not expected in the dump.
-    offline = read_state(SynthKernel(Machine(
-        iomem=dimm_iomem(), memory_blocks={32: "MEM_OFFLINE"})).prog)
+    offline = read_state(
+        SynthKernel(Machine(iomem=dimm_iomem(), memory_blocks={32: "MEM_OFFLINE"})).prog
+    )
     assert set(codes(check_dump(kdump(RAM), offline))) == {"CHP071"}
 
 
@@ -511,7 +600,8 @@ def test_real_state_is_the_guests_view(name: str) -> None:
     blocks = {f"memory{b.block_id}": (b.state, b.start) for b in s.memory_blocks or ()}
     assert blocks == {
         k: ("MEM_" + v["state"].upper(), hx(v["phys_index"]) * s.memory_block_size)
-        for k, v in g["memory"]["blocks"].items()}
+        for k, v in g["memory"]["blocks"].items()
+    }
     image = read_kimage(prog)
     if image is not None:
         hp = codes(check_state(image, None, None, s))["CHP061"]
@@ -528,8 +618,9 @@ def real_check(name: str):
     return truth, rd.header, codes(check_state(image, rd.header, rd.data, state)), state
 
 
-@pytest.mark.parametrize("name", ["file_base", "file_memadd", "file_cpuadd",
-                                  "load_hotplug_memadd"])
+@pytest.mark.parametrize(
+    "name", ["file_base", "file_memadd", "file_cpuadd", "load_hotplug_memadd"]
+)
 def test_real_current(name: str) -> None:
     truth, _, found, _ = real_check(name)
     assert truth["expected"]["elfcorehdr"] == "current"
@@ -540,7 +631,8 @@ def test_real_current(name: str) -> None:
 def test_real_stale_memadd() -> None:
     truth, _, found, _ = real_check("load_stale_memadd")
     assert found["CHP050"].details["ranges"] == [
-        [hx(s), hx(e)] for s, e in truth["expected"]["missing_ram"]]
+        [hx(s), hx(e)] for s, e in truth["expected"]["missing_ram"]
+    ]
     assert "CHP063" in found and "CHP056" not in found
 
 
@@ -549,13 +641,14 @@ def test_real_memremove_range_by_range() -> None:
     extra = [(hx(s), hx(e)) for s, e in truth["expected"]["extra_ram"]]
     assert found["CHP051"].details["ranges"] == [[s, e] for s, e in extra]
     assert "CHP050" not in found
-    rows = memory_rows([(ld.paddr, ld.end) for ld in hdr.loads
-                        if ld.vaddr < 0xFFFFFFFF80000000], state)
+    rows = memory_rows(
+        [(ld.paddr, ld.end) for ld in hdr.loads if ld.vaddr < 0xFFFFFFFF80000000], state
+    )
     # Every range of the header as the lab read it, each with its status.
     observed = [(hx(s), hx(e)) for s, e in truth["observed"]["observed_header_ram"]]
     assert [(r.start, r.end, r.status) for r in rows if r.in_header] == [
-        (s, e, "not RAM now" if (s, e) in extra else "described")
-        for s, e in observed]
+        (s, e, "not RAM now" if (s, e) in extra else "described") for s, e in observed
+    ]
 
 
 def test_real_kdump_dump() -> None:
@@ -565,8 +658,11 @@ def test_real_kdump_dump() -> None:
     state = read_state(prog)
     dump = read_dump_headers(prog, state.page_offset)
     assert dump is not None and dump.producer == "kdump"
-    ram_loads = [[f"{ld.paddr:#x}", f"{ld.end:#x}"] for ld in dump.loads
-                 if ld.vaddr < 0xFFFFFFFF80000000]
+    ram_loads = [
+        [f"{ld.paddr:#x}", f"{ld.end:#x}"]
+        for ld in dump.loads
+        if ld.vaddr < 0xFFFFFFFF80000000
+    ]
     assert ram_loads == truth["observed"]["vmcore_pt_load_ram"]
     found = codes(check_dump(dump, state))
     assert set(found) == {"CHP071"}
@@ -587,21 +683,28 @@ def test_kernel_text_size_end_shifted_or_not() -> None:
     # Minimal vmlinux (kernel-notes §10): drgn leaves _end at its link-time
     # address, the loaded range ends at the shifted _end.
     assert kernel_text_size(text, link_end, text + size, kaslr) == (
-        size, "_end + VMCOREINFO KERNELOFFSET - _text")
+        size,
+        "_end + VMCOREINFO KERNELOFFSET - _text",
+    )
     # Debian's vmlinux: _end shifted, the loaded range runs on to
     # _text + 0x3200000.
     assert kernel_text_size(text, text + 0x2C30000, text + 0x3200000, kaslr) == (
-        0x2C30000, "runtime symbols _end - _text")
+        0x2C30000,
+        "runtime symbols _end - _text",
+    )
     # kallsyms (no vmlinux): _end shifted like _text.
     assert kernel_text_size(text, text + size, None, kaslr) == (
-        size, "runtime symbols _end - _text")
+        size,
+        "runtime symbols _end - _text",
+    )
     # A small KASLR offset on a minimal vmlinux fits both readings: the
     # symbol table decides.
     small = 0x200000
     with pytest.raises(AmbiguousTextSize):
         kernel_text_size(text, text - small + size, text + size, small)
-    assert kernel_text_size(text, text - small + size, text + size, small,
-                            size)[0] == size
+    assert (
+        kernel_text_size(text, text - small + size, text + size, small, size)[0] == size
+    )
     with pytest.raises(ValueError):
         kernel_text_size(text, link_end, None, None)
 
@@ -639,8 +742,11 @@ def test_real_kernel_text_without_reading_the_symbol_table(
     assert shifted == dataclasses.replace(linked, size_source=shifted.size_source)
     # and both equal the PT_LOAD the kernel wrote for its text
     truth_text = fixture("file_memadd")[1]["observed"]["kernel_text_load"][0]
-    assert [f"{linked.paddr:#x}", f"{linked.vaddr:#x}", f"{linked.size:#x}"] == \
-        truth_text
+    assert [
+        f"{linked.paddr:#x}",
+        f"{linked.vaddr:#x}",
+        f"{linked.size:#x}",
+    ] == truth_text
 
 
 def test_bitmap_ranges_against_a_bit_by_bit_walk() -> None:
@@ -664,6 +770,7 @@ def test_bitmap_ranges_against_a_bit_by_bit_walk() -> None:
     rng = random.Random(3)
     for _ in range(2000):
         nbits = rng.randint(0, 200)
-        bitmap = bytes(rng.choice([0, 255, rng.randint(0, 255)])
-                       for _ in range(rng.randint(0, 30)))
+        bitmap = bytes(
+            rng.choice([0, 255, rng.randint(0, 255)]) for _ in range(rng.randint(0, 30))
+        )
         assert bitmap_ranges(bitmap, nbits) == walk(bitmap, nbits)

@@ -123,8 +123,11 @@ def _unpack_into(dest: Path, archive: Path = ARCHIVE, src_dir: Path = HERE) -> N
 
     tmp = Path(tempfile.mkdtemp(prefix=dest.name + ".", dir=dest.parent))
     dctx = zstandard.ZstdDecompressor(max_window_size=1 << 31)
-    with open(archive, "rb") as raw, dctx.stream_reader(raw) as stream, \
-            tarfile.open(fileobj=stream, mode="r|") as tar:
+    with (
+        open(archive, "rb") as raw,
+        dctx.stream_reader(raw) as stream,
+        tarfile.open(fileobj=stream, mode="r|") as tar,
+    ):
         for member in tar:
             name = os.path.basename(member.name)
             if not member.isfile() or not name:
@@ -202,10 +205,12 @@ def main(argv: List[str]) -> int:
     p.add_argument("--vmlinux", action="store_true", help="print the vmlinux path")
     p.add_argument("--bzimage", action="store_true", help="print the bzImage path")
     p.add_argument("--list", action="store_true", help="list scenarios")
-    p.add_argument("--all", action="store_true",
-                   help="list every generation's scenarios")
-    p.add_argument("--gen", default=DEFAULT_GEN,
-                   help="kernel generation (6.1, 6.12, 7.3)")
+    p.add_argument(
+        "--all", action="store_true", help="list every generation's scenarios"
+    )
+    p.add_argument(
+        "--gen", default=DEFAULT_GEN, help="kernel generation (6.1, 6.12, 7.3)"
+    )
     args = p.parse_args(argv)
     if args.all:
         print("\n".join(all_scenarios()))

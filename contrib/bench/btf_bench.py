@@ -27,20 +27,29 @@ from typing import Dict, List
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-_PRELUDE = ("import sys, drgn; from drgn_crashhp import build_report, report_json; "
-            "p = drgn.Program(); p.set_core_dump(sys.argv[1]); ")
+_PRELUDE = (
+    "import sys, drgn; from drgn_crashhp import build_report, report_json; "
+    "p = drgn.Program(); p.set_core_dump(sys.argv[1]); "
+)
 MODES = {
-    "dwarf": _PRELUDE + ("p.load_debug_info([sys.argv[2]]); "
-                         "report_json(build_report(p))"),
-    "btf": _PRELUDE + ("from drgn_crashhp.debuginfo import load_btf_debuginfo; "
-                       "load_btf_debuginfo(p); report_json(build_report(p))"),
+    "dwarf": _PRELUDE
+    + ("p.load_debug_info([sys.argv[2]]); report_json(build_report(p))"),
+    "btf": _PRELUDE
+    + (
+        "from drgn_crashhp.debuginfo import load_btf_debuginfo; "
+        "load_btf_debuginfo(p); report_json(build_report(p))"
+    ),
 }
 
 
 def run(code: str, dump: str, vmlinux: str) -> float:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code, dump, vmlinux], check=True,
-                   cwd=ROOT, capture_output=True)
+    subprocess.run(
+        [sys.executable, "-c", code, dump, vmlinux],
+        check=True,
+        cwd=ROOT,
+        capture_output=True,
+    )
     return time.perf_counter() - t0
 
 
@@ -60,9 +69,13 @@ def open_cost(dump: str) -> Dict[str, float]:
     t2 = time.perf_counter()
     BTF(btf.data)
     t3 = time.perf_counter()
-    return {"kallsyms_s": t1 - t0, "btf_read_and_index_s": t2 - t1,
-            "btf_index_only_s": t3 - t2, "types": len(btf),
-            "btf_bytes": len(btf.data)}
+    return {
+        "kallsyms_s": t1 - t0,
+        "btf_read_and_index_s": t2 - t1,
+        "btf_index_only_s": t3 - t2,
+        "types": len(btf),
+        "btf_bytes": len(btf.data),
+    }
 
 
 def main(argv: List[str]) -> int:
@@ -80,8 +93,10 @@ def main(argv: List[str]) -> int:
             t0 = time.perf_counter()
             btf = read_btf_file(args.btf_file)
             times.append(time.perf_counter() - t0)
-        print(f"{args.btf_file}: {len(btf.data)} bytes, {len(btf)} types, open "
-              f"(read + name index) median {statistics.median(times):.3f} s")
+        print(
+            f"{args.btf_file}: {len(btf.data)} bytes, {len(btf)} types, open "
+            f"(read + name index) median {statistics.median(times):.3f} s"
+        )
         return 0
     if not args.dumps or not args.vmlinux:
         p.error("give --vmlinux and at least one dump, or --btf-file")
@@ -97,12 +112,15 @@ def main(argv: List[str]) -> int:
         ratio = med["btf"] / med["dwarf"]
         worst = max(worst, ratio)
         cost = open_cost(dump)
-        print(f"{Path(dump).name}: DWARF {med['dwarf']:.2f} s, BTF+kallsyms "
-              f"{med['btf']:.2f} s, ratio {ratio:.2f}; BTF open: kallsyms "
-              f"{cost['kallsyms_s']:.2f} s, BTF read + name index "
-              f"{cost['btf_read_and_index_s']:.2f} s (index alone "
-              f"{cost['btf_index_only_s']:.2f} s for {cost['types']} types, "
-              f"{cost['btf_bytes'] / 1e6:.1f} MB)", flush=True)
+        print(
+            f"{Path(dump).name}: DWARF {med['dwarf']:.2f} s, BTF+kallsyms "
+            f"{med['btf']:.2f} s, ratio {ratio:.2f}; BTF open: kallsyms "
+            f"{cost['kallsyms_s']:.2f} s, BTF read + name index "
+            f"{cost['btf_read_and_index_s']:.2f} s (index alone "
+            f"{cost['btf_index_only_s']:.2f} s for {cost['types']} types, "
+            f"{cost['btf_bytes'] / 1e6:.1f} MB)",
+            flush=True,
+        )
     verdict = "ok" if worst <= 1.5 else "MISSED"
     print(f"worst ratio {worst:.2f} (target <= 1.5: {verdict})")
     return 0 if worst <= 1.5 else 1

@@ -36,8 +36,9 @@ from drgn_crashhp.read.purgatory import read_purgatory  # noqa: E402
 
 
 def _unpack():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("vmcores_unpack",
-                                                  ROOT / "vmcores" / "unpack.py")
+    spec = importlib.util.spec_from_file_location(
+        "vmcores_unpack", ROOT / "vmcores" / "unpack.py"
+    )
     assert spec is not None and spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
@@ -56,7 +57,8 @@ def _pick(args: argparse.Namespace) -> Tuple[str, Path, Path]:
         return args.target[0], Path(args.target[0]), Path(args.target[1])
     unpack = _unpack()
     names = list(args.target) or [
-        n for n, t in unpack.scenarios().items()
+        n
+        for n, t in unpack.scenarios().items()
         if t.get("expected", {}).get("digest") in ("match", "mismatch")
     ]
     if not names:
@@ -68,12 +70,16 @@ def _pick(args: argparse.Namespace) -> Tuple[str, Path, Path]:
 def _file_ranges(dump: Path) -> List[Tuple[int, int, int]]:
     """(paddr, filesz, file offset) of every PT_LOAD."""
     with open(dump, "rb") as f:
-        return [(p["p_paddr"], p["p_filesz"], p["p_offset"])
-                for p in ELFFile(f).iter_segments() if p["p_type"] == "PT_LOAD"]
+        return [
+            (p["p_paddr"], p["p_filesz"], p["p_offset"])
+            for p in ELFFile(f).iter_segments()
+            if p["p_type"] == "PT_LOAD"
+        ]
 
 
-def _plain(dump: Path, loads: List[Tuple[int, int, int]],
-           regions: List[Tuple[int, int]]) -> str:
+def _plain(
+    dump: Path, loads: List[Tuple[int, int, int]], regions: List[Tuple[int, int]]
+) -> str:
     """Read-plus-hashlib over the same physical bytes, CHUNK at a time."""
     sha = hashlib.sha256()
     buf = bytearray(CHUNK)
@@ -126,12 +132,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         sys.exit(f"digests differ: hash_regions {result.computed}, plain {plain}")  # type: ignore[attr-defined]
     mib = total / (1 << 20)
     print(f"target          {label} ({dump})")
-    print(f"regions         {len(regions)}, {total:#x} bytes ({mib:.1f} MiB), "
-          f"digest {plain[:16]}... (stored {purg.stored_digest[:16]}...)")
+    print(
+        f"regions         {len(regions)}, {total:#x} bytes ({mib:.1f} MiB), "
+        f"digest {plain[:16]}... (stored {purg.stored_digest[:16]}...)"
+    )
     print(f"hash_regions    {t_tool * 1e3:8.2f} ms  {mib / t_tool:8.1f} MiB/s")
     print(f"read+hashlib    {t_plain * 1e3:8.2f} ms  {mib / t_plain:8.1f} MiB/s")
-    print(f"ratio           {t_plain / t_tool:.2f} of the plain loop's throughput "
-          f"(best of {args.repeat}; target >= 0.9 and >= 1 GB/s)")
+    print(
+        f"ratio           {t_plain / t_tool:.2f} of the plain loop's throughput "
+        f"(best of {args.repeat}; target >= 0.9 and >= 1 GB/s)"
+    )
     return 0
 
 

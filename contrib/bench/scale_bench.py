@@ -54,23 +54,30 @@ def machine(n: int) -> Machine:
     cpus = range(n)
     # default_iomem() gives 2 ranges after excluding the low 1 MiB and
     # crashk_res; add N - 2 ranges of 128 MiB above 4 GiB.
-    extra = [(4 * GiB + i * GiB // 4, 4 * GiB + i * GiB // 4 + GiB // 8 - 1)
-             for i in range(n - 2)]
+    extra = [
+        (4 * GiB + i * GiB // 4, 4 * GiB + i * GiB // 4 + GiB // 8 - 1)
+        for i in range(n - 2)
+    ]
     ranges = [(0x100000, CRASHK[0] - 1), (CRASHK[1] + 1, 0x3FFDFFFF)] + extra
     probe = Machine()
     vmcoreinfo = SynthKernel(probe).vmcoreinfo_note_phys
     hdr = elf_core_header(
-        [note(probe.crash_notes_phys(c)) for c in cpus] + [note(vmcoreinfo, 4132),
-                                                          text()]
+        [note(probe.crash_notes_phys(c)) for c in cpus]
+        + [note(vmcoreinfo, 4132), text()]
         + [ram(s, e) for s, e in ranges]
     )
     memsz = (len(hdr) + 4095) // 4096 * 4096
     return Machine(
-        nr_cpus=n, possible=cpus, present=cpus, online=cpus,
+        nr_cpus=n,
+        possible=cpus,
+        present=cpus,
+        online=cpus,
         iomem=default_iomem(CRASHK) + [Res("System RAM", s, e) for s, e in extra],
         crashk=CRASHK,
         segments=[Seg(ELF_MEM, memsz, hdr), Seg(PURG_MEM, 0x5000, b"\xcc" * 0x100)],
-        start=PURG_MEM + 0x40, elfcorehdr_index=0, elf_load_addr=ELF_MEM,
+        start=PURG_MEM + 0x40,
+        elfcorehdr_index=0,
+        elf_load_addr=ELF_MEM,
     )
 
 
@@ -111,8 +118,10 @@ def main() -> int:
         ratio = large[phase] / small[phase] if small[phase] else float("inf")
         print(f"{phase:16} {small[phase]:9.3f}s {large[phase]:9.3f}s {ratio:7.1f}")
     ratio = large["total"] / small["total"]
-    print(f"inputs x{args.sizes[1] / args.sizes[0]:.0f}: total time x{ratio:.1f} "
-          f"({'linear' if ratio <= 10 else 'SUPERLINEAR'}, target <= 10)")
+    print(
+        f"inputs x{args.sizes[1] / args.sizes[0]:.0f}: total time x{ratio:.1f} "
+        f"({'linear' if ratio <= 10 else 'SUPERLINEAR'}, target <= 10)"
+    )
     return 0 if ratio <= 10 else 1
 
 

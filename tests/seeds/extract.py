@@ -66,25 +66,29 @@ def main() -> int:
         (HERE / f"elfcorehdr-{name}.bin").write_bytes(data[: hdr.used])
         if name == "file_memadd":
             continue
-        for role, stem in ((Role.PURGATORY, "purgatory"),
-                           (Role.BOOT_PARAMS, "boot-params")):
+        for role, stem in (
+            (Role.PURGATORY, "purgatory"),
+            (Role.BOOT_PARAMS, "boot-params"),
+        ):
             s = image.by_role(role)
             assert s is not None
             _xz(HERE / f"{stem}-{name}.bin.xz", prog.read(s.mem, s.bufsz, True))
         (HERE / f"image-{name}.json").write_text(
-            json.dumps(jsonable(image), indent=1) + "\n")
+            json.dumps(jsonable(image), indent=1) + "\n"
+        )
         if name == "file_base":
             size_at = prog.symbol("kexec_purgatory_size").address
             size = int.from_bytes(prog.read(size_at, 8), "little")
-            _xz(HERE / "purgatory-blob.bin.xz",
-                prog.read(prog.symbol("kexec_purgatory").address, size))
+            _xz(
+                HERE / "purgatory-blob.bin.xz",
+                prog.read(prog.symbol("kexec_purgatory").address, size),
+            )
     for name in ("kdump_memadd", "file_base"):
         with open(unpack.dump_path(name), "rb") as f:
             head = f.read(0x10000)
         hdr = decode_elfcorehdr(head)
         if name == "kdump_memadd":
-            (HERE / "elfcorehdr-kdump_memadd-vmcore.bin").write_bytes(
-                head[: hdr.used])
+            (HERE / "elfcorehdr-kdump_memadd-vmcore.bin").write_bytes(head[: hdr.used])
         # The dump file's own headers and notes, for vmcore.read_dump_headers.
         end = max(n.offset + n.size for n in hdr.notes)
         _xz(HERE / f"vmcore-head-{name}.bin.xz", head[:end])

@@ -40,9 +40,19 @@ class GuestError(Exception):
 
 
 class Guest:
-    def __init__(self, workdir, kernel, initrd, append="", mem="128M,slots=4,maxmem=1G",
-                 smp="2,sockets=4,maxcpus=4", cpu="Skylake-Client,-hypervisor",
-                 disk=None, extra_args=(), name="guest"):
+    def __init__(
+        self,
+        workdir,
+        kernel,
+        initrd,
+        append="",
+        mem="128M,slots=4,maxmem=1G",
+        smp="2,sockets=4,maxcpus=4",
+        cpu="Skylake-Client,-hypervisor",
+        disk=None,
+        extra_args=(),
+        name="guest",
+    ):
         self.workdir = os.path.abspath(workdir)
         os.makedirs(self.workdir, exist_ok=True)
         self.name = name
@@ -53,19 +63,41 @@ class Guest:
             if os.path.exists(p):
                 os.unlink(p)
         self.cmdline = [
-            QEMU, "-accel", "tcg", "-cpu", cpu,
-            "-machine", "pc,vmport=on",
-            "-smbios", "type=1,serial=" + VMWARE_SERIAL,
-            "-smp", smp, "-m", mem,
-            "-display", "none", "-vga", "none", "-no-reboot",
-            "-device", "vmcoreinfo",
-            "-chardev", "socket,id=qmp0,path=%s,server=on,wait=off" % self.qmp_path,
-            "-mon", "chardev=qmp0,mode=control",
-            "-chardev", "socket,id=ser0,path=%s,server=on,wait=off,logfile=%s"
+            QEMU,
+            "-accel",
+            "tcg",
+            "-cpu",
+            cpu,
+            "-machine",
+            "pc,vmport=on",
+            "-smbios",
+            "type=1,serial=" + VMWARE_SERIAL,
+            "-smp",
+            smp,
+            "-m",
+            mem,
+            "-display",
+            "none",
+            "-vga",
+            "none",
+            "-no-reboot",
+            "-device",
+            "vmcoreinfo",
+            "-chardev",
+            "socket,id=qmp0,path=%s,server=on,wait=off" % self.qmp_path,
+            "-mon",
+            "chardev=qmp0,mode=control",
+            "-chardev",
+            "socket,id=ser0,path=%s,server=on,wait=off,logfile=%s"
             % (self.serial_path, self.serial_log),
-            "-serial", "chardev:ser0",
-            "-kernel", kernel, "-initrd", initrd,
-            "-append", append,
+            "-serial",
+            "chardev:ser0",
+            "-kernel",
+            kernel,
+            "-initrd",
+            initrd,
+            "-append",
+            append,
         ]
         if disk:
             self.cmdline += ["-drive", "file=%s,format=raw,if=virtio" % disk]
@@ -76,16 +108,23 @@ class Guest:
         self._pos = 0
         self._cond = threading.Condition()
         self._closed = False
-        self.transcript = []          # (command, status, output)
+        self.transcript = []  # (command, status, output)
 
     # ---------------------------------------------------------------- lifecycle
     def start(self):
-        for f in (self.cmdline[self.cmdline.index("-kernel") + 1], self.cmdline[self.cmdline.index("-initrd") + 1]):
+        for f in (
+            self.cmdline[self.cmdline.index("-kernel") + 1],
+            self.cmdline[self.cmdline.index("-initrd") + 1],
+        ):
             if not os.path.isfile(f):
                 raise GuestError("no such file: %s" % f)
         self.stderr = open(os.path.join(self.workdir, self.name + ".qemu.stderr"), "w")
-        self.proc = subprocess.Popen(self.cmdline, stdin=subprocess.DEVNULL,
-                                     stdout=self.stderr, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(
+            self.cmdline,
+            stdin=subprocess.DEVNULL,
+            stdout=self.stderr,
+            stderr=subprocess.STDOUT,
+        )
         self.ser = self._connect(self.serial_path)
         threading.Thread(target=self._reader, daemon=True).start()
         self.qmp_sock = self._connect(self.qmp_path)
@@ -100,7 +139,10 @@ class Guest:
         end = time.time() + timeout
         while True:
             if self.proc.poll() is not None:
-                raise GuestError("qemu exited (%s); see %s" % (self.proc.returncode, self.stderr.name))
+                raise GuestError(
+                    "qemu exited (%s); see %s"
+                    % (self.proc.returncode, self.stderr.name)
+                )
             try:
                 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 s.connect(path)
@@ -159,15 +201,20 @@ class Guest:
             while True:
                 m = rx.search(self._buf, self._pos)
                 if m:
-                    before = self._buf[self._pos:m.start()]
+                    before = self._buf[self._pos : m.start()]
                     self._pos = m.end()
                     return before, m
                 if self._closed:
-                    raise GuestError("serial closed while waiting for %r; tail: %r"
-                                     % (pattern, self._buf[-2000:]))
+                    raise GuestError(
+                        "serial closed while waiting for %r; tail: %r"
+                        % (pattern, self._buf[-2000:])
+                    )
                 left = end - time.time()
                 if left <= 0:
-                    raise GuestError("timeout waiting for %r; tail: %r" % (pattern, self._buf[-2000:]))
+                    raise GuestError(
+                        "timeout waiting for %r; tail: %r"
+                        % (pattern, self._buf[-2000:])
+                    )
                 self._cond.wait(min(left, 1.0))
 
     def output_since_start(self):
@@ -190,7 +237,9 @@ class Guest:
     def check(self, command, timeout=300):
         status, out = self.run(command, timeout)
         if status != 0:
-            raise GuestError("guest command failed (%d): %s\n%s" % (status, command, out))
+            raise GuestError(
+                "guest command failed (%d): %s\n%s" % (status, command, out)
+            )
         return out
 
     def read(self, path):
@@ -246,13 +295,20 @@ class Guest:
         path = os.path.abspath(path)
         if os.path.exists(path):
             os.unlink(path)
-        self.qmp("dump-guest-memory", paging=False, protocol="file:" + path, detach=False)
+        self.qmp(
+            "dump-guest-memory", paging=False, protocol="file:" + path, detach=False
+        )
         return path
 
     # ---------------------------------------------------------------- hotplug helpers
     def add_dimm(self, idx=1, size=128 << 20):
-        self.qmp("object-add", **{"qom-type": "memory-backend-ram", "id": "mem%d" % idx, "size": size})
-        self.qmp("device_add", driver="pc-dimm", id="dimm%d" % idx, memdev="mem%d" % idx)
+        self.qmp(
+            "object-add",
+            **{"qom-type": "memory-backend-ram", "id": "mem%d" % idx, "size": size},
+        )
+        self.qmp(
+            "device_add", driver="pc-dimm", id="dimm%d" % idx, memdev="mem%d" % idx
+        )
         for d in self.qmp("query-memory-devices"):
             if d["data"].get("id") == "dimm%d" % idx:
                 return d["data"]
@@ -260,8 +316,11 @@ class Guest:
 
     def del_dimm(self, idx=1, timeout=120):
         self.qmp("device_del", id="dimm%d" % idx)
-        ev = self.wait_event("DEVICE_DELETED", timeout,
-                             match=lambda e: e.get("data", {}).get("device") == "dimm%d" % idx)
+        ev = self.wait_event(
+            "DEVICE_DELETED",
+            timeout,
+            match=lambda e: e.get("data", {}).get("device") == "dimm%d" % idx,
+        )
         self.qmp("object-del", id="mem%d" % idx)
         return ev
 
@@ -272,9 +331,16 @@ class Guest:
             if p.get("socket-id") == socket_id and "qom-path" not in c:
                 args = dict(p)
                 args.pop("node-id", None)
-                self.qmp("device_add", driver=c["type"], id=cpu_id or "cpu%d" % socket_id, **args)
+                self.qmp(
+                    "device_add",
+                    driver=c["type"],
+                    id=cpu_id or "cpu%d" % socket_id,
+                    **args,
+                )
                 return {"type": c["type"], "props": p}
-        raise GuestError("no free hotpluggable CPU with socket-id %d: %r" % (socket_id, cpus))
+        raise GuestError(
+            "no free hotpluggable CPU with socket-id %d: %r" % (socket_id, cpus)
+        )
 
 
 def which_qemu():
