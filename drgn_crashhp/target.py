@@ -96,9 +96,9 @@ def open_program(
 ) -> drgn.Program:
     """
     Open a target like ``drgn`` does: *core* (a vmcore or /proc/kcore), a QEMU
-    guest over QMP (*qemu*), or the running kernel. Without kernel debug
-    info, fall back to the target's BTF and kallsyms, and *say* so in one
-    line.
+    guest over QMP (*qemu*), or the running kernel. When no kernel debug info
+    is found and none was named in *symbols*, fall back to the target's BTF
+    and kallsyms, and *say* so in one line.
 
     :param btf: True to use BTF and kallsyms without looking for DWARF; a
         path to read BTF from that file (a raw blob or a vmlinux's .BTF).
@@ -157,6 +157,13 @@ def open_program(
             critical = True
         if critical:
             hint = _build_id_hint(prog, collect.messages)
+            if symbols:
+                # The user named the debug info: a wrong file is their
+                # mistake to hear about, not a reason to switch to BTF.
+                raise TargetError(
+                    f"no kernel debug info in {', '.join(symbols)}{hint}; "
+                    "or use the kernel's BTF and kallsyms with --btf"
+                ) from e
             try:
                 line = use_btf(prog)
             except TargetError as btf_error:

@@ -143,3 +143,19 @@ def test_no_debug_info_and_no_btf_is_one_line() -> None:
     args = _real_args("file_base")
     proc = run(*args[:2], "--no-default-symbols")
     assert_one_line_error(proc, "no kernel debug info found", "no BTF")
+
+
+def test_a_wrong_symbols_file_is_an_error_not_a_switch_to_btf() -> None:
+    """-s names the debug info: a file without it is the user's mistake to
+    hear about, even on a kernel whose BTF could answer (6.1 lab kernel)."""
+    import pytest
+
+    from tests.conftest import gen_fixture_paths, generation_scenarios
+
+    if "v6.1/file_memadd" not in generation_scenarios(("6.1",)):
+        pytest.skip("6.1 fixtures not available")
+    dump, _, _ = gen_fixture_paths("v6.1/file_memadd")
+    proc = run(
+        "-c", str(dump), "-s", os.path.realpath(sys.executable), "--no-default-symbols"
+    )
+    assert_one_line_error(proc, "no kernel debug info in", "--btf")
