@@ -63,3 +63,22 @@ def gen_fixture_paths(full_name: str) -> Tuple[Path, Path, Dict[str, Any]]:
         pytest.skip(f"real fixture {full_name} not available")
     truth = unpack.scenarios(gen)[name]
     return unpack.dump_path(name, gen), unpack.vmlinux_path(gen), truth
+
+
+def dump_without_btf(name: str, where: Path) -> Path:
+    """
+    A copy of real scenario *name*'s dump whose in-memory BTF (the kernel's
+    ``.BTF`` between ``__start_BTF`` and ``__stop_BTF``, the same bytes as
+    the archive's ``kernel.btf``) has its magic zeroed: a kernel without
+    usable BTF, for the "no debug info at all" paths.
+    """
+    dump = unpack.dump_path(name)
+    btf = unpack.btf_path(unpack.DEFAULT_GEN).read_bytes()
+    data = bytearray(dump.read_bytes())
+    at = data.find(btf[:64])
+    if at < 0:
+        pytest.skip(f"{name}: the dump holds no BTF to corrupt")
+    data[at : at + 2] = b"\0\0"  # BTF_MAGIC 0xeB9F
+    out = where / f"{name}-nobtf.elf"
+    out.write_bytes(bytes(data))
+    return out

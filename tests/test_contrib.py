@@ -51,13 +51,16 @@ def test_kdump_ready_json() -> None:
 
 
 def test_missing_debug_info_names_the_build_id(tmp_path) -> None:
+    from tests.conftest import dump_without_btf
+
+    dump = dump_without_btf("file_base", tmp_path)
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
             "drgn_crashhp",
             "-c",
-            str(unpack.dump_path("file_base")),
+            str(dump),
             "--no-default-symbols",
         ],
         capture_output=True,

@@ -35,7 +35,7 @@ from drgn_crashhp.render.json import report_json
 from drgn_crashhp.render.text import render_text
 from drgn_crashhp.report import Report, build_report
 from tests import purgblob as pb
-from tests.conftest import ROOT, real_fixture, unpack
+from tests.conftest import ROOT, dump_without_btf, real_fixture, unpack
 from tests.synth import (
     HEAP_PHYS,
     PAGE_OFFSET,
@@ -184,7 +184,7 @@ def test_no_debug_info(tmp_path: Path) -> None:
     empty.mkdir()
     proc = run_cli(
         "-c",
-        str(unpack.dump_path("file_base")),
+        str(dump_without_btf("file_base", tmp_path)),
         "--no-default-symbols",
         "--debug-directory",
         str(empty),

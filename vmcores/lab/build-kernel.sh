@@ -62,18 +62,15 @@ if dwz -L none "$BUILD/vmlinux.debug" 2>"$BUILD/dwz.log"; then echo "dwz ok"; el
 # Dropped to fit three kernels in the 64 MiB budget (after dwz: dwz refuses DW_AT_location
 # loclist refs without .debug_loclists); drgn keeps types, globals, per-CPU variables and symbols:
 #   .debug_loclists/.debug_loc  locations of local variables/parameters (stack-trace locals)
-#   .debug_line/.debug_line_str line tables (source lines in stack traces)   [6.1, 7.3]
-#   .debug_frame                CFI (drgn unwinds x86_64 kernels with ORC)    [6.1, 7.3]
-# (6.12's committed file predates the last two and still has them.)
+#   .debug_line/.debug_line_str line tables (source lines in stack traces)
+#   .debug_frame                CFI (drgn unwinds x86_64 kernels with ORC)
 # (6.1's vmlinux keeps its --emit-relocs relocations (.rela.text, .rela.debug_*, ...; 7.x strips
 # them), which pin the symbols of the sections removed below; drgn does not apply relocations of
 # an ET_EXEC file: drop them all first)
 objcopy --remove-relocations='*' "$BUILD/vmlinux.debug"
 objcopy --remove-section=.debug_loclists --remove-section=.debug_loc "$BUILD/vmlinux.debug"
-if [ "$GEN" != 6.12 ]; then
-    objcopy --remove-section=.debug_line --remove-section=.debug_line_str \
-        --remove-section=.debug_frame "$BUILD/vmlinux.debug"
-fi
+objcopy --remove-section=.debug_line --remove-section=.debug_line_str \
+    --remove-section=.debug_frame "$BUILD/vmlinux.debug"
 # .BTF stays NOBITS in the debug file (as --only-keep-debug leaves it: its symbols
 # __start_BTF/__stop_BTF stay, its bytes are not in the file): the blob ships as kernel.btf inside
 # dumps.tar.zst, where it costs nothing (the same bytes are in every dump's kernel image)

@@ -9,18 +9,15 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/lab-env.sh"
 OUT=$(python3 "$HERE/scenario.py" --gen "$GEN" --print-json-dir)
 ORDER=$(python3 "$HERE/scenario.py" --gen "$GEN" --list-dumps)
-# zstd window: 27 (128 MiB) for 6.12 as before; the newer sets have more and larger dumps
-LONG=${LONG:-27}
-[ "$GEN" = 6.12 ] || LONG=${LONG_NEW:-29}
+# zstd window: 29 (512 MiB), so similar dumps dedupe across files
+LONG=${LONG:-29}
 # the guest initramfs goes first: live tests boot the bzImage with it (its content is also
 # inside every dump, so it costs almost nothing after dedup)
 cp "$BUILD/initramfs.cpio" "$DUMP_DIR/initramfs.cpio"
 files=(initramfs.cpio)
-# the kernel's BTF (issue 13's BTF mode), for 6.1/7.3: beside the dumps it dedupes to nothing
-if [ "$GEN" != 6.12 ]; then
-    cp "$BUILD/vmlinux.btf" "$DUMP_DIR/kernel.btf"
-    files+=(kernel.btf)
-fi
+# the kernel's BTF (issue 13's BTF mode): beside the dumps it dedupes to nothing
+cp "$BUILD/vmlinux.btf" "$DUMP_DIR/kernel.btf"
+files+=(kernel.btf)
 for f in $ORDER; do
     [ -f "$DUMP_DIR/$f" ] || { echo "missing dump $DUMP_DIR/$f" >&2; exit 1; }
     fallocate --dig-holes "$DUMP_DIR/$f"
@@ -28,9 +25,8 @@ for f in $ORDER; do
 done
 tar -C "$DUMP_DIR" --sparse --format=gnu --owner=0 --group=0 --numeric-owner \
     -cf "$DUMP_DIR/dumps.tar" "${files[@]}"
-# 6.12 as before (-19); 6.1/7.3 --ultra -22 (a few % smaller, slower) for the 64 MiB budget
-LEVEL=${ZSTD_LEVEL:--19}
-[ "$GEN" = 6.12 ] || LEVEL=${ZSTD_LEVEL_NEW:---ultra -22}
+# --ultra -22 (a few % smaller than -19, slower) for the 64 MiB budget
+LEVEL=${ZSTD_LEVEL:---ultra -22}
 zstd $LEVEL --long=$LONG -T0 -q -f "$DUMP_DIR/dumps.tar" -o "$OUT/dumps.tar.zst.tmp"
 mv "$OUT/dumps.tar.zst.tmp" "$OUT/dumps.tar.zst"
 rm -f "$DUMP_DIR/dumps.tar"
