@@ -790,8 +790,8 @@ def _run_purgatory(value: Tuple[Program, KImage]) -> str:
     p = read_purgatory_full(prog, image)
     if not isinstance(p, Purgatory):
         raise Crash(f"returned {type(p).__name__}")
-    digest = verify_digest(prog, p)
-    findings = check_purgatory(image, p, digest)
+    read, digest = verify_digest(prog, p)
+    findings = check_purgatory(image, p, read)
     for f in findings:
         if f.code not in CODES:
             raise Crash(f"unknown code {f.code}")
@@ -965,7 +965,7 @@ ELFCOREHDR_ARG = Target(
 
 @dataclass(frozen=True)
 class _DumpFile:
-    """What :func:`~drgn_crashhp.vmcore.read_dump_headers` asks of a
+    """What :func:`~drgn_crashhp.read.dump.read_dump_headers` asks of a
     program: its flags and the path of its core dump."""
 
     core_dump_path: str

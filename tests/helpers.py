@@ -7,7 +7,7 @@ report would produce them.
 from __future__ import annotations
 
 import dataclasses
-from typing import List, Optional, Union
+from typing import List, Optional, Tuple
 
 from drgn import Program
 
@@ -21,7 +21,6 @@ from drgn_crashhp.checks.postmortem import check_dump as _check_dump
 from drgn_crashhp.facts import (
     DigestRead,
     DigestResult,
-    DigestStatus,
     DumpHeaders,
     ElfCoreHdr,
     ElfCoreHdrRead,
@@ -72,30 +71,17 @@ def read_purgatory_full(prog: Program, image: KImage) -> Purgatory:
 
 def verify_digest(
     prog: Program, purgatory: Purgatory, progress: Optional[Progress] = None
-) -> DigestResult:
-    """Hash the regions and judge the digest, as a report does."""
-    return judge_digest(purgatory, hash_regions(prog, purgatory, progress))
-
-
-def _as_read(r: DigestResult) -> DigestRead:
-    searched = r.reason is not None and r.status == DigestStatus.MATCH
-    return DigestRead(
-        r.computed,
-        r.bytes_hashed,
-        r.missing,
-        r.digest_address if searched else None,
-        None if r.computed else r.reason,
-    )
+) -> Tuple[DigestRead, DigestResult]:
+    """Hash the regions and judge the digest, as a report does: the bytes
+    read and the verdict on them."""
+    read = hash_regions(prog, purgatory, progress)
+    return read, judge_digest(purgatory, read)
 
 
 def check_purgatory(
-    image: KImage,
-    purgatory: Purgatory,
-    digest: Union[DigestRead, DigestResult, None],
+    image: KImage, purgatory: Purgatory, digest: Optional[DigestRead]
 ) -> List[Finding]:
-    """The 02x and 03x findings for a purgatory and its digest."""
-    if isinstance(digest, DigestResult):
-        digest = _as_read(digest)
+    """The 02x and 03x findings for a purgatory and its hashed bytes."""
     facts = Facts(
         "test",
         image.symbol,

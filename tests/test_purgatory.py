@@ -41,8 +41,8 @@ def run(built: pb.Built) -> Tuple[KImage, Purgatory, object, List[Finding]]:
     image = read_kimage(prog)
     assert image is not None
     purg = read_purgatory_full(prog, image)
-    digest = verify_digest(prog, purg)
-    return image, purg, digest, check_purgatory(image, purg, digest)
+    read, digest = verify_digest(prog, purg)
+    return image, purg, digest, check_purgatory(image, purg, read)
 
 
 def codes(findings: List[Finding]) -> List[str]:
@@ -508,8 +508,8 @@ def _real(name: str) -> Tuple[KImage, Purgatory, DigestResult, List[Finding], di
     image = read_kimage(prog)
     assert image is not None
     purg = read_purgatory_full(prog, image)
-    digest = verify_digest(prog, purg)
-    return image, purg, digest, check_purgatory(image, purg, digest), truth
+    read, digest = verify_digest(prog, purg)
+    return image, purg, digest, check_purgatory(image, purg, read), truth
 
 
 def _logged(lines: List[str], prefix: str) -> List[str]:
