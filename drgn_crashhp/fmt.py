@@ -16,8 +16,9 @@ __all__ = ("cpulist", "hex_or_dash", "mib", "ranges", "yes_no")
 SZ_1M = 1 << 20
 
 
-def hex_or_dash(n: Optional[int]) -> str:
-    return "-" if n is None else f"{n:#x}"
+def hex_or_dash(n: Optional[int], missing: str = "-") -> str:
+    """An address in hex, or *missing* when there is none."""
+    return missing if n is None else f"{n:#x}"
 
 
 def mib(n: int) -> str:

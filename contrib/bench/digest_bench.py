@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """
-Digest verification throughput: drgn-crashhp's :func:`verify_digest` (drgn
+Digest verification throughput: drgn-crashhp's :func:`hash_regions` (drgn
 physical reads through ``physmem.iter_phys``, streamed into hashlib) against a
 plain loop that reads the same physical bytes straight from the dump file
 (PT_LOAD offsets) into hashlib, in the same run.

@@ -9,12 +9,12 @@ and one for the vmcoreinfo note (kernel/vmcore_info.c).
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from drgn_crashhp.checks._common import expectations, header, unknown
 from drgn_crashhp.facts import ElfCoreHdr, Facts, MachineState, Note
 from drgn_crashhp.findings import Finding, finding
-from drgn_crashhp.fmt import cpulist
+from drgn_crashhp.fmt import cpulist, hex_or_dash
 from drgn_crashhp.kernel.notes import NoteRule
 
 __all__ = ("check_cpus", "check_vmcoreinfo")
@@ -46,7 +46,7 @@ def _cpus(hdr: ElfCoreHdr, state: MachineState, rule: NoteRule) -> List[Finding]
     )
     # A note at the wrong address: pair by position when the header has one
     # note per CPU of the rule (the kernel writes them in ascending order).
-    wrong: List[Dict[str, object]] = []
+    wrong: List[Dict[str, Optional[int]]] = []
     paired = set()
     if len(cpu_notes) == len(rule_cpus):
         for pos, n in unmatched:
@@ -128,7 +128,7 @@ def _cpus(hdr: ElfCoreHdr, state: MachineState, rule: NoteRule) -> List[Finding]
     return out
 
 
-def _fmt_wrong(wrong: List[Dict[str, object]]) -> str:
+def _fmt_wrong(wrong: List[Dict[str, Optional[int]]]) -> str:
     parts = []
     for w in wrong[:4]:
         if "header_size" in w:
@@ -136,11 +136,11 @@ def _fmt_wrong(wrong: List[Dict[str, object]]) -> str:
                 f"CPU {w['cpu']} note size {w['header_size']} != {w['note_size']}"
             )
         elif w["cpu"] is None:
-            parts.append(f"{_hex(w['header'])} matches no CPU")
+            parts.append(f"{hex_or_dash(w['header'], 'unknown')} matches no CPU")
         else:
             parts.append(
-                f"CPU {w['cpu']} at {_hex(w['header'])}, crash_notes "
-                f"{_hex(w['crash_notes'])}"
+                f"CPU {w['cpu']} at {hex_or_dash(w['header'], 'unknown')}, crash_notes "
+                f"{hex_or_dash(w['crash_notes'], 'unknown')}"
             )
     if len(wrong) > 4:
         parts.append(f"{len(wrong) - 4} more")
@@ -173,10 +173,6 @@ def _vmcoreinfo(hdr: ElfCoreHdr, state: MachineState) -> List[Finding]:
             )
         ]
     return []
-
-
-def _hex(value: object) -> str:
-    return f"{value:#x}" if isinstance(value, int) else "unknown"
 
 
 def check_cpus(facts: Facts) -> List[Finding]:

@@ -18,7 +18,6 @@ on top of these finders.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
 from drgn import Program, ProgramFlags, SymbolIndex
@@ -47,12 +46,6 @@ FINDER_NAME = "crashhp-btf"
 
 class DebugInfoError(Exception):
     """BTF plus kallsyms cannot describe this target (one line)."""
-
-
-@dataclass(frozen=True)
-class _Source:
-    btf: BTF
-    where: str
 
 
 def read_btf_file(path: str) -> BTF:

@@ -86,7 +86,7 @@ def missing_ranges(prog: Program, address: int, size: int) -> List[Tuple[int, in
     A range that reads whole costs one read; otherwise it is bisected, so a
     dump that lacks a few pages of a large region costs O(holes * log size)
     reads, and one that lacks it all about two reads per page (callers cap
-    the size they probe: purgatory.MISSING_PROBE).
+    the size they probe: read.digest.MISSING_PROBE).
     """
     out: List[Tuple[int, int]] = []
     if size <= 0:

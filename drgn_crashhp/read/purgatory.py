@@ -216,7 +216,7 @@ def _read_scanned(prog: Program, image: KImage, seg: Segment) -> Purgatory:
     regions_at = seg.mem + at
     # kexec-tools 2.0.29's purgatory/purgatory.c defines sha256_digest just
     # before sha256_regions (its .data: digest at 0x20, regions at 0x40, as
-    # built by Debian trixie); verify_digest() searches the segment if the
+    # built by Debian trixie); hash_regions() searches the segment if the
     # computed digest is elsewhere.
     digest_at = regions_at - DIGEST_SIZE if at >= DIGEST_SIZE else None
     stored = data[at - DIGEST_SIZE : at].hex() if digest_at is not None else None

@@ -7,7 +7,7 @@ or other files): the verdict, a map of physical memory with the RAM, the
 crash kernel reservation and the elfcorehdr's ranges (RAM the header misses in
 red, header ranges that are no longer RAM in amber), the CPU table and the
 findings. Input is the JSON document of
-:func:`drgn_crashhp.report.report_json`; only its top-level keys and the
+:func:`drgn_crashhp.render.json.report_json`; only its top-level keys and the
 finding codes and details are used.
 """
 

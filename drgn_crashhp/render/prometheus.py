@@ -4,7 +4,7 @@ Prometheus
 
 The report as node_exporter textfile-collector metrics, written with the
 ``prometheus-client`` library (the ``prometheus`` extra). Input is the JSON
-document of :func:`drgn_crashhp.report.report_json`; only its top-level keys
+document of :func:`drgn_crashhp.render.json.report_json`; only its top-level keys
 and the finding codes and details are used.
 
     python3 -m drgn_crashhp.render.prometheus --textfile \\
