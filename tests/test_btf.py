@@ -5,7 +5,7 @@ BTF + kallsyms instead of DWARF (drgn_crashhp/debuginfo).
 * the reader against pahole's own BTF decoder on this machine's
   /sys/kernel/btf/vmlinux (a real, pahole-encoded vmlinux BTF);
 * the real 6.12 fixtures, which have DWARF but no BTF: BTF encoded from
-  their DWARF (tests/btfgen.py) plus the kallsyms in each dump's VMCOREINFO
+  their DWARF (tests/support/btfgen.py) plus the kallsyms in each dump's VMCOREINFO
   give the same report, verdict, codes and numbers as DWARF; the table of
   globals and the constant fallbacks are checked against the DWARF.
 """
@@ -40,7 +40,6 @@ from drgn_crashhp.debuginfo.btf import BTF, BTFError, Kind
 from drgn_crashhp.debuginfo.objects import CONSTANTS, GLOBALS, BtfObjects, note_buf_t
 from drgn_crashhp.debuginfo.symbols import SymbolsError, file_symbols
 from drgn_crashhp.debuginfo.types import MAX_DEPTH, BtfTypes
-from tests import btffuzz, btfgen
 from tests.conftest import (
     gen_fixture_paths,
     generation_scenarios,
@@ -48,6 +47,7 @@ from tests.conftest import (
     scenario_names,
     unpack,
 )
+from tests.support import btffuzz, btfgen
 
 SYSFS_BTF = "/sys/kernel/btf/vmlinux"
 
@@ -762,14 +762,14 @@ def test_generation_report_same_with_btf_from_memory(full_name: str) -> None:
 
 
 #: A Debian distribution kernel with its -dbg package (pahole-encoded .BTF
-#: and full DWARF in one file), fetched by contrib/bench/distro_bench.py.
+#: and full DWARF in one file), fetched by tests/bench/distro_bench.py.
 DISTRO_CACHE = unpack.cache_root() / "bench"
 
 
 def _distro_vmlinux() -> Path:
     found = sorted(DISTRO_CACHE.glob("*/usr/lib/debug/boot/vmlinux-*"))
     if not found:
-        pytest.skip("no distribution debug vmlinux (run contrib/bench/distro_bench.py)")
+        pytest.skip("no distribution debug vmlinux (run tests/bench/distro_bench.py)")
     return found[-1]
 
 
@@ -806,7 +806,7 @@ def _distro_dumps() -> List[Path]:
         p for p in (where / "vmcore.elf", where / "vmcore.kdump-raw-zlib") if p.exists()
     ]
     if not dumps:
-        pytest.skip(f"no distribution dumps in {where} (contrib/bench/distro_bench.py)")
+        pytest.skip(f"no distribution dumps in {where} (tests/bench/distro_bench.py)")
     return dumps
 
 

@@ -1,7 +1,7 @@
 """
 Hostile BTF: mutated real and synthetic blobs end in values or BTFError,
-quickly (a fixed, derandomized subset of contrib/fuzz_btf.py; target in
-tests/btffuzz.py).
+quickly (a fixed, derandomized subset of tests/fuzz/fuzz_btf.py; target in
+tests/support/btffuzz.py).
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 
 from drgn_crashhp.debuginfo.btf import BTF
-from tests import btffuzz
-from tests.fuzzing import outcome
+from tests.support import btffuzz
+from tests.support.fuzzing import outcome
 
 PROFILE = settings(
     derandomize=True,

@@ -3,8 +3,8 @@ Corrupt targets: each gives a clear finding or a one-line error with the
 documented exit status; never a traceback, never a false "OK".
 
 Real dumps (tests/conftest.py) are truncated or paired with the wrong debug
-info and run through the command line; synthetic kernels (tests/synth.py,
-tests/purgblob.py) carry the corrupt crash images, checked through
+info and run through the command line; synthetic kernels (tests/support/synth.py,
+tests/support/purgblob.py) carry the corrupt crash images, checked through
 :func:`~drgn_crashhp.report.build_report`.
 """
 
@@ -34,9 +34,9 @@ from drgn_crashhp.findings import (
 from drgn_crashhp.render.json import report_json
 from drgn_crashhp.render.text import render_text
 from drgn_crashhp.report import Report, build_report
-from tests import purgblob as pb
 from tests.conftest import ROOT, dump_without_btf, real_fixture, unpack
-from tests.synth import (
+from tests.support import purgblob as pb
+from tests.support.synth import (
     HEAP_PHYS,
     PAGE_OFFSET,
     PT_LOAD,
@@ -276,7 +276,7 @@ def test_crash_region_excluded_from_kdump_vmcore() -> None:
 # -- corrupt crash images on synthetic kernels ---------------------------------
 #
 # Each case corrupts one thing of a healthy kexec_file_load image
-# (tests/purgblob.py, whose report is OK: test_baseline_is_ok), so a non-OK
+# (tests/support/purgblob.py, whose report is OK: test_baseline_is_ok), so a non-OK
 # status comes from the corruption. ERROR findings must give status 1.
 
 

@@ -5,8 +5,8 @@ from pathlib import Path
 from drgn_crashhp.findings import CODES
 from drgn_crashhp.render.json import report_json
 from drgn_crashhp.report import build_report
-from tests.synth import SynthKernel
-from tests.test_kimage import machine
+from tests.support.kimage import machine
+from tests.support.synth import SynthKernel
 
 README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
 

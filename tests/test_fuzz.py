@@ -1,7 +1,7 @@
 """
 Hostile bytes: every decoder of target-controlled bytes ends in a value or a
 documented error, quickly. A fixed, derandomized subset of the long run in
-contrib/fuzz_long.py (targets in tests/fuzzing.py).
+tests/fuzz/fuzz_long.py (targets in tests/support/fuzzing.py).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 
 from drgn_crashhp.facts import Role
-from tests import fuzzing
-from tests.fuzzing import TARGETS, Target, outcome
-from tests.helpers import read_purgatory_full
+from tests.support import fuzzing
+from tests.support.fuzzing import TARGETS, Target, outcome
+from tests.support.helpers import read_purgatory_full
 
 settings.register_profile(
     "crashhp-ci",

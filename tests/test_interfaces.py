@@ -19,8 +19,8 @@ from drgn_crashhp.options import OPTIONS
 from drgn_crashhp.render.json import report_json
 from drgn_crashhp.report import build_report
 from tests.conftest import real_fixture, scenario_names, unpack
-from tests.synth import SynthKernel
-from tests.test_kimage import machine
+from tests.support.kimage import machine
+from tests.support.synth import SynthKernel
 
 
 def codes(doc: Dict[str, Any]) -> List[str]:

@@ -25,15 +25,15 @@ from drgn_crashhp.kernel.purgatory import parse_elfcorehdr_arg
 from drgn_crashhp.kernel.sha_regions import SHA256_EMPTY
 from drgn_crashhp.read.image import read_kimage
 from drgn_crashhp.render.json import jsonable
-from tests import purgblob as pb
 from tests.conftest import real_fixture, scenario_names
-from tests.helpers import (
+from tests.support import purgblob as pb
+from tests.support.helpers import (
     check_purgatory,
     read_purgatory_full,
     render_purgatory,
     verify_digest,
 )
-from tests.synth import SynthKernel
+from tests.support.synth import SynthKernel
 
 
 def run(built: pb.Built) -> Tuple[KImage, Purgatory, object, List[Finding]]:

@@ -44,11 +44,11 @@ from drgn_crashhp.read.purgatory import read_purgatory
 from drgn_crashhp.render.json import report_json
 from drgn_crashhp.render.text import render_text
 from drgn_crashhp.report import build_report
-from tests import purgblob as pb
-from tests import synth
 from tests.conftest import ROOT, real_fixture, unpack
-from tests.synth import Machine, SynthKernel
-from tests.test_kimage import machine
+from tests.support import purgblob as pb
+from tests.support import synth
+from tests.support.kimage import machine
+from tests.support.synth import Machine, SynthKernel
 
 PACKAGE = Path(drgn_crashhp.command.__file__).resolve().parent
 
@@ -57,7 +57,7 @@ Access = Tuple[int, int, bool]
 
 @contextlib.contextmanager
 def recording() -> Iterator[List[Access]]:
-    """Make tests/synth.py's memory segments log every access as
+    """Make tests/support/synth.py's memory segments log every access as
     ``(address, count, physical)``; the program must be built inside."""
     log: List[Access] = []
     make_reader, zero_reader = synth._reader, synth._zero_reader

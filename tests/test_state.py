@@ -16,8 +16,8 @@ from drgn_crashhp.kernel.notes import note_rule
 from drgn_crashhp.read.elfcorehdr import read_elfcorehdr
 from drgn_crashhp.read.image import read_kimage
 from drgn_crashhp.read.machine import read_state
-from tests.helpers import check_dump, check_state, render_state
-from tests.synth import (
+from tests.support.helpers import check_dump, check_state, render_state
+from tests.support.synth import (
     IORESOURCE_BUSY,
     IORESOURCE_MEM,
     KERNEL_PHYS,

@@ -26,7 +26,7 @@ __all__ = (
 #: drgn's per-read cost, small enough to never hold a segment whole. A
 #: consumer still holds the previous chunk while the next is read; at 1 MiB
 #: that pair costs fresh pages every read (20% slower hashing, measured with
-#: contrib/bench/digest_bench.py), at 256 KiB it stays in the allocator and
+#: tests/bench/digest_bench.py), at 256 KiB it stays in the allocator and
 #: the cache.
 CHUNK = 256 << 10
 

@@ -1,15 +1,15 @@
 #!/usr/bin/env python3
 """
 Long fuzz run of the BTF reader and the BTF type/object finders
-(drgn_crashhp/debuginfo; target in tests/btffuzz.py, a fixed subset runs in
+(drgn_crashhp/debuginfo; target in tests/support/btffuzz.py, a fixed subset runs in
 CI as tests/test_btf_fuzz.py).
 
-    nice -n 10 python3 contrib/fuzz_btf.py --inputs 100000 --json btf.json
+    nice -n 10 python3 tests/fuzz/fuzz_btf.py --inputs 100000 --json btf.json
 
 Inputs are mutations (field writes, bit flips, cuts, splices) of real BTF
 records (tests/seeds/btf-host-closure.bin.xz, cut from a running kernel's
 /sys/kernel/btf/vmlinux) and of a synthetic blob with every BTF kind. Same
-batching, figures and exit status as contrib/fuzz_long.py: inputs, distinct
+batching, figures and exit status as tests/fuzz/fuzz_long.py: inputs, distinct
 outcomes, crashes (anything but a value or BTFError, or an input over the
 time bound: must be 0) and the longest time one input took.
 """
@@ -26,7 +26,7 @@ from typing import List
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests import btffuzz  # noqa: E402
+from tests.support import btffuzz  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location(
     "fuzz_long", ROOT / "contrib" / "fuzz_long.py"

@@ -3,7 +3,7 @@
 drgn-crashhp on a Debian distribution kernel with full debug info, against
 drgn's own open time on the same dump.
 
-    python3 contrib/bench/distro_bench.py [--suite bookworm-backports]
+    python3 tests/bench/distro_bench.py [--suite bookworm-backports]
         [--flavour cloud-amd64 | --package linux-image-KVER] [--runs 5]
         [--mem 1G] [--crashkernel 128M] [--profile] [--json-out FILE]
 
@@ -24,7 +24,7 @@ One command from a clean clone (root, Debian, QEMU 10 from
    and drgn-crashhp's full report, ``--no-digest``, ``--json`` and ``--qemu``,
    and prints each ratio to the matching drgn open with the target.
 4. Import time of the package on top of drgn's, and the digest throughput
-   (``contrib/bench/digest_bench.py`` on the ELF dump).
+   (``tests/bench/digest_bench.py`` on the ELF dump).
 
 ``--profile`` adds a cProfile of the full report on each dump (top functions by
 own time). Not a test: the figures depend on the machine.
@@ -706,7 +706,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         text=True,
         env=child_env(),
     )
-    print("\ndigest throughput (contrib/bench/digest_bench.py on the ELF dump):")
+    print("\ndigest throughput (tests/bench/digest_bench.py on the ELF dump):")
     print(
         digest.stdout.strip()
         if digest.returncode == 0

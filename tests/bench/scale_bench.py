@@ -1,13 +1,13 @@
 #!/usr/bin/env python3
 """
-Scaling of the state check: a synthetic kernel (tests/synth.py) with N
+Scaling of the state check: a synthetic kernel (tests/support/synth.py) with N
 possible (and present) CPUs and N "System RAM" ranges, a kernel-format
 elfcorehdr describing all of them loaded in the crash region, then the full
 report timed by phase: read the facts (image, elfcorehdr, machine state:
 cpumasks, crash_notes, iomem walk), rebuild + every check, and render the
 text (target: under 0.5 s at N = 8192). Compares N = 1024 with N = 8192.
 
-    python3 contrib/bench/scale_bench.py [--sizes 1024 8192] [--repeat 3]
+    python3 tests/bench/scale_bench.py [--sizes 1024 8192] [--repeat 3]
 
 Prints the best of --repeat for each size, per phase, and the ratio of the
 totals (8x the input: linear is a ratio near 8, the target is <= 10).
@@ -31,7 +31,7 @@ from drgn_crashhp.read import read_facts  # noqa: E402
 from drgn_crashhp.read.machine import read_state  # noqa: E402
 from drgn_crashhp.render.text import render_text  # noqa: E402
 from drgn_crashhp.report import report_from_facts  # noqa: E402
-from tests.synth import (  # noqa: E402
+from tests.support.synth import (  # noqa: E402
     Machine,
     Res,
     Seg,

@@ -23,7 +23,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from tests.synth import PAGE_OFFSET, Machine, Seg, elf_core_header, note, ram, text
+from tests.support.synth import (
+    PAGE_OFFSET,
+    Machine,
+    Seg,
+    elf_core_header,
+    note,
+    ram,
+    text,
+)
 
 # Section sizes and alignments of the hand-written blob.
 TEXT_SIZE, TEXT_ALIGN = 0x100, 16

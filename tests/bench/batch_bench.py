@@ -4,7 +4,7 @@ Throughput of contrib/batch_triage.py over a directory of many vmcores,
 with and without its per-build debug-info reuse, and against one
 ``drgn-crashhp --json`` process per dump (a shell loop on every core).
 
-    python3 contrib/bench/batch_bench.py [--count 54] [--rounds 3] [-j N]
+    python3 tests/bench/batch_bench.py [--count 54] [--rounds 3] [-j N]
         [--dump FILE... --vmlinux FILE] [--no-digest]
 
 Without --dump it hard-links the unpacked fixtures (vmcores/unpack.py) into

@@ -3,8 +3,8 @@
 BTF + kallsyms against DWARF on the same dump: the full report's time in each
 mode, and what opening in BTF mode costs.
 
-    python3 contrib/bench/btf_bench.py --vmlinux VMLINUX DUMP [DUMP...] [--runs 5]
-    python3 contrib/bench/btf_bench.py --btf-file /sys/kernel/btf/vmlinux
+    python3 tests/bench/btf_bench.py --vmlinux VMLINUX DUMP [DUMP...] [--runs 5]
+    python3 tests/bench/btf_bench.py --btf-file /sys/kernel/btf/vmlinux
 
 Each mode runs in a fresh process (``python3 -c``: open the dump, load debug
 info, build the report and its JSON), interleaved, after one untimed warm-up;

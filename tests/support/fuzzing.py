@@ -1,6 +1,6 @@
 """
 Fuzz targets shared by tests/test_fuzz.py (fast, derandomized) and
-contrib/fuzz_long.py (long run).
+tests/fuzz/fuzz_long.py (long run).
 
 A target is a decoder that reads bytes (or a whole program) controlled by
 the target machine, a hypothesis strategy for its input, and the documented
@@ -9,7 +9,7 @@ target's invariants or in a documented error, within :data:`TIME_BOUND`
 seconds; anything else is a crash.
 
 Inputs are structured (fields drawn one by one) and mutated (bytes from
-seeds: headers written by tests/synth.py and by the kernel's own rebuild,
+seeds: headers written by tests/support/synth.py and by the kernel's own rebuild,
 and small files under tests/seeds/ cut from the real fixture dumps).
 """
 
@@ -76,14 +76,14 @@ from drgn_crashhp.read.dump import read_dump_headers
 from drgn_crashhp.render.json import jsonable, report_json
 from drgn_crashhp.render.text import render_text
 from drgn_crashhp.report import build_report
-from tests import purgblob as pb
-from tests.helpers import (
+from tests.support import purgblob as pb
+from tests.support.helpers import (
     check_purgatory,
     read_purgatory_full,
     render_purgatory,
     verify_digest,
 )
-from tests.synth import (
+from tests.support.synth import (
     HEAP_PHYS,
     LAYOUTS,
     PAGE_OFFSET,
@@ -824,7 +824,7 @@ def purgatory_blob_program(value: BlobInput) -> Tuple[Program, KImage]:
     return phys_program(phys, blob, size), image
 
 
-# Fields of the kexec-tools purgatory as loaded (tests/purgblob.py KT_*, the
+# Fields of the kexec-tools purgatory as loaded (tests/support/purgblob.py KT_*, the
 # same offsets as the real fixture): regions table, digest, entry64_regs.
 _TABLE_FIELDS = (
     [(pb.KT_REGIONS + 8 * i, 8) for i in range(32)]

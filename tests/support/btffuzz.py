@@ -1,7 +1,7 @@
 """
 Fuzz target for the BTF reader and the BTF type/object finders: mutated real
 and synthetic BTF blobs must end in values or :class:`BTFError`, quickly.
-Used by tests/test_btf_fuzz.py (a fixed subset) and contrib/fuzz_btf.py
+Used by tests/test_btf_fuzz.py (a fixed subset) and tests/fuzz/fuzz_btf.py
 (the long run). Seeds: tests/seeds/btf-*.bin.xz (see :func:`make_seeds`).
 """
 
@@ -32,8 +32,8 @@ from hypothesis import strategies as st
 from drgn_crashhp.debuginfo.btf import BTF, BTFError, Kind
 from drgn_crashhp.debuginfo.objects import BtfObjects, MissingGlobal
 from drgn_crashhp.debuginfo.types import BtfTypes
-from tests import btfgen
-from tests.fuzzing import Target, mutated
+from tests.support import btfgen
+from tests.support.fuzzing import Target, mutated
 
 SEEDS = Path(__file__).resolve().parent / "seeds"
 X86_64 = Platform(
@@ -177,7 +177,7 @@ def extract(data: bytes, roots: Sequence[int]) -> bytes:
 def all_kinds_blob() -> bytes:
     """
     A small blob with every kind: built with drgn's constructors and
-    encoded by tests/btfgen.py, plus records the encoder does not write
+    encoded by tests/support/btfgen.py, plus records the encoder does not write
     (old-style INT bitfield, TYPE_TAG, DECL_TAG, FUNC).
     """
     prog = Program(X86_64)

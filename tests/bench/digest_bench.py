@@ -5,7 +5,7 @@ physical reads through ``physmem.iter_phys``, streamed into hashlib) against a
 plain loop that reads the same physical bytes straight from the dump file
 (PT_LOAD offsets) into hashlib, in the same run.
 
-    python3 contrib/bench/digest_bench.py [SCENARIO|DUMP VMLINUX] [--repeat N]
+    python3 tests/bench/digest_bench.py [SCENARIO|DUMP VMLINUX] [--repeat N]
 
 Without arguments it uses the largest real fixture under vmcores/ whose
 purgatory regions are in the dump. Prints both throughputs (best of N) and

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
 """
 Long fuzz run of every decoder of target-controlled bytes (the targets in
-tests/fuzzing.py; tests/test_fuzz.py runs a fixed subset in CI).
+tests/support/fuzzing.py; tests/test_fuzz.py runs a fixed subset in CI).
 
-    nice -n 10 python3 contrib/fuzz_long.py                  # 100,000 each
-    python3 contrib/fuzz_long.py --inputs 2000 --target parse_elfcorehdr_arg
-    python3 contrib/fuzz_long.py --list
+    nice -n 10 python3 tests/fuzz/fuzz_long.py                  # 100,000 each
+    python3 tests/fuzz/fuzz_long.py --inputs 2000 --target parse_elfcorehdr_arg
+    python3 tests/fuzz/fuzz_long.py --list
 
 Inputs come from hypothesis in batches, each batch with its own seed
 (``--seed`` + batch number), so a run is reproducible. Per target it prints
@@ -17,9 +17,9 @@ outcome's count and the first ten crashes with their inputs.
 
 On a shared machine, split a target over processes with distinct seeds:
 
-    nice -n 10 python3 contrib/fuzz_long.py --target NAME --inputs 34000 \
+    nice -n 10 python3 tests/fuzz/fuzz_long.py --target NAME --inputs 34000 \
         --seed 3000000 --json a.json &
-    nice -n 10 python3 contrib/fuzz_long.py --target NAME --inputs 34000 \
+    nice -n 10 python3 tests/fuzz/fuzz_long.py --target NAME --inputs 34000 \
         --seed 4000000 --json b.json &
 """
 
@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT))
 
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 
-from tests.fuzzing import TARGETS, Crash, Target, outcome  # noqa: E402
+from tests.support.fuzzing import TARGETS, Crash, Target, outcome  # noqa: E402
 
 
 def fuzz(
