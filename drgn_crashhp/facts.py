@@ -15,13 +15,17 @@ import enum
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
+from drgn_crashhp.arch import U64_MAX
+
 __all__ = (
+    "DebugInfo",
+    "ImageProblemKind",
     "HP_ACTIONS",
     "Range",
     "CmdLine",
     "CpuNote",
-    "DigestRead",
-    "DigestResult",
+    "RegionsHash",
+    "DigestVerdict",
     "DigestStatus",
     "DumpHeaders",
     "DumpLoad",
@@ -41,6 +45,7 @@ __all__ = (
     "Note",
     "Problem",
     "Purgatory",
+    "RegionsHash",
     "RegsLayout",
     "RfcSaved",
     "Role",
@@ -238,12 +243,12 @@ class Load:
     @property
     def end(self) -> int:
         """Inclusive last address, wrapped to 64 bits like the kernel's u64."""
-        return (self.paddr + self.size - 1) & ((1 << 64) - 1)
+        return (self.paddr + self.size - 1) & U64_MAX
 
     @property
     def wraps(self) -> bool:
         """``p_paddr + p_memsz`` runs past the top of the address space."""
-        return self.size > 0 and self.paddr + self.size > 1 << 64
+        return self.size > 0 and self.paddr + self.size > U64_MAX + 1
 
 
 @dataclass(frozen=True)
@@ -422,7 +427,7 @@ class DigestStatus(str, enum.Enum):
 
 
 @dataclass(frozen=True)
-class DigestResult:
+class DigestVerdict:
     """The digest verdict: the stored digest against the recomputed one."""
 
     status: DigestStatus
@@ -491,6 +496,9 @@ class LogLine:
 class MachineState:
     """What the elfcorehdr must describe, read from the target."""
 
+    #: The architecture, as :func:`drgn_crashhp.arch.arch_named` knows it
+    #: (drgn's ``Architecture`` member name).
+    arch: str = "X86_64"
     possible_cpus: Optional[Tuple[int, ...]] = None
     present_cpus: Optional[Tuple[int, ...]] = None
     online_cpus: Optional[Tuple[int, ...]] = None
@@ -582,7 +590,7 @@ class DumpHeaders:
 
 
 @dataclass(frozen=True)
-class DigestRead:
+class RegionsHash:
     """The regions' bytes hashed as purgatory will (no verdict)."""
 
     #: SHA-256 of the regions in slot order; None when bytes were missing
@@ -598,12 +606,36 @@ class DigestRead:
     reason: Optional[str] = None
 
 
+class ImageProblemKind(str, enum.Enum):
+    """Why there is no image to check."""
+
+    #: The pointer is NULL: nothing is loaded.
+    NULL = "null"
+    #: The pointer or the ``struct kimage`` is not in the target.
+    UNREADABLE = "unreadable"
+    #: The kernel's debug info lacks the symbol or a member.
+    MISSING_INFO = "missing-info"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+class DebugInfo(str, enum.Enum):
+    """Where a program's types and symbols came from."""
+
+    DWARF = "dwarf"
+    #: BTF from the kernel's memory or a file, symbols from kallsyms.
+    BTF_KALLSYMS = "btf+kallsyms"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class ImageProblem:
     """Why there is no image to check."""
 
-    #: "null" (no image loaded), "unreadable" or "missing-info".
-    kind: str
+    kind: ImageProblemKind
     message: str
     address: Optional[int] = None
 
@@ -621,7 +653,7 @@ class Facts:
     image_problem: Optional[ImageProblem] = None
     elfcorehdr: Optional[ElfCoreHdrRead] = None
     purgatory: Optional[Purgatory] = None
-    #: None when the digest was not recomputed (--no-digest).
-    digest: Optional[DigestRead] = None
-    #: Where types and symbols came from: "dwarf" or "btf+kallsyms".
-    debuginfo: str = "dwarf"
+    #: The purgatory regions hashed as purgatory will hash them; None when
+    #: the digest was not recomputed (--no-digest).
+    hashed: Optional[RegionsHash] = None
+    debuginfo: DebugInfo = DebugInfo.DWARF

@@ -366,6 +366,14 @@ CODES: Mapping[str, Code] = _codes(
         "the target lacks information the check needs",
         "A symbol, type or memory range is missing; the named check was skipped.",
     ),
+    Code(
+        "CHP091",
+        U,
+        "the architecture's crash-image rules are not known to this version",
+        "Purgatory, elfcorehdr, CPU, memory and entry checks depend on the "
+        "architecture's kexec code and were not run; only what is common to "
+        "every architecture was checked.",
+    ),
 )
 
 

@@ -3,8 +3,9 @@ Report
 ------
 
 One report, many targets: :func:`build_report` reads the facts once
-(:func:`drgn_crashhp.read.read_facts`), runs every check on them
-(:func:`drgn_crashhp.checks.run_checks`) and returns a frozen
+(:func:`drgn_crashhp.read.read_facts`), derives what the checks and the
+renderers share once (:func:`drgn_crashhp.analysis.analyze`), runs every
+check on both (:func:`drgn_crashhp.checks.run_checks`) and returns a frozen
 :class:`Report`, which :mod:`drgn_crashhp.render` turns into text or JSON.
 """
 
@@ -15,16 +16,9 @@ from typing import Optional, Tuple
 
 from drgn import Program
 
-from drgn_crashhp.checks import judge_digest, run_checks
-from drgn_crashhp.facts import (
-    DigestResult,
-    DumpHeaders,
-    ElfCoreHdrRead,
-    Facts,
-    KImage,
-    MachineState,
-    Purgatory,
-)
+from drgn_crashhp.analysis import Analysis, analyze
+from drgn_crashhp.checks import run_checks
+from drgn_crashhp.facts import Facts
 from drgn_crashhp.findings import Finding, exit_status, sorted_findings
 from drgn_crashhp.read import read_facts
 from drgn_crashhp.read.digest import Progress
@@ -34,20 +28,11 @@ __all__ = ("Report", "build_report", "report_from_facts")
 
 @dataclass(frozen=True)
 class Report:
-    """The facts of one target and the findings about them."""
+    """The facts of one target, what was derived from them, and the findings."""
 
-    target: str
-    image: Optional[KImage]
-    elfcorehdr: Optional[ElfCoreHdrRead]
+    facts: Facts
+    analysis: Analysis
     findings: Tuple[Finding, ...]
-    purgatory: Optional[Purgatory] = None
-    #: None when the digest was not recomputed (--no-digest) or not located.
-    digest: Optional[DigestResult] = None
-    state: Optional[MachineState] = None
-    #: The dump's own program headers, when the target is a dump file.
-    dump: Optional[DumpHeaders] = None
-    #: Where types and symbols came from: "dwarf" or "btf+kallsyms".
-    debuginfo: str = "dwarf"
 
     @property
     def exit_status(self) -> int:
@@ -60,20 +45,8 @@ class Report:
 
 def report_from_facts(facts: Facts) -> Report:
     """Check *facts* (no drgn calls)."""
-    digest = None
-    if facts.purgatory is not None and facts.digest is not None:
-        digest = judge_digest(facts.purgatory, facts.digest)
-    return Report(
-        target=facts.target,
-        image=facts.image,
-        elfcorehdr=facts.elfcorehdr,
-        findings=sorted_findings(run_checks(facts)),
-        purgatory=facts.purgatory,
-        digest=digest,
-        state=facts.state,
-        dump=facts.dump,
-        debuginfo=facts.debuginfo,
-    )
+    analysis = analyze(facts)
+    return Report(facts, analysis, sorted_findings(run_checks(facts, analysis)))
 
 
 def build_report(

@@ -248,7 +248,7 @@ def test_text_and_json_carry_the_same_findings() -> None:
     k = SynthKernel(machine("6.10"))
     report = build_report(k.prog)
     doc = report_json(report)
-    assert doc["schema"] == 2
+    assert doc["schema"] == 3
     assert [f["code"] for f in doc["findings"]] == [f.code for f in report.findings]
     assert doc["image"]["segments"][0]["role"] == "elfcorehdr"
     text_out = render_text(report)

@@ -11,7 +11,7 @@ from typing import List, Tuple
 import pytest
 
 from drgn_crashhp.facts import (
-    DigestResult,
+    DigestVerdict,
     DigestStatus,
     KImage,
     Problem,
@@ -501,7 +501,7 @@ def _hex(x: str) -> int:
     return int(x.split()[0], 16)
 
 
-def _real(name: str) -> Tuple[KImage, Purgatory, DigestResult, List[Finding], dict]:
+def _real(name: str) -> Tuple[KImage, Purgatory, DigestVerdict, List[Finding], dict]:
     prog, truth = real_fixture(name)
     if not truth["expected"]["crash_loaded"]:
         pytest.skip("no crash kernel loaded in this scenario")

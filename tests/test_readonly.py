@@ -38,8 +38,8 @@ from drgn_crashhp.options import add_options, run
 from drgn_crashhp.read.boot_params import read_cmdline
 from drgn_crashhp.read.digest import hash_regions
 from drgn_crashhp.read.elfcorehdr import read_elfcorehdr
-from drgn_crashhp.read.image import read_image, read_kimage
-from drgn_crashhp.read.machine import read_state
+from drgn_crashhp.read.image import read_kimage_with_heads, read_kimage
+from drgn_crashhp.read.state import read_state
 from drgn_crashhp.read.purgatory import read_purgatory
 from drgn_crashhp.render.json import report_json
 from drgn_crashhp.render.text import render_text
@@ -170,9 +170,9 @@ def test_each_reader_reads_only_its_own_bytes(build: Callable[[], pb.Built]) -> 
 
     state_spans = reads(lambda: read_state(prog))
     assert state_spans and not [s for s in state_spans if _touches(crash, s)]
-    raw = read_image(prog)
+    raw = read_kimage_with_heads(prog)
     assert raw is not None
-    image_spans = reads(lambda: read_image(prog))
+    image_spans = reads(lambda: read_kimage_with_heads(prog))
     kimage = prog["kexec_crash_image"]
     struct = kimage.value_() - synth.PAGE_OFFSET
     struct_span = (struct, struct + drgn.sizeof(kimage.type_.type))

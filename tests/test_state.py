@@ -15,7 +15,7 @@ from drgn_crashhp.kernel.exclusions import ENOMEM, crash_exclude_mem_range
 from drgn_crashhp.kernel.notes import note_rule
 from drgn_crashhp.read.elfcorehdr import read_elfcorehdr
 from drgn_crashhp.read.image import read_kimage
-from drgn_crashhp.read.machine import read_state
+from drgn_crashhp.read.state import read_state
 from tests.support.helpers import check_dump, check_state, render_state
 from tests.support.synth import (
     IORESOURCE_BUSY,

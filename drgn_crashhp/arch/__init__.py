@@ -2,7 +2,139 @@
 Architectures
 -------------
 
-One module per architecture with every constant and address rule the
-readers and checks need. Only x86_64 is implemented; other architectures'
-purgatory and elfcorehdr rules differ (kernel-notes §7).
+Everything the readers, rules and checks need to know about one
+architecture, behind one small interface: an :class:`Arch` record per
+architecture (page size, memory-section size, where the kernel image is
+mapped, the register blocks of purgatory, the boot protocol's offsets), found
+by drgn's architecture name (:func:`arch_named`) or by ELF ``e_machine``
+(:func:`arch_of`). No module outside this package names an architecture or
+holds one of its constants.
+
+Only x86_64's crash-image rules are implemented (``supported``); the other
+records carry just the facts the state readers need, so that a dump of
+another architecture is read correctly and judged CANNOT VERIFY where its
+rules differ (kernel-notes §7).
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, Optional, Tuple
+
+__all__ = ("U64_MAX", "Arch", "arch_named", "arch_of", "regs_order")
+
+#: Every architecture this package reads is 64-bit: addresses and sizes wrap
+#: at ``U64_MAX`` like the kernel's u64.
+U64_MAX = (1 << 64) - 1
+
+#: An inclusive physical range (the same shape as ``facts.Range``; this
+#: package sits below facts and imports nothing of the package).
+Range = Tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Arch:
+    """One architecture's constants and address rules."""
+
+    #: The package's name for it (``uname -m`` style).
+    name: str
+    #: drgn's ``Architecture`` member name.
+    drgn_name: str
+    #: include/uapi/linux/elf-em.h
+    elf_machine: int
+    #: Whether this package knows the architecture's purgatory, elfcorehdr and
+    #: entry rules. Checks that depend on them say CANNOT VERIFY otherwise.
+    supported: bool
+    page_size: int = 4096
+    #: SECTION_SIZE_BITS when VMCOREINFO does not say
+    #: (arch/*/include/asm/sparsemem.h).
+    section_size_bits: int = 27
+    #: Kernel image mapping: PT_LOADs at or above it map kernel text.
+    start_kernel_map: Optional[int] = None
+    #: PAGE_OFFSET when the kernel does not say (no dynamic memory layout).
+    default_page_offset: Optional[int] = None
+    #: Largest kernel image (the text size sanity bound).
+    kernel_image_size: Optional[int] = None
+    #: Upper bound of the vmalloc area's size.
+    vmalloc_size_max: Optional[int] = None
+    #: Memory the kernel leaves out of every elfcorehdr (x86: low 1 MiB).
+    low_reserved: Optional[Range] = None
+    #: Kernel entry point offset from the kernel segment (x86: startup_64).
+    kernel_entry_offset: Optional[int] = None
+    #: Boot protocol: offsets of the command-line pointer halves in the boot
+    #: parameters segment, low then high 32 bits.
+    cmdline_ptr_offsets: Optional[Tuple[int, int]] = None
+    #: Register order of each purgatory register block, by
+    #: ``facts.RegsLayout`` value.
+    regs: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
+
+    def is_kernel_text(self, vaddr: int) -> bool:
+        """Whether an elfcorehdr PT_LOAD maps the kernel image, not the
+        direct map."""
+        return self.start_kernel_map is not None and vaddr >= self.start_kernel_map
+
+    def pa_symbol(self, vaddr: int, phys_base: int) -> int:
+        """``__pa_symbol()``: a kernel image address to physical."""
+        if self.start_kernel_map is None:
+            raise NotImplementedError(f"__pa_symbol() on {self.name}")
+        # phys_base is negative when the kernel runs below its link address.
+        return (vaddr - self.start_kernel_map + phys_base) & U64_MAX
+
+    def cmdline_pointer(self, params: bytes) -> int:
+        """The command line's address from the boot parameters' bytes."""
+        if self.cmdline_ptr_offsets is None:
+            raise NotImplementedError(f"no boot parameters on {self.name}")
+        low, high = self.cmdline_ptr_offsets
+        lo = int.from_bytes(params[low : low + 4], "little")
+        hi = int.from_bytes(params[high : high + 4], "little")
+        return hi << 32 | lo
+
+    @property
+    def boot_params_size(self) -> int:
+        """Bytes of the boot parameters the command-line pointer needs."""
+        if self.cmdline_ptr_offsets is None:
+            return 0
+        return max(self.cmdline_ptr_offsets) + 4
+
+
+def _all() -> Tuple[Arch, ...]:
+    from drgn_crashhp.arch import aarch64, ppc64, s390x, x86_64
+
+    return (x86_64.ARCH, ppc64.ARCH, aarch64.ARCH, s390x.ARCH)
+
+
+_BY_DRGN: Dict[str, Arch] = {}
+_BY_EM: Dict[int, Arch] = {}
+
+
+def _index() -> None:
+    if not _BY_DRGN:
+        for a in _all():
+            _BY_DRGN[a.drgn_name] = a
+            _BY_EM[a.elf_machine] = a
+
+
+def _unknown(name: str, machine: int = 0) -> Arch:
+    return Arch(name=name.lower(), drgn_name=name, elf_machine=machine, supported=False)
+
+
+def arch_named(drgn_name: str) -> Arch:
+    """The architecture of drgn's ``Architecture`` member *drgn_name*
+    (``prog.platform.arch.name``); an unsupported record for others."""
+    _index()
+    return _BY_DRGN.get(drgn_name) or _unknown(drgn_name)
+
+
+def arch_of(elf_machine: int) -> Arch:
+    """The architecture of ELF ``e_machine`` *elf_machine*."""
+    _index()
+    return _BY_EM.get(elf_machine) or _unknown(f"EM_{elf_machine}", elf_machine)
+
+
+def regs_order(layout: str) -> Tuple[str, ...]:
+    """The memory order of the registers of purgatory block *layout*."""
+    _index()
+    for a in _BY_DRGN.values():
+        if layout in a.regs:
+            return a.regs[layout]
+    return ()

@@ -8,7 +8,10 @@ kexec-tools) defines it, and the address arithmetic built on them.
 
 from __future__ import annotations
 
+from drgn_crashhp.arch import Arch
+
 __all__ = (
+    "ARCH",
     "BP_CMD_LINE_PTR",
     "BP_EXT_CMD_LINE_PTR",
     "DEFAULT_PAGE_OFFSET",
@@ -22,8 +25,6 @@ __all__ = (
     "START_KERNEL_MAP",
     "STARTUP_64_OFFSET",
     "VMALLOC_SIZE_MAX",
-    "is_kernel_text",
-    "pa_symbol",
 )
 
 PAGE_SIZE = 4096
@@ -93,12 +94,23 @@ KEXEC_TOOLS_REGS = (
 )
 
 
-def pa_symbol(vaddr: int, phys_base: int) -> int:
-    """``__pa_symbol()``: a kernel image address to physical."""
-    # phys_base is negative when the kernel runs below its link address.
-    return (vaddr - START_KERNEL_MAP + phys_base) & ((1 << 64) - 1)
-
-
-def is_kernel_text(vaddr: int) -> bool:
-    """Whether an elfcorehdr PT_LOAD maps the kernel image, not the direct map."""
-    return vaddr >= START_KERNEL_MAP
+ARCH = Arch(
+    name="x86_64",
+    drgn_name="X86_64",
+    elf_machine=EM_X86_64,
+    supported=True,
+    page_size=PAGE_SIZE,
+    section_size_bits=SECTION_SIZE_BITS,
+    start_kernel_map=START_KERNEL_MAP,
+    default_page_offset=DEFAULT_PAGE_OFFSET,
+    kernel_image_size=KERNEL_IMAGE_SIZE,
+    vmalloc_size_max=VMALLOC_SIZE_MAX,
+    low_reserved=LOW_RESERVED,
+    kernel_entry_offset=STARTUP_64_OFFSET,
+    cmdline_ptr_offsets=(BP_CMD_LINE_PTR, BP_EXT_CMD_LINE_PTR),
+    # facts.RegsLayout values: the kernel's and kexec-tools' blocks.
+    regs={
+        "kexec_entry64_regs": KERNEL_REGS,
+        "kexec-tools entry64_regs": KEXEC_TOOLS_REGS,
+    },
+)

@@ -1,26 +1,14 @@
-"""What several checks share: the expectations derived from the facts."""
+"""What several checks share: the decoded header and the "not checked" finding."""
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Sequence
 
-from drgn_crashhp.arch.x86_64 import is_kernel_text
-from drgn_crashhp.facts import ElfCoreHdr, Facts, Load, MachineState
+from drgn_crashhp.arch import Arch, arch_named
+from drgn_crashhp.facts import ElfCoreHdr, Facts, MachineState
 from drgn_crashhp.findings import Finding, finding
-from drgn_crashhp.kernel.elfcorehdr import Expected, rebuild_elfcorehdr
-from drgn_crashhp.kernel.notes import NoteRule, note_rule
 
-__all__ = ("Expectations", "expectations", "header", "split_loads", "unknown")
-
-
-@dataclass(frozen=True)
-class Expectations:
-    """Which CPUs need notes, and the header the kernel would write now."""
-
-    rule: NoteRule
-    rebuild: Expected
+__all__ = ("arch", "header", "unknown")
 
 
 def header(facts: Facts) -> Optional[ElfCoreHdr]:
@@ -30,18 +18,9 @@ def header(facts: Facts) -> Optional[ElfCoreHdr]:
     return facts.elfcorehdr.header
 
 
-@functools.lru_cache(maxsize=4)
-def expectations(facts: Facts) -> Expectations:
-    rule = note_rule(facts.image, header(facts), facts.state)
-    cpus = "present" if rule.kind == "present" else "possible"
-    return Expectations(rule, rebuild_elfcorehdr(facts.state, cpus))
-
-
-def split_loads(hdr: ElfCoreHdr) -> Tuple[List[Load], List[Load]]:
-    """(kernel text loads, RAM loads): text maps __START_KERNEL_map."""
-    text = [ld for ld in hdr.loads if is_kernel_text(ld.vaddr)]
-    ram = [ld for ld in hdr.loads if not is_kernel_text(ld.vaddr)]
-    return text, ram
+def arch(facts: Facts) -> Arch:
+    """The target's architecture."""
+    return arch_named(facts.state.arch)
 
 
 def unknown(state: MachineState, what: str, fields: Sequence[str]) -> List[Finding]:

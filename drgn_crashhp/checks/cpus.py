@@ -4,72 +4,50 @@
 
 Whether the elfcorehdr has a PT_NOTE at each CPU's ``crash_notes`` for
 every CPU the kernel writes notes for (:mod:`drgn_crashhp.kernel.notes`),
-and one for the vmcoreinfo note (kernel/vmcore_info.c).
+judged from the CPU rows of :func:`drgn_crashhp.analysis.cpu_rows`, and one
+for the vmcoreinfo note (kernel/vmcore_info.c).
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
-from drgn_crashhp.checks._common import expectations, header, unknown
-from drgn_crashhp.facts import ElfCoreHdr, Facts, MachineState, Note
+from drgn_crashhp.analysis import Analysis, CpuStatus
+from drgn_crashhp.checks._common import header, unknown
+from drgn_crashhp.facts import ElfCoreHdr, Facts, MachineState
 from drgn_crashhp.findings import Finding, finding
 from drgn_crashhp.fmt import cpulist, hex_or_dash
-from drgn_crashhp.kernel.notes import NoteRule
 
 __all__ = ("check_cpus", "check_vmcoreinfo")
 
 
-def _cpus(hdr: ElfCoreHdr, state: MachineState, rule: NoteRule) -> List[Finding]:
+def _cpus(analysis: Analysis, state: MachineState) -> List[Finding]:
     if state.possible_cpus is None or state.present_cpus is None:
         return unknown(state, "CPU notes", ["possible_cpus", "present_cpus"])
     out: List[Finding] = []
-    vmci = state.vmcoreinfo[0] if state.vmcoreinfo else None
-    cpu_notes = [n for n in hdr.notes if n.paddr != vmci]
-    if vmci is None and hdr.notes:
-        cpu_notes = list(hdr.notes[:-1])  # the kernel writes vmcoreinfo last
-    by_addr = {n.paddr: n.cpu for n in state.cpu_notes if n.paddr is not None}
-    untranslated = [n.cpu for n in state.cpu_notes if n.paddr is None]
+    rows, rule = analysis.cpu_rows, analysis.rule
+    untranslated = [r.cpu for r in rows if r.status == CpuStatus.UNKNOWN]
     if untranslated:
         out += unknown(state, f"notes of CPUs {untranslated[:8]}", ["cpu_notes"])
-    matched: Dict[int, Note] = {}
-    unmatched: List[Tuple[int, Note]] = []
-    for pos, n in enumerate(cpu_notes):
-        cpu = by_addr.get(n.paddr)
-        if cpu is None or cpu in matched:
-            unmatched.append((pos, n))
-        else:
-            matched[cpu] = n
-    present = set(state.present_cpus)
-    rule_cpus = list(
-        state.possible_cpus if rule.kind == "possible" else state.present_cpus
-    )
-    # A note at the wrong address: pair by position when the header has one
-    # note per CPU of the rule (the kernel writes them in ascending order).
-    wrong: List[Dict[str, Optional[int]]] = []
-    paired = set()
-    if len(cpu_notes) == len(rule_cpus):
-        for pos, n in unmatched:
-            cpu = rule_cpus[pos]
-            if cpu not in matched and cpu not in untranslated:
-                note = state.note_of(cpu)
-                wrong.append(
-                    {
-                        "cpu": cpu,
-                        "header": n.paddr,
-                        "crash_notes": note.paddr if note else None,
-                    }
-                )
-                paired.add(cpu)
-    else:
-        wrong += [
-            {"cpu": None, "header": n.paddr, "crash_notes": None} for _, n in unmatched
-        ]
+    wrong: List[Dict[str, Optional[int]]] = [
+        {
+            "cpu": r.cpu,
+            "header": r.note.paddr if r.note else None,
+            "crash_notes": r.crash_notes,
+        }
+        for r in rows
+        if r.status == CpuStatus.WRONG_ADDRESS
+    ]
+    wrong += [
+        {"cpu": None, "header": a, "crash_notes": None} for a in analysis.stray_notes
+    ]
     if state.note_size is not None:
         wrong += [
-            {"cpu": c, "header_size": n.size, "note_size": state.note_size}
-            for c, n in sorted(matched.items())
-            if n.size != state.note_size
+            {"cpu": r.cpu, "header_size": r.note.size, "note_size": state.note_size}
+            for r in rows
+            if r.status in (CpuStatus.NOTED, CpuStatus.STALE)
+            and r.note is not None
+            and r.note.size != state.note_size
         ]
     if wrong:
         out.append(
@@ -80,11 +58,11 @@ def _cpus(hdr: ElfCoreHdr, state: MachineState, rule: NoteRule) -> List[Finding]
                 notes=wrong,
             )
         )
-    missing = [
-        c
-        for c in sorted(present)
-        if c not in matched and c not in paired and c not in untranslated
-    ]
+
+    def cpus(status: CpuStatus) -> List[int]:
+        return [r.cpu for r in rows if r.status == status]
+
+    missing = cpus(CpuStatus.MISSING)
     if missing:
         out.append(
             finding(
@@ -92,39 +70,30 @@ def _cpus(hdr: ElfCoreHdr, state: MachineState, rule: NoteRule) -> List[Finding]
                 f"{len(missing)} present CPU(s) have no note in the "
                 f"elfcorehdr: {cpulist(missing)}",
                 cpus=missing,
-                rule=rule.kind,
+                rule=str(rule.kind),
             )
         )
-    if rule.kind == "possible":
-        absent = [
-            c
-            for c in state.possible_cpus
-            if c not in present
-            and c not in matched
-            and c not in paired
-            and c not in untranslated
-        ]
-        if absent:
-            out.append(
-                finding(
-                    "CHP044",
-                    f"no notes for possible CPUs {cpulist(absent)} (not "
-                    "present now): a later hot-add will not be described, x86 does "
-                    "not rewrite a kernel-built header for CPU events",
-                    cpus=absent,
-                )
+    absent = cpus(CpuStatus.NOT_YET)
+    if absent:
+        out.append(
+            finding(
+                "CHP044",
+                f"no notes for possible CPUs {cpulist(absent)} (not "
+                "present now): a later hot-add will not be described, x86 does "
+                "not rewrite a kernel-built header for CPU events",
+                cpus=absent,
             )
-    else:
-        gone = [c for c in sorted(matched) if c not in present]
-        if gone:
-            out.append(
-                finding(
-                    "CHP041",
-                    f"notes for CPUs {cpulist(gone)} that are no longer present",
-                    cpus=gone,
-                    rule=rule.kind,
-                )
+        )
+    gone = cpus(CpuStatus.STALE)
+    if gone:
+        out.append(
+            finding(
+                "CHP041",
+                f"notes for CPUs {cpulist(gone)} that are no longer present",
+                cpus=gone,
+                rule=str(rule.kind),
             )
+        )
     return out
 
 
@@ -175,15 +144,14 @@ def _vmcoreinfo(hdr: ElfCoreHdr, state: MachineState) -> List[Finding]:
     return []
 
 
-def check_cpus(facts: Facts) -> List[Finding]:
+def check_cpus(facts: Facts, analysis: Analysis) -> List[Finding]:
     """Emits CHP040, CHP041, CHP042, CHP044 and CHP090."""
-    hdr = header(facts)
-    if hdr is None:
+    if header(facts) is None:
         return []
-    return _cpus(hdr, facts.state, expectations(facts).rule)
+    return _cpus(analysis, facts.state)
 
 
-def check_vmcoreinfo(facts: Facts) -> List[Finding]:
+def check_vmcoreinfo(facts: Facts, analysis: Analysis) -> List[Finding]:
     """Emits CHP043 and CHP090."""
     hdr = header(facts)
     return [] if hdr is None else _vmcoreinfo(hdr, facts.state)

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from typing import List, Optional, Sequence, Tuple
 
-from drgn_crashhp.arch.x86_64 import PAGE_SIZE
+from drgn_crashhp.analysis import Analysis
+from drgn_crashhp.checks._common import arch
 from drgn_crashhp.facts import (
-    DigestRead,
-    DigestResult,
     DigestStatus,
+    DigestVerdict,
     Facts,
     KImage,
     Problem,
@@ -29,7 +29,7 @@ from drgn_crashhp.kernel.ranges import align
 from drgn_crashhp.kernel.segments import KEXEC_SEGMENT_MAX
 from drgn_crashhp.kernel.sha_regions import SHA256_EMPTY, expected_regions
 
-__all__ = ("check_purgatory", "judge_digest")
+__all__ = ("check_purgatory",)
 
 
 def _problem_finding(p: Purgatory) -> Finding:
@@ -57,7 +57,7 @@ def _problem_finding(p: Purgatory) -> Finding:
     return finding("CHP026", f"purgatory ({p.source}): {text}", problem=str(p.problem))
 
 
-def _check_replay(image: KImage, p: Purgatory) -> List[Finding]:
+def _check_replay(image: KImage, p: Purgatory, page_size: int) -> List[Finding]:
     seg = image.segment_containing(image.start)
     wrong = []
     if p.replay_start != image.start:
@@ -68,7 +68,7 @@ def _check_replay(image: KImage, p: Purgatory) -> List[Finding]:
     if seg is not None and p.replay_bufsz is not None and p.replay_memsz is not None:
         if p.replay_bufsz != seg.bufsz:
             wrong.append(f"bufsz {p.replay_bufsz:#x} != segment bufsz {seg.bufsz:#x}")
-        memsz = align(p.replay_memsz, PAGE_SIZE)
+        memsz = align(p.replay_memsz, page_size)
         if memsz != seg.memsz:
             wrong.append(f"memsz {memsz:#x} != segment memsz {seg.memsz:#x}")
     if not wrong:
@@ -165,7 +165,7 @@ def _rewrite_cause(image: KImage) -> Optional[str]:
     return None
 
 
-def _check_digest(image: KImage, p: Purgatory, digest: DigestResult) -> List[Finding]:
+def _check_digest(image: KImage, p: Purgatory, digest: DigestVerdict) -> List[Finding]:
     if digest.status == DigestStatus.UNVERIFIABLE:
         ranges = [f"[{s:#x}-{e:#x}]" for s, e in digest.missing]
         return [
@@ -227,49 +227,7 @@ def _check_digest(image: KImage, p: Purgatory, digest: DigestResult) -> List[Fin
     ]
 
 
-def judge_digest(p: Purgatory, read: DigestRead) -> DigestResult:
-    """
-    Whether purgatory's check passes: the recomputed digest against the
-    stored one (or, for kexec_load, against the copy found in the segment).
-    Missing bytes are never a match.
-    """
-    if read.computed is None:
-        return DigestResult(
-            DigestStatus.UNVERIFIABLE,
-            p.stored_digest,
-            None,
-            read.bytes_hashed,
-            read.missing,
-            p.digest_address,
-            read.reason,
-        )
-    if read.computed == p.stored_digest:
-        return DigestResult(
-            DigestStatus.MATCH,
-            p.stored_digest,
-            read.computed,
-            read.bytes_hashed,
-            digest_address=p.digest_address,
-        )
-    if read.found_at is not None:
-        return DigestResult(
-            DigestStatus.MATCH,
-            read.computed,
-            read.computed,
-            read.bytes_hashed,
-            digest_address=read.found_at,
-            reason="digest found by searching the purgatory segment",
-        )
-    return DigestResult(
-        DigestStatus.MISMATCH,
-        p.stored_digest,
-        read.computed,
-        read.bytes_hashed,
-        digest_address=p.digest_address,
-    )
-
-
-def check_purgatory(facts: Facts) -> List[Finding]:
+def check_purgatory(facts: Facts, analysis: Analysis) -> List[Finding]:
     """Emits CHP020 to CHP027, and CHP090 when the kernel has no purgatory blob."""
     image, p = facts.image, facts.purgatory
     if image is None or p is None:
@@ -278,10 +236,10 @@ def check_purgatory(facts: Facts) -> List[Finding]:
     if p.problem is not None:
         out.append(_problem_finding(p))
     if p.replay_start is not None:
-        out += _check_replay(image, p)
+        out += _check_replay(image, p, arch(facts).page_size)
     if p.regions_address is not None and p.problem is None:
         found, disabled = _check_regions(image, p)
         out += found
-        if not disabled and facts.digest is not None:
-            out += _check_digest(image, p, judge_digest(p, facts.digest))
+        if not disabled and analysis.digest is not None:
+            out += _check_digest(image, p, analysis.digest)
     return out

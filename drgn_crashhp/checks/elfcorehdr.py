@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from typing import List
 
-from drgn_crashhp.arch.x86_64 import is_kernel_text
+from drgn_crashhp.analysis import Analysis, split_loads
 from drgn_crashhp.facts import Facts
 from drgn_crashhp.findings import Finding, finding
 
 __all__ = ("check_elfcorehdr",)
 
 
-def check_elfcorehdr(facts: Facts) -> List[Finding]:
+def check_elfcorehdr(facts: Facts, analysis: Analysis) -> List[Finding]:
     """Emits CHP010, CHP011, CHP012, CHP013 and CHP014."""
     image, read = facts.image, facts.elfcorehdr
     if image is None or read is None:
@@ -67,7 +67,7 @@ def check_elfcorehdr(facts: Facts) -> List[Finding]:
             )
         )
     ram = sorted(
-        (ld for ld in hdr.loads if not is_kernel_text(ld.vaddr) and not ld.wraps),
+        (ld for ld in split_loads(hdr, hdr.machine)[1] if not ld.wraps),
         key=lambda ld: ld.index,
     )
     for a, b in zip(ram, ram[1:]):

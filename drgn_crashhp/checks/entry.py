@@ -12,14 +12,15 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from drgn_crashhp.arch.x86_64 import STARTUP_64_OFFSET
+from drgn_crashhp.analysis import Analysis
+from drgn_crashhp.checks._common import arch
 from drgn_crashhp.facts import CmdLine, Facts, KImage, Purgatory, Role
 from drgn_crashhp.findings import Finding, finding
 
 __all__ = ("check_entry",)
 
 
-def _check_regs(image: KImage, p: Purgatory) -> List[Finding]:
+def _check_regs(image: KImage, p: Purgatory, entry_offset: int) -> List[Finding]:
     r = p.regs
     if r is None:
         if p.regs_problem and p.problem is None:
@@ -34,10 +35,14 @@ def _check_regs(image: KImage, p: Purgatory) -> List[Finding]:
     wrong = []
     kernel = image.by_role(Role.KERNEL)
     if kernel is not None:
-        if r.rip != kernel.mem + STARTUP_64_OFFSET:
-            wrong.append(f"rip {r.rip:#x} != kernel segment {kernel.mem:#x} + 0x200")
-    elif r.rip - STARTUP_64_OFFSET not in starts:
-        wrong.append(f"rip {r.rip:#x} is not 0x200 past the start of a segment")
+        if r.rip != kernel.mem + entry_offset:
+            wrong.append(
+                f"rip {r.rip:#x} != kernel segment {kernel.mem:#x} + {entry_offset:#x}"
+            )
+    elif r.rip - entry_offset not in starts:
+        wrong.append(
+            f"rip {r.rip:#x} is not {entry_offset:#x} past the start of a segment"
+        )
     params = image.by_role(Role.BOOT_PARAMS)
     if params is not None:
         if r.rsi != params.mem:
@@ -131,10 +136,11 @@ def _check_cmdline(image: KImage, c: Optional[CmdLine]) -> List[Finding]:
     return out
 
 
-def check_entry(facts: Facts) -> List[Finding]:
+def check_entry(facts: Facts, analysis: Analysis) -> List[Finding]:
     """Emits CHP030, CHP031, CHP032 and CHP090."""
-    if facts.image is None or facts.purgatory is None:
+    entry_offset = arch(facts).kernel_entry_offset
+    if facts.image is None or facts.purgatory is None or entry_offset is None:
         return []
-    return _check_regs(facts.image, facts.purgatory) + _check_cmdline(
+    return _check_regs(facts.image, facts.purgatory, entry_offset) + _check_cmdline(
         facts.image, facts.purgatory.cmdline
     )

@@ -14,7 +14,8 @@ from __future__ import annotations
 import re
 from typing import Dict, List
 
-from drgn_crashhp.checks._common import expectations, header
+from drgn_crashhp.analysis import Analysis
+from drgn_crashhp.checks._common import arch, header
 from drgn_crashhp.facts import Facts, KImage, MachineState
 from drgn_crashhp.findings import Finding, finding
 from drgn_crashhp.fmt import yes_no
@@ -109,19 +110,19 @@ def _hotplug(image: KImage, state: MachineState) -> List[Finding]:
     return out
 
 
-def check_hotplug(facts: Facts) -> List[Finding]:
+def check_hotplug(facts: Facts, analysis: Analysis) -> List[Finding]:
     """Emits CHP061, CHP062, CHP063 and CHP064."""
     if facts.image is None:
         return []
     return _hotplug(facts.image, facts.state)
 
 
-def check_room(facts: Facts) -> List[Finding]:
+def check_room(facts: Facts, analysis: Analysis) -> List[Finding]:
     """Emits CHP060, CHP065 and CHP066."""
     hdr = header(facts)
-    if hdr is None or facts.image is None:
+    expected = analysis.rebuild
+    if hdr is None or facts.image is None or expected is None:
         return []
-    expected = expectations(facts).rebuild
     out: List[Finding] = []
     if expected.error:
         out.append(
@@ -136,6 +137,7 @@ def check_room(facts: Facts) -> List[Finding]:
         len(facts.state.possible_cpus or ()),
         len(expected.ram),
         dict(facts.state.kconfig),
+        arch(facts).page_size,
     )
     details: Dict[str, object] = {
         "memsz": room.memsz,

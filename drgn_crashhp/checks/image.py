@@ -10,21 +10,22 @@ from __future__ import annotations
 
 from typing import List
 
-from drgn_crashhp.arch.x86_64 import PAGE_SIZE
-from drgn_crashhp.facts import Facts
+from drgn_crashhp.analysis import Analysis
+from drgn_crashhp.checks._common import arch
+from drgn_crashhp.facts import Facts, ImageProblemKind
 from drgn_crashhp.findings import Finding, finding
 from drgn_crashhp.kernel.segments import KEXEC_SEGMENT_MAX
 
 __all__ = ("check_image",)
 
 
-def check_image(facts: Facts) -> List[Finding]:
+def check_image(facts: Facts, analysis: Analysis) -> List[Finding]:
     """Emits CHP001, CHP002, CHP003, CHP004, CHP005, CHP006 and CHP090."""
     problem = facts.image_problem
     if problem is not None:
-        if problem.kind == "missing-info":
+        if problem.kind == ImageProblemKind.MISSING_INFO:
             return [finding("CHP090", problem.message)]
-        if problem.kind == "unreadable":
+        if problem.kind == ImageProblemKind.UNREADABLE:
             return [finding("CHP002", problem.message, address=problem.address)]
         if facts.symbol == "kexec_crash_image":
             return [
@@ -36,6 +37,7 @@ def check_image(facts: Facts) -> List[Finding]:
     image = facts.image
     if image is None:
         return []
+    page = arch(facts).page_size
     out = [
         finding(
             "CHP005",
@@ -60,7 +62,7 @@ def check_image(facts: Facts) -> List[Finding]:
             problems.append(
                 f"segment {seg.index}: memsz {seg.memsz:#x} < bufsz {seg.bufsz:#x}"
             )
-        if seg.mem % PAGE_SIZE or seg.memsz % PAGE_SIZE:
+        if seg.mem % page or seg.memsz % page:
             problems.append(
                 f"segment {seg.index}: mem {seg.mem:#x} or memsz "
                 f"{seg.memsz:#x} not page aligned"

@@ -3,7 +3,7 @@
 -----------
 
 Whether the elfcorehdr's PT_LOADs describe all RAM now and only RAM, range
-by range (:func:`memory_rows` cuts the address space at every boundary),
+by range (from the memory rows of :func:`drgn_crashhp.analysis.memory_rows`),
 whether its kernel text PT_LOAD maps the running kernel, and whether the
 whole header equals the one the kernel would write now
 (:func:`drgn_crashhp.kernel.elfcorehdr.rebuild_elfcorehdr`).
@@ -11,137 +11,26 @@ whole header equals the one the kernel would write now
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Sequence
 
-from drgn_crashhp.arch.x86_64 import LOW_RESERVED
-from drgn_crashhp.checks._common import expectations, header, split_loads, unknown
-from drgn_crashhp.facts import ElfCoreHdr, Facts, KImage, MachineState, MemoryBlock
+from drgn_crashhp.analysis import Analysis, RowStatus, split_loads
+from drgn_crashhp.checks._common import arch, header, unknown
+from drgn_crashhp.facts import ElfCoreHdr, Facts, KImage, MachineState
 from drgn_crashhp.findings import Finding, finding
 from drgn_crashhp.fmt import mib
 from drgn_crashhp.fmt import ranges as fmt_ranges
 from drgn_crashhp.kernel.elfcorehdr import EHDR_SIZE, PHDR_SIZE
-from drgn_crashhp.kernel.exclusions import excluded_ranges
 from drgn_crashhp.kernel.notes import NoteRule
 from drgn_crashhp.kernel.ranges import Range, covered, normalize, size, subtract
 
-__all__ = (
-    "CONTENT_ERRORS",
-    "MemoryRow",
-    "check_memory",
-    "check_rebuild",
-    "check_text",
-    "memory_rows",
-)
-
-
-@dataclass(frozen=True)
-class MemoryRow:
-    """A piece of the address space: in the header, RAM now, excluded, status."""
-
-    start: int
-    end: int
-    in_header: bool
-    ram_now: bool
-    #: Which exclusion covers it ("crashk_res", "low 1 MiB", ...), if any.
-    excluded: Optional[str]
-    #: State of the memory block covering it, when blocks are known.
-    block: Optional[str]
-    status: str
-
-
-def memory_rows(
-    header_ram: Sequence[Range], state: MachineState
-) -> Tuple[MemoryRow, ...]:
-    """
-    Cut the address space at every boundary of the header's RAM loads, the
-    System RAM walk, the exclusions and the memory blocks, and say for each
-    piece whether it is described, RAM now, excluded, and its status.
-    """
-    ram_now = state.system_ram or ()
-    excl = excluded_ranges(state)
-    blocks: Sequence[MemoryBlock] = state.memory_blocks or ()
-    sets: List[Tuple[str, Sequence[Range]]] = [
-        ("hdr", header_ram),
-        ("ram", ram_now),
-    ]
-    sets += [(f"x:{name}", [rng]) for name, rng in excl]
-    points = set()
-    for _, rs in sets:
-        for s, e in rs:
-            points.add(s)
-            points.add(e + 1)
-    for b in blocks:
-        points.add(b.start)
-        points.add(b.end + 1)
-    pts = sorted(points)
-    index = {p: i for i, p in enumerate(pts)}
-    counts: Dict[str, List[int]] = {}
-    for name, rs in sets:
-        diff = [0] * (len(pts) + 1)
-        for s, e in rs:
-            diff[index[s]] += 1
-            diff[index[e + 1]] -= 1
-        counts[name] = diff
-    block_at: Dict[int, str] = {}
-    for b in blocks:
-        block_at[index[b.start]] = b.state
-        if index[b.end + 1] not in block_at:
-            block_at[index[b.end + 1]] = ""
-    running = {name: 0 for name, _ in sets}
-    block = ""
-    rows: List[MemoryRow] = []
-    for i in range(len(pts) - 1):
-        for name in running:
-            running[name] += counts[name][i]
-        if i in block_at:
-            block = block_at[i]
-        in_hdr = running["hdr"] > 0
-        is_ram = running["ram"] > 0
-        if not in_hdr and not is_ram:
-            continue
-        excluded = next((n[2:] for n, _ in sets[2:] if running[n] > 0), None)
-        status = _status(in_hdr, is_ram, excluded, block)
-        s, e = pts[i], pts[i + 1] - 1
-        if (
-            rows
-            and rows[-1].end + 1 == s
-            and (
-                rows[-1].in_header,
-                rows[-1].ram_now,
-                rows[-1].excluded,
-                rows[-1].block,
-                rows[-1].status,
-            )
-            == (in_hdr, is_ram, excluded, block or None, status)
-        ):
-            rows[-1] = MemoryRow(
-                rows[-1].start, e, in_hdr, is_ram, excluded, block or None, status
-            )
-        else:
-            rows.append(
-                MemoryRow(s, e, in_hdr, is_ram, excluded, block or None, status)
-            )
-    return tuple(rows)
-
-
-def _status(in_hdr: bool, is_ram: bool, excluded: Optional[str], block: str) -> str:
-    if in_hdr and is_ram:
-        return "described" if excluded is None else "described (excluded by kernel)"
-    if in_hdr:
-        return "not RAM now"
-    if excluded is not None:
-        return "excluded"
-    if block and block != "MEM_ONLINE":
-        return "offline, not described yet"
-    return "MISSING"
+__all__ = ("CONTENT_ERRORS", "check_memory", "check_rebuild", "check_text")
 
 
 def _text(hdr: ElfCoreHdr, state: MachineState, rule: NoteRule) -> List[Finding]:
     t = state.kernel_text
     if t is None:
         return unknown(state, "kernel text PT_LOAD", ["kernel_text"])
-    text, _ = split_loads(hdr)
+    text, _ = split_loads(hdr, hdr.machine)
     want = f"[{t.vaddr:#x}, +{t.size:#x}) at physical {t.paddr:#x}"
     if not text:
         return [
@@ -178,20 +67,14 @@ def _text(hdr: ElfCoreHdr, state: MachineState, rule: NoteRule) -> List[Finding]
     ]
 
 
-def _memory(
-    image: KImage, hdr: ElfCoreHdr, state: MachineState, rule: NoteRule
-) -> List[Finding]:
+def _memory(image: KImage, facts: Facts, analysis: Analysis) -> List[Finding]:
+    state, rule = facts.state, analysis.rule
     if state.system_ram is None or state.iomem_problem:
         return unknown(state, "RAM ranges", ["system_ram"])
-    _, loads = split_loads(hdr)
-    # A load that wraps past 2**64 is CHP014's; it describes no RAM.
-    header_ram = [(ld.paddr, ld.end) for ld in loads if ld.size and not ld.wraps]
-    rows = memory_rows(header_ram, state)
+    rows = analysis.memory_rows
     out: List[Finding] = []
-    missing = [(r.start, r.end) for r in rows if r.status == "MISSING"]
-    offline = [
-        (r.start, r.end) for r in rows if r.status == "offline, not described yet"
-    ]
+    missing = [(r.start, r.end) for r in rows if r.status == RowStatus.MISSING]
+    offline = [(r.start, r.end) for r in rows if r.status == RowStatus.OFFLINE]
     if missing:
         merged = normalize(missing)
         out.append(
@@ -218,11 +101,13 @@ def _memory(
     starts = [s for s, _ in ram_now]
     gone: List[Range] = []
     partial: List[Dict[str, Any]] = []
-    for s, e in header_ram:
-        if not rule.kernel_format and e <= LOW_RESERVED[1]:
-            continue  # kexec-tools' backup-region range (kernel-notes §2.8)
-        if not rule.kernel_format and s <= LOW_RESERVED[1]:
-            s = LOW_RESERVED[1] + 1
+    # kexec-tools' backup-region range (kernel-notes §2.8) is not RAM's.
+    low = arch(facts).low_reserved if not rule.kernel_format else None
+    for s, e in analysis.header_ram:
+        if low is not None and e <= low[1]:
+            continue
+        if low is not None and s <= low[1]:
+            s = low[1] + 1
         inside = covered((s, e), ram_now, starts)
         if inside == 0:
             gone.append((s, e))
@@ -277,23 +162,24 @@ CONTENT_ERRORS = frozenset(
 )
 
 
-def check_text(facts: Facts) -> List[Finding]:
+def check_text(facts: Facts, analysis: Analysis) -> List[Finding]:
     """Emits CHP054 and CHP090."""
     hdr = header(facts)
     if hdr is None:
         return []
-    return _text(hdr, facts.state, expectations(facts).rule)
+    return _text(hdr, facts.state, analysis.rule)
 
 
-def check_memory(facts: Facts) -> List[Finding]:
+def check_memory(facts: Facts, analysis: Analysis) -> List[Finding]:
     """Emits CHP050, CHP051, CHP052, CHP053 and CHP090."""
-    hdr = header(facts)
-    if hdr is None or facts.image is None:
+    if header(facts) is None or facts.image is None:
         return []
-    return _memory(facts.image, hdr, facts.state, expectations(facts).rule)
+    return _memory(facts.image, facts, analysis)
 
 
-def check_rebuild(facts: Facts, found: Sequence[Finding]) -> List[Finding]:
+def check_rebuild(
+    facts: Facts, analysis: Analysis, found: Sequence[Finding]
+) -> List[Finding]:
     """
     Emits CHP055 (byte-identical to a rebuild) and CHP056 (describes every
     CPU and all RAM), judged from the header and the content findings
@@ -301,11 +187,10 @@ def check_rebuild(facts: Facts, found: Sequence[Finding]) -> List[Finding]:
     <drgn_crashhp.checks.cpus.check_cpus>`, vmcoreinfo, text, memory).
     """
     hdr = header(facts)
-    if hdr is None or facts.elfcorehdr is None:
+    if hdr is None or facts.elfcorehdr is None or analysis.rebuild is None:
         return []
     hdr_bytes = facts.elfcorehdr.data or None
-    exp = expectations(facts)
-    rule, expected = exp.rule, exp.rebuild
+    rule, expected = analysis.rule, analysis.rebuild
     out: List[Finding] = []
     content = [f for f in found if f.code in CONTENT_ERRORS]
     unknowns = [f for f in found if f.code == "CHP090"]
@@ -318,7 +203,7 @@ def check_rebuild(facts: Facts, found: Sequence[Finding]) -> List[Finding]:
                 f"state now ({len(expected.data)} bytes, "
                 f"{(len(expected.data) - EHDR_SIZE) // PHDR_SIZE} program headers)",
                 bytes=len(expected.data),
-                rule=rule.kind,
+                rule=str(rule.kind),
             )
         )
     if not content and not unknowns:
@@ -334,7 +219,7 @@ def check_rebuild(facts: Facts, found: Sequence[Finding]) -> List[Finding]:
                 f"the elfcorehdr describes every CPU and all RAM of the "
                 f"machine now{detail}",
                 byte_identical=identical,
-                rule=rule.kind,
+                rule=str(rule.kind),
                 rule_reason=rule.reason,
             )
         )

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import List
 
-from drgn_crashhp.arch.x86_64 import is_kernel_text
+from drgn_crashhp.analysis import Analysis
+from drgn_crashhp.checks._common import arch
 from drgn_crashhp.facts import Facts
 from drgn_crashhp.findings import Finding, finding
 from drgn_crashhp.fmt import mib
@@ -22,7 +23,7 @@ from drgn_crashhp.kernel.ranges import normalize, size, subtract
 __all__ = ("check_dump",)
 
 
-def check_dump(facts: Facts) -> List[Finding]:
+def check_dump(facts: Facts, analysis: Analysis) -> List[Finding]:
     """
     Compare what a kdump-written dump holds with the RAM the crashed kernel
     had (its iomem walk, minus what the kernel excludes from the
@@ -35,7 +36,7 @@ def check_dump(facts: Facts) -> List[Finding]:
     if dump is None:
         return []
     if dump.producer == "kdump":
-        loads = [ld for ld in dump.loads if not is_kernel_text(ld.vaddr)]
+        loads = [ld for ld in dump.loads if not arch(facts).is_kernel_text(ld.vaddr)]
         described = normalize((ld.paddr, ld.end) for ld in loads if ld.memsz)
         out = [
             finding(

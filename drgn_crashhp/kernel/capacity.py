@@ -14,7 +14,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
-from drgn_crashhp.arch.x86_64 import PAGE_SIZE
 from drgn_crashhp.kernel.elfcorehdr import EHDR_SIZE, PHDR_SIZE
 from drgn_crashhp.kernel.ranges import align
 
@@ -41,17 +40,22 @@ class Room:
     sized_for: Optional[Tuple[int, int]] = None
 
 
-def _reserved(nr_cpus_default: int, max_ranges: int) -> int:
+def _reserved(nr_cpus_default: int, max_ranges: int, page_size: int) -> int:
     pnum = 2 + nr_cpus_default + max_ranges
-    return align(pnum * PHDR_SIZE + EHDR_SIZE, PAGE_SIZE)
+    return align(pnum * PHDR_SIZE + EHDR_SIZE, page_size)
 
 
 def elfcorehdr_room(
-    memsz: int, possible_cpus: int, ram_ranges: int, kconfig: Mapping[str, str]
+    memsz: int,
+    possible_cpus: int,
+    ram_ranges: int,
+    kconfig: Mapping[str, str],
+    page_size: int,
 ) -> Room:
     """
     The rebuilt header's Phdr count is CPUs + vmcoreinfo + kernel text +
     RAM ranges; the segment holds ``(memsz - Ehdr) / Phdr`` of them.
+    crash_load_segments() rounds the reservation up to *page_size*.
     """
     slots = (memsz - EHDR_SIZE) // PHDR_SIZE
     need = possible_cpus + 2 + ram_ranges
@@ -62,9 +66,10 @@ def elfcorehdr_room(
             if kconfig.get("CONFIG_MEMORY_HOTPLUG") == "y"
             else 0
         )
-        config_memsz = _reserved(int(kconfig["CONFIG_NR_CPUS_DEFAULT"]), ranges)
+        cpus = int(kconfig["CONFIG_NR_CPUS_DEFAULT"])
+        config_memsz = _reserved(cpus, ranges, page_size)
     else:
         for cpus_default in _NR_CPUS_DEFAULTS:
-            if _reserved(cpus_default, DEFAULT_MAX_MEMORY_RANGES) == memsz:
+            if _reserved(cpus_default, DEFAULT_MAX_MEMORY_RANGES, page_size) == memsz:
                 sized_for = (cpus_default, DEFAULT_MAX_MEMORY_RANGES)
     return Room(memsz, slots, need, slots - need, config_memsz, sized_for)

@@ -11,17 +11,14 @@ kernel/kexec_file.c before), and rebuild the one x86
 
 from __future__ import annotations
 
-import io
 import struct
 from dataclasses import dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-
-from drgn_crashhp.arch.x86_64 import EM_X86_64
+from drgn_crashhp.arch import arch_named
 from drgn_crashhp.facts import ElfCoreHdr, Load, MachineState, Note
 from drgn_crashhp.kernel.exclusions import crash_exclude_mem_range, excluded_ranges
+from drgn_crashhp.kernel.notes import NoteCpus
 from drgn_crashhp.kernel.ranges import Range, align
 
 __all__ = (
@@ -30,11 +27,10 @@ __all__ = (
     "ET_CORE",
     "MAX_ELFCOREHDR",
     "PHDR_SIZE",
-    "Expected",
+    "RebuiltHeader",
     "Malformed",
     "build_elfcorehdr",
     "decode_elfcorehdr",
-    "headroom",
     "is_elf_core",
     "rebuild_elfcorehdr",
 )
@@ -68,15 +64,31 @@ MAX_ELFCOREHDR = EHDR_SIZE + (PN_XNUM - 1) * PHDR_SIZE
 ELF_CORE_HEADER_ALIGN = 4096
 
 
+#: include/uapi/linux/elf.h: e_ident[EI_CLASS], e_ident[EI_DATA], e_type.
+ELFCLASS64 = 2
+ELFDATA2LSB, ELFDATA2MSB = 1, 2
+_ELF_CLASSES = {1: 32, 2: 64}
+_ET_NAMES = {0: "ET_NONE", 1: "ET_REL", 2: "ET_EXEC", 3: "ET_DYN", 4: "ET_CORE"}
+
+
 class Malformed(Exception):
     """The bytes are not an ELF core header the capture kernel would accept."""
+
+
+_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
+
+
+_PHDR = struct.Struct("<IIQQQQQQ")
 
 
 def decode_elfcorehdr(
     data: bytes, capacity: Optional[int] = None, machine: Optional[int] = None
 ) -> ElfCoreHdr:
     """
-    Decode an elfcorehdr.
+    Decode an elfcorehdr with the layouts :func:`build_elfcorehdr` writes.
+    Only the Ehdr and the Phdrs are read, as the capture kernel reads them
+    (fs/proc/vmcore.c); section fields are ignored (0 in every header the
+    kernel or kexec-tools writes).
 
     :param data: The segment's bytes (at most its memsz).
     :param capacity: The segment's memsz; defaults to ``len(data)``.
@@ -88,29 +100,36 @@ def decode_elfcorehdr(
         raise Malformed(f"{len(data)} bytes is shorter than an ELF header")
     if data[:4] != b"\x7fELF":
         raise Malformed(f"bad ELF magic {data[:4].hex()}")
-    # The capture kernel reads only the Ehdr and the Phdrs (fs/proc/vmcore.c);
-    # section fields are 0 in every header the kernel or kexec-tools writes.
-    # Hide them from pyelftools, which would otherwise follow e_shoff.
-    ehdr = bytearray(data[:EHDR_SIZE])
-    ehdr[0x28:0x30] = bytes(8)  # e_shoff
-    ehdr[0x3A:0x40] = bytes(6)  # e_shentsize, e_shnum, e_shstrndx
-    try:
-        elf = ELFFile(io.BytesIO(bytes(ehdr)))
-        hdr = elf.header
-    except (ELFError, OverflowError, ValueError, struct.error) as e:
-        # pyelftools 0.32 (the last for Python 3.9) still seeks to offsets
-        # past 2**63 as given: OverflowError.
-        raise Malformed(f"not a valid ELF header: {e}") from e
-    if elf.elfclass != 64:
-        raise Malformed(f"ELF class {elf.elfclass}, expected 64")
-    if not elf.little_endian:
-        raise Malformed("big-endian ELF, expected little-endian")
-    if hdr["e_type"] != "ET_CORE":
-        raise Malformed(f"e_type {hdr['e_type']}, expected ET_CORE")
-    e_machine = data[18] | data[19] << 8
+    ident = data[:16]
+    if ident[4] != ELFCLASS64:
+        elf_class = _ELF_CLASSES.get(ident[4], ident[4])
+        raise Malformed(f"ELF class {elf_class}, expected 64")
+    if ident[5] != ELFDATA2LSB:
+        raise Malformed(
+            "big-endian ELF, expected little-endian"
+            if ident[5] == ELFDATA2MSB
+            else f"ELF data encoding {ident[5]}, expected little-endian"
+        )
+    (
+        _,
+        e_type,
+        e_machine,
+        _version,
+        _entry,
+        phoff,
+        _shoff,
+        _flags,
+        _ehsize,
+        phentsize,
+        phnum,
+        _shentsize,
+        _shnum,
+        _shstrndx,
+    ) = _EHDR.unpack_from(data)
+    if e_type != ET_CORE:
+        raise Malformed(f"e_type {_ET_NAMES.get(e_type, e_type)}, expected ET_CORE")
     if machine is not None and e_machine != machine:
         raise Malformed(f"e_machine {e_machine}, expected {machine}")
-    phnum, phoff, phentsize = hdr["e_phnum"], hdr["e_phoff"], hdr["e_phentsize"]
     if phentsize != PHDR_SIZE:
         raise Malformed(f"e_phentsize {phentsize}, expected {PHDR_SIZE}")
     if phnum == 0:
@@ -126,31 +145,16 @@ def decode_elfcorehdr(
     notes: List[Note] = []
     loads: List[Load] = []
     other: List[int] = []
-    phdr = elf.structs.Elf_Phdr
-    try:
-        for i in range(phnum):
-            at = phoff + i * PHDR_SIZE
-            # Parse the Phdr alone, not a pyelftools segment object: those
-            # follow section tables (PT_DYNAMIC) that a core header lacks.
-            h = phdr.parse(data[at : at + PHDR_SIZE])
-            if h["p_type"] == "PT_NOTE":
-                notes.append(Note(i, h["p_paddr"], h["p_filesz"], h["p_offset"]))
-            elif h["p_type"] == "PT_LOAD":
-                loads.append(
-                    Load(
-                        i,
-                        h["p_paddr"],
-                        h["p_vaddr"],
-                        h["p_memsz"],
-                        h["p_offset"],
-                        h["p_filesz"],
-                    )
-                )
-            else:
-                ptype = h["p_type"]
-                other.append(ptype if isinstance(ptype, int) else -1)
-    except (ELFError, struct.error, ValueError, OverflowError) as e:
-        raise Malformed(f"unreadable program header: {e}") from e
+    for i in range(phnum):
+        p_type, _, p_offset, p_vaddr, p_paddr, p_filesz, p_memsz, _ = _PHDR.unpack_from(
+            data, phoff + i * PHDR_SIZE
+        )
+        if p_type == PT_NOTE:
+            notes.append(Note(i, p_paddr, p_filesz, p_offset))
+        elif p_type == PT_LOAD:
+            loads.append(Load(i, p_paddr, p_vaddr, p_memsz, p_offset, p_filesz))
+        else:
+            other.append(p_type)
     return ElfCoreHdr(
         machine=e_machine,
         phnum=phnum,
@@ -162,23 +166,12 @@ def decode_elfcorehdr(
     )
 
 
-def headroom(hdr: ElfCoreHdr) -> int:
-    """How many more program headers fit in the segment."""
-    return max(0, (hdr.capacity - hdr.used) // PHDR_SIZE)
-
-
-_EHDR = struct.Struct("<16sHHIQQQIHHHHHH")
-
-
-_PHDR = struct.Struct("<IIQQQQQQ")
-
-
 def build_elfcorehdr(
     notes: Sequence[Tuple[int, int]],
     kernel_text: Optional[Tuple[int, int, int]],
     ram: Sequence[Tuple[int, int]],
     page_offset: int,
-    machine: int = EM_X86_64,
+    machine: int,
 ) -> bytes:
     """
     Write an elfcorehdr exactly as crash_prepare_elf64_headers() does
@@ -223,7 +216,7 @@ def build_elfcorehdr(
 
 
 @dataclass(frozen=True)
-class Expected:
+class RebuiltHeader:
     """The elfcorehdr the kernel would write now (or why it cannot)."""
 
     note_cpus: Tuple[int, ...]
@@ -247,18 +240,19 @@ class Expected:
 
 
 def rebuild_elfcorehdr(
-    state: MachineState, cpus: str = "possible", need_kernel_map: bool = True
-) -> Expected:
+    state: MachineState, cpus: NoteCpus = NoteCpus.POSSIBLE
+) -> RebuiltHeader:
     """
     Rebuild the elfcorehdr as x86 ``prepare_elf_headers()`` would now.
 
-    :param cpus: "possible" (v6.6+ ``for_each_possible_cpu``) or "present"
-        (before v6.6).
-    :param need_kernel_map: ``IS_ENABLED(CONFIG_X86_64)``.
+    :param cpus: :attr:`NoteCpus.POSSIBLE` (v6.6+ ``for_each_possible_cpu``)
+        or :attr:`NoteCpus.PRESENT` (before v6.6).
     """
-    note_cpus = tuple(
-        (state.possible_cpus if cpus == "possible" else state.present_cpus) or ()
-    )
+    arch = arch_named(state.arch)
+    # prepare_elf_headers(): need_kernel_map = IS_ENABLED(CONFIG_X86_64).
+    need_kernel_map = arch.start_kernel_map is not None
+    possible = cpus == NoteCpus.POSSIBLE
+    note_cpus = tuple((state.possible_cpus if possible else state.present_cpus) or ())
     missing = [
         name
         for name, value in (
@@ -269,7 +263,7 @@ def rebuild_elfcorehdr(
             ("crashk_res", state.crashk_res),
             (
                 f"{cpus}_cpus",
-                state.possible_cpus if cpus == "possible" else state.present_cpus,
+                state.possible_cpus if possible else state.present_cpus,
             ),
         )
         if value is None
@@ -310,9 +304,13 @@ def rebuild_elfcorehdr(
         notes = tuple((notes_by_cpu[c] or 0, state.note_size) for c in note_cpus)
         notes += (state.vmcoreinfo,)
         data = build_elfcorehdr(
-            notes, text if need_kernel_map else None, ram, state.page_offset or 0
+            notes,
+            text if need_kernel_map else None,
+            ram,
+            state.page_offset or 0,
+            arch.elf_machine,
         )
-    return Expected(
+    return RebuiltHeader(
         note_cpus=note_cpus,
         notes=notes,
         kernel_text=text,

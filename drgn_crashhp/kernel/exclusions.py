@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import List, Sequence, Tuple
 
-from drgn_crashhp.arch.x86_64 import LOW_RESERVED
+from drgn_crashhp.arch import arch_named
 from drgn_crashhp.facts import MachineState
 from drgn_crashhp.kernel.ranges import Range
 
@@ -71,7 +71,8 @@ def excluded_ranges(state: MachineState) -> Tuple[Tuple[str, Range], ...]:
     1 MiB, ``crashk_res``, ``crashk_low_res`` (only if its end is not 0) and,
     since v6.17, each ``crashk_cma_ranges[i]``.
     """
-    out: List[Tuple[str, Range]] = [("low 1 MiB", LOW_RESERVED)]
+    low = arch_named(state.arch).low_reserved
+    out: List[Tuple[str, Range]] = [("low 1 MiB", low)] if low is not None else []
     if state.crashk_res is not None:
         out.append(("crashk_res", state.crashk_res))
     if state.crashk_low_res is not None and state.crashk_low_res[1]:

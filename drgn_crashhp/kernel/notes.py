@@ -10,26 +10,40 @@ a kexec-tools header the kernel never rewrote.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Optional
 
 from drgn_crashhp.facts import ElfCoreHdr, KImage, MachineState
 
-__all__ = ("NoteRule", "note_rule")
+__all__ = ("NoteCpus", "NoteRule", "note_rule")
+
+
+class NoteCpus(str, enum.Enum):
+    """Which CPUs get a PT_NOTE."""
+
+    #: Every possible CPU (v6.6+, ``for_each_possible_cpu``).
+    POSSIBLE = "possible"
+    #: Present CPUs (kernels before v6.6).
+    PRESENT = "present"
+    #: CPUs present when kexec-tools built the header in user space.
+    KEXEC_TOOLS = "kexec-tools"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
 class NoteRule:
     """Which CPUs the header's PT_NOTEs are for, and why."""
 
-    #: "possible", "present" (kernel before v6.6) or "kexec-tools".
-    kind: str
+    kind: NoteCpus
     reason: str
 
     @property
     def kernel_format(self) -> bool:
         """Written by crash_prepare_elf64_headers() (byte-comparable)."""
-        return self.kind != "kexec-tools"
+        return self.kind != NoteCpus.KEXEC_TOOLS
 
 
 def note_rule(
@@ -45,13 +59,13 @@ def note_rule(
         and not (hp is not None and hp.elfcorehdr_updated)
     ):
         return NoteRule(
-            "kexec-tools",
+            NoteCpus.KEXEC_TOOLS,
             "kexec_load image not rewritten by the "
             "kernel: kexec-tools wrote notes for CPUs present at load",
         )
     if hp is not None and hp.notes_for_possible_cpus:
         return NoteRule(
-            "possible",
+            NoteCpus.POSSIBLE,
             f"struct kimage layout {hp.layout}: the kernel "
             "writes a note for every possible CPU",
         )
@@ -63,18 +77,18 @@ def note_rule(
         n = max(0, len(hdr.notes) - 1)
         if n == possible:
             return NoteRule(
-                "possible",
+                NoteCpus.POSSIBLE,
                 f"{n} CPU notes = possible CPUs "
                 "(v6.6+ kernel without CONFIG_CRASH_HOTPLUG)",
             )
         return NoteRule(
-            "present",
+            NoteCpus.PRESENT,
             f"{n} CPU notes, {possible} possible and "
             f"{present} present CPUs: a kernel before v6.6 (present "
             "CPUs at load)",
         )
     return NoteRule(
-        "present",
+        NoteCpus.PRESENT,
         "no crash hotplug fields and no header to count: "
         "assuming a kernel before v6.6 (present CPUs)",
     )

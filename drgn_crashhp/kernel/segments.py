@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Sequence, Tuple
 
-from drgn_crashhp.arch.x86_64 import STARTUP_64_OFFSET
 from drgn_crashhp.facts import HotplugFields, KImage, Role, Segment
 from drgn_crashhp.kernel.elfcorehdr import is_elf_core
 
@@ -74,7 +73,7 @@ def find_elfcorehdr(
 def assign_roles(
     image: KImage,
     heads: Sequence[Optional[bytes]],
-    kernel_entry: Optional[int],
+    kernel_start: Optional[int],
     backup: Sequence[int] = (),
     dm_crypt_keys: Optional[int] = None,
 ) -> KImage:
@@ -84,9 +83,10 @@ def assign_roles(
     From what it starts with (*heads*: each segment's first page, or None
     when not in the target): the elfcorehdr, purgatory (holds
     ``image->start``), boot params ("HdrS" at 0x202), an initrd (cpio or a
-    compressor's magic). From the entry register purgatory jumps to
-    (*kernel_entry* = kernel ``mem`` + 0x200, the kernel's bzImage64_load()
-    and kexec-tools alike): the kernel. From an elfcorehdr PT_LOAD whose
+    compressor's magic). From the entry register purgatory jumps to, less
+    the architecture's entry offset (*kernel_start*; x86: startup_64 at
+    ``mem`` + 0x200, the kernel's bzImage64_load() and kexec-tools alike):
+    the kernel. From an elfcorehdr PT_LOAD whose
     ``p_offset`` points elsewhere (*backup*): kexec-tools' low-memory backup
     region. *dm_crypt_keys*: ``image->dm_crypt_keys_addr``.
     """
@@ -106,7 +106,7 @@ def assign_roles(
             roles[seg.index] = Role.BOOT_PARAMS
         elif head is not None and head.startswith(_INITRD_MAGIC):
             roles[seg.index] = Role.INITRD
-        elif kernel_entry is not None and seg.mem + STARTUP_64_OFFSET == kernel_entry:
+        elif seg.mem == kernel_start:
             roles[seg.index] = Role.KERNEL
         elif seg.mem in backup:
             roles[seg.index] = Role.BACKUP

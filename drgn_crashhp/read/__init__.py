@@ -14,16 +14,17 @@ from typing import Optional
 
 from drgn import Program
 
-from drgn_crashhp.facts import Facts, ImageProblem
+from drgn_crashhp.facts import DebugInfo, Facts, ImageProblem, ImageProblemKind
 from drgn_crashhp.kernel.segments import assign_roles
 from drgn_crashhp.read.boot_params import read_cmdline
 from drgn_crashhp.read.digest import Progress, hash_regions
 from drgn_crashhp.read.dump import read_dump_headers
 from drgn_crashhp.read.elfcorehdr import read_elfcorehdr
-from drgn_crashhp.read.image import MissingInfo, read_image
-from drgn_crashhp.read.machine import read_state
+from drgn_crashhp.read.fields import target_arch
+from drgn_crashhp.read.image import MissingInfo, read_kimage_with_heads
 from drgn_crashhp.read.physmem import Unreadable
 from drgn_crashhp.read.purgatory import read_purgatory
+from drgn_crashhp.read.state import read_state
 from drgn_crashhp.target import debuginfo_source
 
 __all__ = ("read_facts",)
@@ -61,33 +62,37 @@ def read_facts(
         symbol,
         state,
         read_dump_headers(prog, state.page_offset),
-        debuginfo=debuginfo_source(prog),
+        debuginfo=DebugInfo(debuginfo_source(prog)),
     )
     try:
-        read = read_image(prog, symbol)
+        read = read_kimage_with_heads(prog, symbol)
     except MissingInfo as e:
         return dataclasses.replace(
-            facts, image_problem=ImageProblem("missing-info", str(e))
+            facts, image_problem=ImageProblem(ImageProblemKind.MISSING_INFO, str(e))
         )
     except Unreadable as e:
         return dataclasses.replace(
             facts,
             image_problem=ImageProblem(
-                "unreadable", f"{symbol} cannot be read: {e}", e.address
+                ImageProblemKind.UNREADABLE, f"{symbol} cannot be read: {e}", e.address
             ),
         )
     if read is None:
         return dataclasses.replace(
-            facts, image_problem=ImageProblem("null", f"{symbol} is NULL")
+            facts,
+            image_problem=ImageProblem(ImageProblemKind.NULL, f"{symbol} is NULL"),
         )
     image, heads = read
     hdr = read_elfcorehdr(prog, image)
     purgatory = read_purgatory(prog, image)
     # Roles once, from everything the readers found, before any check.
+    entry_offset = target_arch(prog).kernel_entry_offset
     image = assign_roles(
         image,
         heads,
-        purgatory.regs.rip if purgatory.regs is not None else None,
+        purgatory.regs.rip - entry_offset
+        if purgatory.regs is not None and entry_offset is not None
+        else None,
         [ld.offset for ld in hdr.header.loads if ld.offset != ld.paddr]
         if hdr.header is not None
         else (),
@@ -110,5 +115,5 @@ def read_facts(
         image=image,
         elfcorehdr=hdr,
         purgatory=purgatory,
-        digest=hash_regions(prog, purgatory, progress) if digest else None,
+        hashed=hash_regions(prog, purgatory, progress) if digest else None,
     )

@@ -13,9 +13,9 @@ from typing import Optional
 
 from drgn import Program
 
-from drgn_crashhp.arch.x86_64 import BP_CMD_LINE_PTR, BP_EXT_CMD_LINE_PTR
 from drgn_crashhp.facts import CmdLine, EntryRegs, KImage, Role
 from drgn_crashhp.kernel.purgatory import parse_elfcorehdr_arg
+from drgn_crashhp.read.fields import target_arch
 from drgn_crashhp.read.physmem import Unreadable, read_phys
 
 __all__ = ("MAX_CMDLINE", "read_cmdline")
@@ -31,25 +31,14 @@ def read_cmdline(
         params = image.segment_containing(regs.rsi)
     if params is None:
         return None
+    arch = target_arch(prog)
+    if arch.cmdline_ptr_offsets is None:
+        return None
     try:
-        ptr = int.from_bytes(
-            read_phys(
-                prog, params.mem + BP_CMD_LINE_PTR, 4, "boot_params.hdr.cmd_line_ptr"
-            ),
-            "little",
-        )
-        ext = int.from_bytes(
-            read_phys(
-                prog,
-                params.mem + BP_EXT_CMD_LINE_PTR,
-                4,
-                "boot_params.ext_cmd_line_ptr",
-            ),
-            "little",
-        )
+        head = read_phys(prog, params.mem, arch.boot_params_size, "boot_params")
     except Unreadable as e:
         return CmdLine(params.mem, None, None, None, None, str(e))
-    address = ext << 32 | ptr
+    address = arch.cmdline_pointer(head)
     holder = image.segment_containing(address)
     if holder is None:
         return CmdLine(

@@ -12,12 +12,13 @@ whether the result matches is for :mod:`drgn_crashhp.checks.digest`.
 from __future__ import annotations
 
 import hashlib
-from typing import Callable, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Iterator, List, Optional, Tuple
 
 from drgn import Program
 
-from drgn_crashhp.facts import DigestRead, Purgatory, Source
+from drgn_crashhp.facts import Purgatory, RegionsHash, Source
 from drgn_crashhp.kernel.purgatory import aligned_hits
+from drgn_crashhp.kernel.ranges import normalize
 from drgn_crashhp.read.physmem import Unreadable, iter_phys, missing_ranges
 from drgn_crashhp.read.purgatory import MAX_PURGATORY
 
@@ -31,14 +32,6 @@ MAX_DIGEST_BYTES = 1 << 32
 #: Unreadable bytes whose holes are located page by page; beyond this the
 #: rest of a region is reported missing whole.
 MISSING_PROBE = 1 << 26
-
-
-def _merge(ranges: List[Tuple[int, int]], new: Iterable[Tuple[int, int]]) -> None:
-    for start, end in new:
-        if ranges and ranges[-1][1] + 1 >= start:
-            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], end))
-        else:
-            ranges.append((start, end))
 
 
 def _stream(
@@ -59,7 +52,7 @@ def _stream(
 
 def hash_regions(
     prog: Program, purgatory: Purgatory, progress: Optional[Progress] = None
-) -> DigestRead:
+) -> RegionsHash:
     """
     SHA-256 over the non-empty regions, in slot order, from physical memory.
     Missing bytes give no digest and the ranges that lack them. For a
@@ -71,10 +64,10 @@ def hash_regions(
     """
     p = purgatory
     if p.problem is not None or p.regions_address is None:
-        return DigestRead(None, 0, reason=p.problem_text or "no sha regions decoded")
+        return RegionsHash(None, 0, reason=p.problem_text or "no sha regions decoded")
     total = sum(r.len for r in p.regions)
     if total > MAX_DIGEST_BYTES:
-        return DigestRead(
+        return RegionsHash(
             None,
             0,
             reason=f"the sha regions add up to {total:#x} "
@@ -94,11 +87,11 @@ def hash_regions(
                     sha.update(chunk)
             elif budget > 0:
                 budget -= size
-                _merge(missing, missing_ranges(prog, at, size))
+                missing += missing_ranges(prog, at, size)
             else:
                 # Past the probing budget the rest of the region is one
                 # range: a kdump vmcore lacks whole segments anyway.
-                _merge(missing, [(at, end - 1)])
+                missing.append((at, end - 1))
                 size = end - at
             done += size
             if progress is not None:
@@ -106,14 +99,17 @@ def hash_regions(
             if at + size >= end:
                 break
     if missing:
-        return DigestRead(
-            None, done, tuple(missing), reason="hashed bytes are not in this target"
+        return RegionsHash(
+            None,
+            done,
+            tuple(normalize(missing)),
+            reason="hashed bytes are not in this target",
         )
     computed = sha.hexdigest()
     found_at = None
     if computed != p.stored_digest and p.source == Source.SCAN:
         found_at = _search_digest(prog, p, bytes.fromhex(computed))
-    return DigestRead(computed, done, found_at=found_at)
+    return RegionsHash(computed, done, found_at=found_at)
 
 
 def _search_digest(prog: Program, p: Purgatory, digest: bytes) -> Optional[int]:

@@ -34,8 +34,9 @@ from elftools.construct import ConstructError
 from elftools.elf.elffile import ELFFile
 from elftools.elf.segments import NoteSegment
 
-from drgn_crashhp.arch.x86_64 import is_kernel_text
+from drgn_crashhp.arch import Arch
 from drgn_crashhp.facts import DumpHeaders, DumpLoad
+from drgn_crashhp.read.fields import target_arch
 
 __all__ = ("bitmap_ranges", "read_dump_headers")
 
@@ -166,13 +167,16 @@ def _read_diskdump(f: BinaryIO, path: str) -> DumpHeaders:
 
 
 def _classify(
-    note_names: Tuple[str, ...], loads: Tuple[DumpLoad, ...], page_offset: Optional[int]
+    arch: Arch,
+    note_names: Tuple[str, ...],
+    loads: Tuple[DumpLoad, ...],
+    page_offset: Optional[int],
 ) -> Tuple[str, str]:
     if "QEMU" in note_names:
         return "qemu", "QEMU notes (dump-guest-memory)"
     if loads and all(ld.vaddr == 0 for ld in loads):
         return "qemu", "every PT_LOAD has p_vaddr 0 (dump-guest-memory paging=false)"
-    ram = [ld for ld in loads if not is_kernel_text(ld.vaddr)]
+    ram = [ld for ld in loads if not arch.is_kernel_text(ld.vaddr)]
     if (
         "VMCOREINFO" in note_names
         and ram
@@ -229,5 +233,7 @@ def read_dump_headers(
         # pyelftools lets construct's errors, struct.error and, for a note
         # name that is not UTF-8, UnicodeDecodeError out on corrupt headers.
         return DumpHeaders(path, "unknown", f"not readable as ELF: {e}")
-    producer, evidence = _classify(tuple(names), tuple(loads), page_offset)
+    producer, evidence = _classify(
+        target_arch(prog), tuple(names), tuple(loads), page_offset
+    )
     return DumpHeaders(path, producer, evidence, tuple(names), tuple(loads))

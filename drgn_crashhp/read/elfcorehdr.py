@@ -8,24 +8,14 @@ decode it (:mod:`drgn_crashhp.kernel.elfcorehdr`).
 
 from __future__ import annotations
 
-from drgn import Architecture, Program
+from drgn import Program
 
 from drgn_crashhp.facts import ElfCoreHdrRead, KImage
 from drgn_crashhp.kernel.elfcorehdr import MAX_ELFCOREHDR, Malformed, decode_elfcorehdr
+from drgn_crashhp.read.fields import target_arch
 from drgn_crashhp.read.physmem import Unreadable, read_phys
 
 __all__ = ("read_elfcorehdr",)
-
-#: e_machine the capture kernel expects, by drgn architecture.
-
-
-_EM = {
-    Architecture.X86_64: 62,
-    Architecture.AARCH64: 183,
-    Architecture.PPC64: 21,
-    Architecture.S390X: 22,
-    Architecture.RISCV64: 243,
-}
 
 
 def read_elfcorehdr(prog: Program, image: KImage) -> ElfCoreHdrRead:
@@ -38,7 +28,8 @@ def read_elfcorehdr(prog: Program, image: KImage) -> ElfCoreHdrRead:
         data = read_phys(prog, seg.mem, size, "elfcorehdr")
     except Unreadable as e:
         return ElfCoreHdrRead(seg, unreadable=(e.address, e.size))
-    machine = _EM.get(prog.platform.arch) if prog.platform else None
+    # The e_machine the capture kernel expects.
+    machine = target_arch(prog).elf_machine or None
     try:
         hdr = decode_elfcorehdr(data, seg.memsz, machine)
     except Malformed as e:

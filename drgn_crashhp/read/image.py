@@ -21,9 +21,10 @@ from drgn_crashhp.kernel.segments import (
     assign_roles,
     find_elfcorehdr,
 )
+from drgn_crashhp.read.fields import target_arch
 from drgn_crashhp.read.physmem import Unreadable, read_phys
 
-__all__ = ("MissingInfo", "read_image", "read_kimage")
+__all__ = ("MissingInfo", "read_kimage_with_heads", "read_kimage")
 
 
 class MissingInfo(Exception):
@@ -142,7 +143,7 @@ def _head(prog: Program, seg: Segment, size: int) -> Optional[bytes]:
         return None
 
 
-def read_image(
+def read_kimage_with_heads(
     prog: Program, symbol: str = "kexec_crash_image"
 ) -> Optional[Tuple[KImage, Tuple[Optional[bytes], ...]]]:
     """
@@ -204,7 +205,8 @@ def read_image(
         )
     except (AttributeError, LookupError) as e:
         raise MissingInfo(f"struct kimage lacks a member: {e}") from e
-    heads = tuple(_head(prog, seg, 4096) for seg in segments)
+    page = target_arch(prog).page_size
+    heads = tuple(_head(prog, seg, page) for seg in segments)
     elf_idx, elf_source = find_elfcorehdr(segments, heads, hotplug, elf_load_addr)
     image_ = KImage(
         symbol=symbol,
@@ -234,7 +236,7 @@ def read_kimage(prog: Program, symbol: str = "kexec_crash_image") -> Optional[KI
     :raises MissingInfo: if the symbol or ``struct kimage`` is not known.
     :raises Unreadable: if the image cannot be read.
     """
-    read = read_image(prog, symbol)
+    read = read_kimage_with_heads(prog, symbol)
     if read is None:
         return None
     return assign_roles(read[0], read[1], None)

@@ -12,7 +12,9 @@ from typing import Iterator, List, Tuple
 
 from drgn import FaultError, Program
 
-from drgn_crashhp.arch.x86_64 import PAGE_SIZE
+from drgn_crashhp.arch import U64_MAX
+from drgn_crashhp.kernel.ranges import normalize
+from drgn_crashhp.read.fields import target_arch
 
 __all__ = (
     "CHUNK",
@@ -51,7 +53,7 @@ class Unreadable(Exception):
 
 def read_phys(prog: Program, address: int, size: int, what: str = "memory") -> bytes:
     """Read *size* bytes of physical memory or raise :class:`Unreadable`."""
-    if size < 0 or address < 0 or address + size > 1 << 64:
+    if size < 0 or address < 0 or address + size > U64_MAX + 1:
         raise Unreadable(what, address, max(size, 0))
     try:
         return prog.read(address, size, True)
@@ -91,21 +93,19 @@ def missing_ranges(prog: Program, address: int, size: int) -> List[Tuple[int, in
     out: List[Tuple[int, int]] = []
     if size <= 0:
         return out
+    page = target_arch(prog).page_size
     stack = [(address, size)]
     while stack:
         start, length = stack.pop()
         if _readable(prog, start, length):
             continue
-        if length <= PAGE_SIZE:
-            if out and out[-1][1] + 1 == start:
-                out[-1] = (out[-1][0], start + length - 1)
-            else:
-                out.append((start, start + length - 1))
+        if length <= page:
+            out.append((start, start + length - 1))
             continue
         # Split on a page boundary; push the upper half first so the lower
         # half is examined first and the output stays sorted.
-        half = ((length // 2) + PAGE_SIZE - 1) // PAGE_SIZE * PAGE_SIZE
-        half = min(max(half, PAGE_SIZE), length - 1)
+        half = ((length // 2) + page - 1) // page * page
+        half = min(max(half, page), length - 1)
         stack.append((start + half, length - half))
         stack.append((start, half))
-    return out
+    return normalize(out)

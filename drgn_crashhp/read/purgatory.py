@@ -37,6 +37,7 @@ from drgn_crashhp.kernel.sha_regions import (
     name_regions,
     regions_table,
 )
+from drgn_crashhp.read.fields import target_arch
 from drgn_crashhp.read.physmem import Unreadable, iter_phys, read_phys
 
 __all__ = ("MAX_PURGATORY", "read_purgatory")
@@ -98,9 +99,11 @@ def _read_file_mode(prog: Program, image: KImage, seg: Segment) -> Purgatory:
     base = replace(base, blob_size=len(blob))
     try:
         elf = ELFFile(io.BytesIO(blob))
-        if elf["e_type"] != "ET_REL" or elf["e_machine"] != "EM_X86_64":
+        machine = target_arch(prog).elf_machine
+        if elf["e_type"] != "ET_REL" or blob[18:20] != machine.to_bytes(2, "little"):
             raise ELFError(
-                f"{elf['e_type']} {elf['e_machine']}, expected ET_REL EM_X86_64"
+                f"{elf['e_type']} {elf['e_machine']}, expected ET_REL of "
+                f"e_machine {machine}"
             )
         layout = replay_layout(elf, seg.mem)
         start, rule = layout.start_for(image.start)

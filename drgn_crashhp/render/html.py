@@ -7,8 +7,8 @@ or other files): the verdict, a map of physical memory with the RAM, the
 crash kernel reservation and the elfcorehdr's ranges (RAM the header misses in
 red, header ranges that are no longer RAM in amber), the CPU table and the
 findings. Input is the JSON document of
-:func:`drgn_crashhp.render.json.report_json`; only its top-level keys and the
-finding codes and details are used.
+:func:`drgn_crashhp.render.json.report_json`: its facts, its ``analysis``
+rows and its findings.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime
 import math
 from html import escape
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 __all__ = ("render_html",)
 
@@ -61,15 +61,21 @@ svg text{font:11px monospace}
 """
 
 
-def _int(value: Any) -> int:
-    """Plain data since schema 2; hex strings in schema 1."""
-    if isinstance(value, int):
-        return value
-    return int(str(value), 0)
-
-
 def _ranges(values: Optional[Iterable[Sequence[Any]]]) -> List[Range]:
-    return [(_int(r[0]), _int(r[1])) for r in values or ()]
+    return [(int(r[0]), int(r[1])) for r in values or ()]
+
+
+def rows_with_status(doc: Mapping[str, Any], status: str) -> List[Range]:
+    """The memory rows of *doc*'s analysis with *status*, adjacent ones merged."""
+    out: List[Range] = []
+    for row in (doc.get("analysis") or {}).get("memory_rows") or ():
+        if row["status"] != status:
+            continue
+        if out and out[-1][1] + 1 == row["start"]:
+            out[-1] = (out[-1][0], row["end"])
+        else:
+            out.append((row["start"], row["end"]))
+    return out
 
 
 def _size(n: int) -> str:
@@ -79,51 +85,33 @@ def _size(n: int) -> str:
     return f"{n} bytes"
 
 
-def _by_code(doc: Mapping[str, Any]) -> Dict[str, List[Mapping[str, Any]]]:
-    out: Dict[str, List[Mapping[str, Any]]] = {}
-    for f in doc.get("findings") or ():
-        out.setdefault(f["code"], []).append(f)
-    return out
-
-
 def memory_map(doc: Mapping[str, Any]) -> List[Tuple[str, Range]]:
     """(role, inclusive range) for every range the map draws."""
     state = doc.get("state") or {}
-    codes = _by_code(doc)
     out: List[Tuple[str, Range]] = []
     out += [("ram", r) for r in _ranges(state.get("system_ram"))]
     for key in ("crashk_res", "crashk_low_res"):
         r = state.get(key)
-        if r and _int(r[1]) > _int(r[0]):
-            out.append(("crashkernel", (_int(r[0]), _int(r[1]))))
-    stale = [
-        r for f in codes.get("CHP051", ()) for r in _ranges(f["details"].get("ranges"))
-    ]
-    for f in codes.get("CHP052", ()):
-        for part in f["details"].get("ranges") or ():
-            stale += _ranges(part.get("not_ram"))
+        if r and r[1] > r[0]:
+            out.append(("crashkernel", (r[0], r[1])))
+    stale = rows_with_status(doc, "not RAM now")
     text = state.get("kernel_text") or {}
     text_range = (
-        (_int(text["paddr"]), _int(text["paddr"]) + _int(text["size"]) - 1)
+        (text["paddr"], text["paddr"] + text["size"] - 1)
         if text.get("paddr") is not None and text.get("size")
         else None
     )
     header = (doc.get("elfcorehdr") or {}).get("header") or {}
     for ld in header.get("loads") or ():
-        size = _int(ld["size"])
-        if not size:
+        if not ld["size"]:
             continue
-        r = (_int(ld["paddr"]), _int(ld["paddr"]) + size - 1)
+        r = (ld["paddr"], ld["paddr"] + ld["size"] - 1)
         if r == text_range:
             out.append(("text", r))
         elif r not in stale:
             out.append(("header", r))
     out += [("stale", r) for r in stale]
-    out += [
-        ("missing", r)
-        for f in codes.get("CHP050", ())
-        for r in _ranges(f["details"].get("ranges"))
-    ]
+    out += [("missing", r) for r in rows_with_status(doc, "MISSING")]
     return out
 
 
@@ -238,46 +226,36 @@ def _yes(flag: Any) -> str:
     return "yes" if flag else "no"
 
 
+#: CPU row status (analysis.CpuStatus values) -> (text, row class).
+_CPU_STATUS = {
+    "missing": ("missing from the elfcorehdr (CHP040)", "missing"),
+    "wrong address": ("note at a wrong address (CHP042)", "missing"),
+    "stale": ("note for a CPU no longer present (CHP041)", "stale"),
+    "no note if hot-added later": ("no note if hot-added later (CHP044)", "stale"),
+}
+
+
 def _cpu_table(doc: Mapping[str, Any]) -> str:
-    state = doc.get("state") or {}
-    notes = state.get("cpu_notes")
-    if not notes:
+    rows_in = (doc.get("analysis") or {}).get("cpu_rows")
+    if not rows_in:
         return '<p class="note">The CPUs could not be read.</p>'
-    codes = _by_code(doc)
-
-    def cpus(code: str) -> set:
-        return {c for f in codes.get(code, ()) for c in f["details"].get("cpus") or ()}
-
-    missing, stale, later = cpus("CHP040"), cpus("CHP041"), cpus("CHP044")
-    header = (doc.get("elfcorehdr") or {}).get("header") or {}
-    in_header = {_int(n["paddr"]) for n in header.get("notes") or ()}
     rows = [
         "<table><tr><th>CPU</th><th>present</th><th>online</th>"
         "<th>crash_notes</th><th>note in elfcorehdr</th><th>status</th></tr>"
     ]
-    for n in notes:
-        cpu = n["cpu"]
-        paddr = n.get("paddr")
-        status, cls = "", ""
-        if cpu in missing:
-            status, cls = "missing from the elfcorehdr (CHP040)", "missing"
-        elif cpu in stale:
-            status, cls = "note for a CPU no longer present (CHP041)", "stale"
-        elif cpu in later:
-            status, cls = "no note if hot-added later (CHP044)", "stale"
-        note = (
-            "yes"
-            if paddr is not None and _int(paddr) in in_header
-            else "no"
-            if header
-            else "unknown"
-        )
-        crash_notes = f"{_int(paddr):#x}" if paddr is not None else "unknown"
+    for r in rows_in:
+        cpu, paddr, status = r["cpu"], r["crash_notes"], r["status"]
+        text, cls = _CPU_STATUS.get(status, ("", ""))
+        if status is None:
+            note = "unknown"
+        else:
+            note = "yes" if status in ("noted", "stale") else "no"
+        crash_notes = f"{paddr:#x}" if paddr is not None else "unknown"
         rows.append(
             f'<tr class="{cls}" data-cpu="{cpu}"><td class="num">{cpu}</td>'
-            f"<td>{_yes(n.get('present'))}</td><td>{_yes(n.get('online'))}</td>"
+            f"<td>{_yes(r['present'])}</td><td>{_yes(r['online'])}</td>"
             f'<td class="num">{crash_notes}</td><td>{note}</td>'
-            f"<td>{escape(status)}</td></tr>"
+            f"<td>{escape(text)}</td></tr>"
         )
     rows.append("</table>")
     return "\n".join(rows)

@@ -23,8 +23,10 @@ __all__ = ("SCHEMA_VERSION", "jsonable", "report_json")
 #: Version of the JSON document; bump on any incompatible change. 2: finding
 #: details hold plain numbers (1 had hex strings in some codes); hotplug
 #: capability flags; ``image.dm_crypt_keys_addr``; ``debuginfo``; the
-#: makedumpfile fields of ``dump``.
-SCHEMA_VERSION = 2
+#: makedumpfile fields of ``dump``. 3: ``analysis`` (the note rule, the
+#: header's RAM ranges, the memory rows, the CPU rows, the rebuilt header),
+#: ``symbol``, ``image_problem``, and ``state.arch``.
+SCHEMA_VERSION = 3
 
 
 def jsonable(value: Any) -> Any:
@@ -49,13 +51,29 @@ def jsonable(value: Any) -> Any:
 
 
 def report_json(report: Report) -> Dict[str, Any]:
-    doc = {
+    """
+    The report as one JSON document, which every other renderer reads: the
+    facts as they were read, the digest verdict, the analysis and the
+    findings.
+    """
+    facts, analysis = report.facts, report.analysis
+    derived = jsonable(analysis)
+    del derived["digest"]  # the top-level "digest"
+    return {
         "schema": SCHEMA_VERSION,
         "tool": "drgn-crashhp",
-        "target": report.target,
+        "target": facts.target,
         "verdict": report.verdict,
         "exit_status": report.exit_status,
-        "debuginfo": report.debuginfo,
+        "debuginfo": jsonable(facts.debuginfo),
+        "symbol": facts.symbol,
+        "image": jsonable(facts.image),
+        "image_problem": jsonable(facts.image_problem),
+        "elfcorehdr": jsonable(facts.elfcorehdr),
+        "purgatory": jsonable(facts.purgatory),
+        "digest": jsonable(analysis.digest),
+        "state": jsonable(facts.state),
+        "dump": jsonable(facts.dump),
+        "analysis": derived,
+        "findings": jsonable(report.findings),
     }
-    doc.update(jsonable(report))
-    return doc

@@ -20,7 +20,7 @@ import argparse
 import json
 import sys
 import time
-from typing import Any, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 __all__ = ("METRICS", "render_prometheus", "write_prometheus_textfile")
 
@@ -51,18 +51,6 @@ METRICS: Dict[str, str] = {
 }
 
 
-def _int(value: Any) -> int:
-    """Plain data since schema 2; hex strings in schema 1."""
-    if isinstance(value, int):
-        return value
-    return int(str(value), 0)
-
-
-def range_bytes(ranges: Iterable[Sequence[Any]]) -> int:
-    """Bytes in inclusive ``[start, end]`` ranges."""
-    return sum(_int(r[1]) - _int(r[0]) + 1 for r in ranges)
-
-
 def _by_code(doc: Mapping[str, Any]) -> Dict[str, List[Mapping[str, Any]]]:
     out: Dict[str, List[Mapping[str, Any]]] = {}
     for f in doc.get("findings") or ():
@@ -88,14 +76,19 @@ def cpus_compared(doc: Mapping[str, Any]) -> bool:
     return bool(hdr.get("header")) and state.get("present_cpus") is not None
 
 
-def stale_ram_bytes(codes: Mapping[str, List[Mapping[str, Any]]]) -> int:
-    total = 0
-    for f in codes.get("CHP051", ()):
-        total += range_bytes(f["details"].get("ranges") or ())
-    for f in codes.get("CHP052", ()):
-        for part in f["details"].get("ranges") or ():
-            total += range_bytes(part.get("not_ram") or ())
-    return total
+def row_bytes(doc: Mapping[str, Any], status: str) -> int:
+    """Bytes of the analysis' memory rows with *status*."""
+    return sum(
+        row["end"] - row["start"] + 1
+        for row in (doc.get("analysis") or {}).get("memory_rows") or ()
+        if row["status"] == status
+    )
+
+
+def cpus_with_status(doc: Mapping[str, Any], status: str) -> int:
+    """How many of the analysis' CPU rows have *status*."""
+    rows = (doc.get("analysis") or {}).get("cpu_rows") or ()
+    return sum(1 for row in rows if row["status"] == status)
 
 
 def _families(doc: Mapping[str, Any], now: float) -> Iterator[Any]:
@@ -112,7 +105,7 @@ def _families(doc: Mapping[str, Any], now: float) -> Iterator[Any]:
         g.add_metric([v, target], 1.0 if doc.get("verdict") == v else 0.0)
     yield g
     g = gauge("exit_status")
-    g.add_metric([], float(_int(doc.get("exit_status", 3))))
+    g.add_metric([], float(doc.get("exit_status", 3)))
     yield g
     g = gauge("crash_kernel_loaded")
     g.add_metric([], 0.0 if "CHP001" in codes else 1.0)
@@ -131,26 +124,15 @@ def _families(doc: Mapping[str, Any], now: float) -> Iterator[Any]:
     yield g
 
     if memory_compared(doc):
-        missing = sum(
-            range_bytes(f["details"].get("ranges") or ())
-            for f in codes.get("CHP050", ())
-        )
         g = gauge("missing_ram_bytes")
-        g.add_metric([], float(missing))
+        g.add_metric([], float(row_bytes(doc, "MISSING")))
         yield g
         g = gauge("stale_ram_bytes")
-        g.add_metric([], float(stale_ram_bytes(codes)))
+        g.add_metric([], float(row_bytes(doc, "not RAM now")))
         yield g
     if cpus_compared(doc):
         g = gauge("missing_cpu_notes")
-        g.add_metric(
-            [],
-            float(
-                sum(
-                    len(f["details"].get("cpus") or ()) for f in codes.get("CHP040", ())
-                )
-            ),
-        )
+        g.add_metric([], float(cpus_with_status(doc, "missing")))
         yield g
 
     digest = doc.get("digest")
@@ -163,7 +145,7 @@ def _families(doc: Mapping[str, Any], now: float) -> Iterator[Any]:
     room = codes.get("CHP065", []) + codes.get("CHP060", [])
     if room and "free_phdrs" in room[0]["details"]:
         g = gauge("elfcorehdr_free_phdrs")
-        g.add_metric([], float(_int(room[0]["details"]["free_phdrs"])))
+        g.add_metric([], float(room[0]["details"]["free_phdrs"]))
         yield g
 
     g = gauge("last_check_timestamp_seconds")

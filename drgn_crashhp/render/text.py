@@ -11,22 +11,18 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any, Dict, List, Optional, Sequence
 
-from drgn_crashhp.arch.x86_64 import KERNEL_REGS, KEXEC_TOOLS_REGS
-from drgn_crashhp.checks._common import split_loads
-from drgn_crashhp.checks.memory import memory_rows
+from drgn_crashhp.analysis import Analysis, CpuStatus
+from drgn_crashhp.arch import regs_order
 from drgn_crashhp.facts import (
-    DigestResult,
-    ElfCoreHdr,
+    DigestVerdict,
     ElfCoreHdrRead,
     KImage,
     MachineState,
     Purgatory,
-    RegsLayout,
 )
 from drgn_crashhp.findings import Finding, Severity
 from drgn_crashhp.fmt import hex_or_dash as _hex
 from drgn_crashhp.fmt import mib, yes_no
-from drgn_crashhp.kernel.ranges import Range
 from drgn_crashhp.render import SECTIONS
 
 if TYPE_CHECKING:
@@ -166,7 +162,7 @@ def _elfcorehdr_text(read: ElfCoreHdrRead, state: Optional[MachineState]) -> str
     )
 
 
-def _purgatory_text(purgatory: Purgatory, digest: Optional[DigestResult]) -> str:
+def _purgatory_text(purgatory: Purgatory, digest: Optional[DigestVerdict]) -> str:
     """The purgatory section of the text report."""
     p = purgatory
     facts = [
@@ -222,7 +218,7 @@ def _purgatory_text(purgatory: Purgatory, digest: Optional[DigestResult]) -> str
             )
         )
     if p.regs is not None:
-        names = KERNEL_REGS if p.regs.layout == RegsLayout.KERNEL else KEXEC_TOOLS_REGS
+        names = regs_order(p.regs.layout.value)
         rows = [(n, _hex(getattr(p.regs, n))) for n in names]
         half = (len(rows) + 1) // 2
         paired = [
@@ -244,42 +240,41 @@ def _purgatory_text(purgatory: Purgatory, digest: Optional[DigestResult]) -> str
     return "\n\n".join(parts)
 
 
-def _state_text(state: MachineState, hdr: Optional[ElfCoreHdr] = None) -> str:
+def _in_header(status: Optional[CpuStatus]) -> str:
+    if status is None:
+        return "-"
+    return "yes" if status in (CpuStatus.NOTED, CpuStatus.STALE) else "no"
+
+
+def _state_text(state: MachineState, analysis: Analysis, has_header: bool) -> str:
     """Two tables: CPUs with their note addresses, and memory header vs now."""
-    vmci = state.vmcoreinfo[0] if state.vmcoreinfo else None
-    in_hdr = {n.paddr for n in hdr.notes if n.paddr != vmci} if hdr else set()
     cpu_rows = [
         [
-            n.cpu,
-            yes_no(n.present),
-            yes_no(n.online),
-            f"{n.paddr:#x}" if n.paddr is not None else "unknown",
-            ("yes" if n.paddr in in_hdr else "no") if hdr else "-",
+            r.cpu,
+            yes_no(r.present),
+            yes_no(r.online),
+            f"{r.crash_notes:#x}" if r.crash_notes is not None else "unknown",
+            _in_header(r.status),
         ]
-        for n in state.cpu_notes
+        for r in analysis.cpu_rows
     ]
     parts = [
         tabulate(
             cpu_rows, headers=["CPU", "present", "online", "crash_notes", "in header"]
         )
     ]
-    header_ram: List[Range] = []
-    if hdr is not None:
-        header_ram = [
-            (ld.paddr, ld.end) for ld in split_loads(hdr)[1] if ld.size and not ld.wraps
-        ]
     mem_rows = [
         [
             f"{r.start:#x}",
             f"{r.end:#x}",
             mib(r.end - r.start + 1),
-            ("yes" if r.in_header else "no") if hdr else "-",
-            "yes" if r.ram_now else "no",
+            yes_no(r.in_header) if has_header else "-",
+            yes_no(r.ram_now),
             r.excluded or "",
             r.block or "",
-            r.status if hdr else "",
+            str(r.status) if has_header else "",
         ]
-        for r in memory_rows(header_ram, state)
+        for r in analysis.memory_rows
     ]
     parts.append(
         tabulate(
@@ -316,21 +311,24 @@ def render_text(
 ) -> str:
     """The report as text; *quiet* prints only the verdict and problems."""
     parts = []
+    facts, analysis = report.facts, report.analysis
     if not quiet:
-        parts.append(f"drgn-crashhp: {report.target}")
-        if "image" in sections and report.image is not None:
-            parts.append("== crash image ==\n" + _image_text(report.image))
-        if "elfcorehdr" in sections and report.elfcorehdr is not None:
+        parts.append(f"drgn-crashhp: {facts.target}")
+        if "image" in sections and facts.image is not None:
+            parts.append("== crash image ==\n" + _image_text(facts.image))
+        if "elfcorehdr" in sections and facts.elfcorehdr is not None:
             parts.append(
-                "== elfcorehdr ==\n" + _elfcorehdr_text(report.elfcorehdr, report.state)
+                "== elfcorehdr ==\n" + _elfcorehdr_text(facts.elfcorehdr, facts.state)
             )
-        if "purgatory" in sections and report.purgatory is not None:
+        if "purgatory" in sections and facts.purgatory is not None:
             parts.append(
-                "== purgatory ==\n" + _purgatory_text(report.purgatory, report.digest)
+                "== purgatory ==\n" + _purgatory_text(facts.purgatory, analysis.digest)
             )
-        if "state" in sections and report.state is not None:
-            hdr = report.elfcorehdr.header if report.elfcorehdr else None
-            parts.append("== state now ==\n" + _state_text(report.state, hdr))
+        if "state" in sections:
+            has_header = analysis.rebuild is not None
+            parts.append(
+                "== state now ==\n" + _state_text(facts.state, analysis, has_header)
+            )
     if "findings" in sections or quiet:
         parts.append("== findings ==\n" + _findings_text(report.findings, quiet))
     parts.append(f"verdict: {report.verdict} (exit status {report.exit_status})")

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from drgn_crashhp.read import read_facts  # noqa: E402
-from drgn_crashhp.read.machine import read_state  # noqa: E402
+from drgn_crashhp.read.state import read_state  # noqa: E402
 from drgn_crashhp.render.text import render_text  # noqa: E402
 from drgn_crashhp.report import report_from_facts  # noqa: E402
 from tests.support.synth import (  # noqa: E402

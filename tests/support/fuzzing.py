@@ -53,6 +53,7 @@ from drgn import (
 )
 from hypothesis import strategies as st
 
+from drgn_crashhp.arch.x86_64 import EM_X86_64
 from drgn_crashhp.facts import (
     DumpHeaders,
     ElfCoreHdr,
@@ -96,7 +97,7 @@ from tests.support.synth import (
     text,
 )
 
-SEEDS = Path(__file__).resolve().parent / "seeds"
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 
 #: Seconds one input may take before it counts as a hang. Generous: CI
 #: machines are shared, and the decoders take well under a millisecond.
@@ -226,6 +227,7 @@ def _synthetic_elfcorehdrs() -> List[bytes]:
         (0x2200000, 0xFFFFFFFFA9E00000, 0xA30000),
         [(0x100000, 0x2FFFFFF), (0x4800000, 0x5FDEFFF)],
         PAGE_OFFSET,
+        EM_X86_64,
     )
     return [hand, rebuilt, elf_core_header([note(0x1000)])]
 

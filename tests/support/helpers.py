@@ -19,8 +19,8 @@ from drgn_crashhp.checks.hotplug import check_hotplug, check_room
 from drgn_crashhp.checks.memory import check_rebuild
 from drgn_crashhp.checks.postmortem import check_dump as _check_dump
 from drgn_crashhp.facts import (
-    DigestRead,
-    DigestResult,
+    RegionsHash,
+    DigestVerdict,
     DumpHeaders,
     ElfCoreHdr,
     ElfCoreHdrRead,
@@ -71,7 +71,7 @@ def read_purgatory_full(prog: Program, image: KImage) -> Purgatory:
 
 def verify_digest(
     prog: Program, purgatory: Purgatory, progress: Optional[Progress] = None
-) -> Tuple[DigestRead, DigestResult]:
+) -> Tuple[RegionsHash, DigestVerdict]:
     """Hash the regions and judge the digest, as a report does: the bytes
     read and the verdict on them."""
     read = hash_regions(prog, purgatory, progress)
@@ -79,7 +79,7 @@ def verify_digest(
 
 
 def check_purgatory(
-    image: KImage, purgatory: Purgatory, digest: Optional[DigestRead]
+    image: KImage, purgatory: Purgatory, digest: Optional[RegionsHash]
 ) -> List[Finding]:
     """The 02x and 03x findings for a purgatory and its hashed bytes."""
     facts = Facts(

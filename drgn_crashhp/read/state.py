@@ -1,0 +1,191 @@
+"""
+Machine state
+-------------
+
+Read the CPU and memory state that the elfcorehdr must describe, as the
+kernel sees it now, into one :class:`~drgn_crashhp.facts.MachineState`: the
+CPUs (:mod:`.cpus`), the memory (:mod:`.memory`), the kernel text
+(:mod:`.kernel_text`), the vmcoreinfo note (kernel/vmcore_info.c), the
+crash hotplug lines of the kernel log, the relevant Kconfig and
+``__kexec_lock``.
+
+Every value that cannot be read becomes ``None`` plus an entry in
+:attr:`~drgn_crashhp.facts.MachineState.unknown` saying why; the reader
+never raises for a missing symbol or unreadable memory.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Optional, Tuple
+
+from drgn import FaultError, Program
+from drgn.helpers.linux.cpumask import (
+    cpu_online_mask,
+    cpu_possible_mask,
+    cpu_present_mask,
+)
+
+from drgn_crashhp.arch import Arch
+from drgn_crashhp.facts import CpuNote, LogLine, MachineState, Range
+from drgn_crashhp.read.cpus import cpus_of, read_cpu_notes
+from drgn_crashhp.read.fields import FieldReader, target_arch
+from drgn_crashhp.read.kernel_text import read_kernel_text
+from drgn_crashhp.read.memory import (
+    read_crashk,
+    read_crashk_cma,
+    read_memory_blocks,
+    walk_system_ram_res,
+)
+
+__all__ = ("read_state",)
+
+
+#: kexec/crash hotplug lines worth showing (kernel-notes §3.4).
+_LOG_RE = re.compile(
+    rb"^(crash hp: |kexec: |kexec_file: |kexec_core: |kexec-bzImage64: |"
+    rb"kexec_file_load|crash_core: |crashkernel)|crash hotplug"
+)
+
+
+_KCONFIG_KEYS = (
+    "CONFIG_NR_CPUS_DEFAULT",
+    "CONFIG_NR_CPUS",
+    "CONFIG_CRASH_MAX_MEMORY_RANGES",
+    "CONFIG_MEMORY_HOTPLUG",
+    "CONFIG_CRASH_HOTPLUG",
+)
+
+
+def _page_offset(prog: Program, arch: Arch) -> Tuple[int, Optional[str]]:
+    try:
+        return prog["page_offset_base"].value_(), None
+    except FaultError as e:
+        return (
+            arch.default_page_offset or 0,
+            f"page_offset_base unreadable ({e}): constant",
+        )
+    except KeyError:
+        # Without CONFIG_DYNAMIC_MEMORY_LAYOUT PAGE_OFFSET is a constant
+        # (arch/x86/include/asm/page_64_types.h).
+        return (
+            arch.default_page_offset or 0,
+            "page_offset_base absent: constant PAGE_OFFSET",
+        )
+
+
+def _vmcoreinfo(prog: Program, arch: Arch, page_offset: int) -> Tuple[int, int]:
+    vaddr = prog["vmcoreinfo_note"].value_()
+    if not vaddr:
+        raise ValueError("vmcoreinfo_note is NULL")
+    try:
+        page_size = prog["PAGE_SIZE"].value_()
+    except KeyError:
+        page_size = arch.page_size
+    # include/linux/vmcore_info.h: VMCOREINFO_NOTE_SIZE = 2 note headers
+    # (12 each) + "VMCOREINFO" name (12) + VMCOREINFO_BYTES (PAGE_SIZE).
+    return vaddr - page_offset, 24 + 12 + page_size
+
+
+def _check_printk_ring(prog: Program) -> None:
+    """
+    drgn's get_printk_records() walks the lockless ring (kernel/printk/
+    printk_ringbuffer.c, v5.10+) from tail_id to head_id with no bound of its
+    own; refuse a ring whose span exceeds its own descriptor count.
+    """
+    try:
+        ring = prog["prb"].desc_ring
+    except KeyError:
+        return  # the older log_buf is walked by length
+    count = 1 << ring.count_bits.value_()
+    # DESC_ID_MASK: the id is the state variable minus its two flag bits.
+    id_mask = (1 << (8 * prog.type("unsigned long").size - 2)) - 1
+    span = (ring.head_id.counter.value_() - ring.tail_id.counter.value_()) & id_mask
+    if span >= count:
+        raise ValueError(
+            f"printk ring is corrupt: tail..head spans {span:#x} "
+            f"descriptors, the ring holds {count:#x}"
+        )
+
+
+def _log(prog: Program) -> Tuple[LogLine, ...]:
+    from drgn.helpers.linux.printk import get_printk_records
+
+    _check_printk_ring(prog)
+    out = []
+    for rec in get_printk_records(prog):
+        if _LOG_RE.search(rec.text):
+            out.append(
+                LogLine(
+                    rec.seq, rec.timestamp, rec.level, rec.text.decode(errors="replace")
+                )
+            )
+    return tuple(out)
+
+
+def _kconfig(prog: Program) -> Tuple[Tuple[str, str], ...]:
+    from drgn.helpers.linux.kconfig import get_kconfig
+
+    config = get_kconfig(prog)
+    return tuple((k, config[k]) for k in _KCONFIG_KEYS if k in config)
+
+
+def read_state(prog: Program) -> MachineState:
+    """
+    Read the current CPU and memory state of the target.
+
+    Never raises for missing symbols or unreadable memory: such fields are
+    None and listed in :attr:`MachineState.unknown`.
+    """
+    arch = target_arch(prog)
+    r = FieldReader(prog)
+    page_offset, po_note = _page_offset(prog, arch)
+    if po_note:
+        r.unknown.append(("page_offset", po_note))
+    possible = r.get("possible_cpus", lambda: cpus_of(cpu_possible_mask(prog)))
+    present = r.get("present_cpus", lambda: cpus_of(cpu_present_mask(prog)))
+    online = r.get("online_cpus", lambda: cpus_of(cpu_online_mask(prog)))
+    nr_cpu_ids = r.get("nr_cpu_ids", lambda: prog["nr_cpu_ids"].value_())
+    notes: Tuple[CpuNote, ...] = ()
+    note_size = None
+    if possible is not None:
+        notes, note_size = read_cpu_notes(
+            r, arch, possible, present or (), online or (), page_offset
+        )
+    root = r.get("system_ram", lambda: prog["iomem_resource"].address_of_())
+    system_ram: Optional[Tuple[Range, ...]] = None
+    iomem_problem = None
+    if root is not None:
+        system_ram, iomem_problem = walk_system_ram_res(prog, root)
+        if iomem_problem:
+            r.unknown.append(("system_ram", iomem_problem))
+    blocks = r.get("memory_blocks", lambda: read_memory_blocks(prog, arch))
+    kconfig = r.get("kconfig", lambda: _kconfig(prog))
+    lock = r.get("kexec_lock", lambda: prog["__kexec_lock"].counter.value_())
+    return MachineState(
+        arch=arch.drgn_name,
+        possible_cpus=possible,
+        present_cpus=present,
+        online_cpus=online,
+        nr_cpu_ids=nr_cpu_ids,
+        cpu_notes=notes,
+        note_size=note_size,
+        vmcoreinfo=r.get("vmcoreinfo", lambda: _vmcoreinfo(prog, arch, page_offset)),
+        kernel_text=r.get("kernel_text", lambda: read_kernel_text(prog, arch)),
+        page_offset=page_offset,
+        system_ram=system_ram,
+        iomem_problem=iomem_problem,
+        crashk_res=r.get("crashk_res", lambda: read_crashk(prog, "crashk_res")),
+        crashk_low_res=r.get(
+            "crashk_low_res", lambda: read_crashk(prog, "crashk_low_res")
+        ),
+        crashk_cma=r.get("crashk_cma", lambda: read_crashk_cma(prog)),
+        memory_blocks=blocks[0] if blocks else None,
+        memory_block_size=blocks[1] if blocks else None,
+        memory_block_encoding=blocks[2] if blocks else None,
+        log=r.get("log", lambda: _log(prog)),
+        kexec_lock=lock,
+        panic_cpu=r.get("panic_cpu", lambda: prog["panic_cpu"].counter.value_()),
+        kconfig=kconfig or (),
+        unknown=tuple(r.unknown),
+    )
