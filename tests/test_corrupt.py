@@ -323,7 +323,8 @@ def test_nr_segments_out_of_range(nr: int) -> None:
     report = report_of(healthy(nr_segments=nr).machine)
     assert_not_ok(report, "CHP003")
     assert report.exit_status == EXIT_PROBLEM
-    assert report.image is not None and len(report.image.segments) <= 16
+    image = report.facts.image
+    assert image is not None and len(image.segments) <= 16
 
 
 def test_overlapping_segments() -> None:
@@ -566,8 +567,7 @@ def _cyclic_memory_blocks() -> SynthKernel:
 
 
 def _why_unknown(report: Report, field: str) -> str:
-    assert report.state is not None
-    return " ".join(why for name, why in report.state.unknown if name == field)
+    return " ".join(why for name, why in report.facts.state.unknown if name == field)
 
 
 def test_memory_blocks_xarray_cycle() -> None:

@@ -11,8 +11,8 @@ from typing import List, Tuple
 import pytest
 
 from drgn_crashhp.facts import (
-    DigestVerdict,
     DigestStatus,
+    DigestVerdict,
     KImage,
     Problem,
     Purgatory,

@@ -38,9 +38,9 @@ from drgn_crashhp.options import add_options, run
 from drgn_crashhp.read.boot_params import read_cmdline
 from drgn_crashhp.read.digest import hash_regions
 from drgn_crashhp.read.elfcorehdr import read_elfcorehdr
-from drgn_crashhp.read.image import read_kimage_with_heads, read_kimage
-from drgn_crashhp.read.state import read_state
+from drgn_crashhp.read.image import read_kimage, read_kimage_with_heads
 from drgn_crashhp.read.purgatory import read_purgatory
+from drgn_crashhp.read.state import read_state
 from drgn_crashhp.render.json import report_json
 from drgn_crashhp.render.text import render_text
 from drgn_crashhp.report import build_report

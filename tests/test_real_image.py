@@ -94,7 +94,7 @@ def test_notes_are_named_by_the_cpu_the_guest_reported(name: str) -> None:
 @pytest.mark.parametrize("name", ["load_stale_memadd", "load_hotplug_memadd"])
 def test_kexec_load_kernel_and_backup_segments_are_named(name: str) -> None:
     prog, truth = real_fixture(name)
-    image = build_report(prog, digest=False).image
+    image = build_report(prog, digest=False).facts.image
     assert image is not None
     # kexec-tools said where it put the backup region; its header points
     # there, until the kernel rewrites the header in its own format (which

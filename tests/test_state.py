@@ -7,7 +7,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import pytest
 
-from drgn_crashhp.checks.memory import memory_rows
+from drgn_crashhp.analysis import memory_rows
+from drgn_crashhp.arch.x86_64 import ARCH as X86
 from drgn_crashhp.facts import DumpHeaders, DumpLoad, LogLine
 from drgn_crashhp.findings import Finding
 from drgn_crashhp.kernel.elfcorehdr import rebuild_elfcorehdr
@@ -498,7 +499,7 @@ def test_render_state_rows() -> None:
         (0x3F000000, 0x3FFDFFFF, "described"),
         (DIMM[0], DIMM[1], "MISSING"),
     ]
-    text = render_state(state, h)
+    text = render_state(state, h, image)
     assert "MISSING" in text and f"{NOTE(3):#x}" in text
 
 
@@ -676,24 +677,24 @@ def test_real_kdump_dump() -> None:
 
 
 def test_kernel_text_size_end_shifted_or_not() -> None:
-    from drgn_crashhp.read.machine import AmbiguousTextSize, kernel_text_size
+    from drgn_crashhp.read.kernel_text import AmbiguousTextSize, kernel_text_size
 
     text, size, kaslr = 0xFFFFFFFFB3200000, 0xA30000, 0x32200000
     link_end = text - kaslr + size
     # Minimal vmlinux (kernel-notes §10): drgn leaves _end at its link-time
     # address, the loaded range ends at the shifted _end.
-    assert kernel_text_size(text, link_end, text + size, kaslr) == (
+    assert kernel_text_size(X86, text, link_end, text + size, kaslr) == (
         size,
         "_end + VMCOREINFO KERNELOFFSET - _text",
     )
     # Debian's vmlinux: _end shifted, the loaded range runs on to
     # _text + 0x3200000.
-    assert kernel_text_size(text, text + 0x2C30000, text + 0x3200000, kaslr) == (
+    assert kernel_text_size(X86, text, text + 0x2C30000, text + 0x3200000, kaslr) == (
         0x2C30000,
         "runtime symbols _end - _text",
     )
     # kallsyms (no vmlinux): _end shifted like _text.
-    assert kernel_text_size(text, text + size, None, kaslr) == (
+    assert kernel_text_size(X86, text, text + size, None, kaslr) == (
         size,
         "runtime symbols _end - _text",
     )
@@ -701,12 +702,13 @@ def test_kernel_text_size_end_shifted_or_not() -> None:
     # symbol table decides.
     small = 0x200000
     with pytest.raises(AmbiguousTextSize):
-        kernel_text_size(text, text - small + size, text + size, small)
+        kernel_text_size(X86, text, text - small + size, text + size, small)
     assert (
-        kernel_text_size(text, text - small + size, text + size, small, size)[0] == size
+        kernel_text_size(X86, text, text - small + size, text + size, small, size)[0]
+        == size
     )
     with pytest.raises(ValueError):
-        kernel_text_size(text, link_end, None, None)
+        kernel_text_size(X86, text, link_end, None, None)
 
 
 def test_link_time_symbols_reads_only_what_it_needs(tmp_path) -> None:
@@ -728,13 +730,13 @@ def test_link_time_symbols_reads_only_what_it_needs(tmp_path) -> None:
 def test_real_kernel_text_without_reading_the_symbol_table(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import drgn_crashhp.read.machine as state_mod
+    import drgn_crashhp.read.kernel_text as state_mod
 
     prog, _ = fixture("file_memadd")
     # drgn leaves _end unshifted on this vmlinux: KERNELOFFSET decides,
     # without reading the symbol table.
     monkeypatch.setattr(state_mod, "_link_time_size", lambda prog: 1 / 0)
-    shifted = state_mod._kernel_text(prog)
+    shifted = state_mod.read_kernel_text(prog, X86)
     assert "KERNELOFFSET" in shifted.size_source
     path = str(prog.main_module().debug_file_path)
     syms = state_mod.link_time_symbols(path, ("_text", "_end"))

@@ -61,9 +61,9 @@ class Arch:
     low_reserved: Optional[Range] = None
     #: Kernel entry point offset from the kernel segment (x86: startup_64).
     kernel_entry_offset: Optional[int] = None
-    #: Boot protocol: offsets of the command-line pointer halves in the boot
-    #: parameters segment, low then high 32 bits.
-    cmdline_ptr_offsets: Optional[Tuple[int, int]] = None
+    #: Boot protocol: the 32-bit words of the command-line pointer in the
+    #: boot parameters segment, low word first, as ``(offset, field name)``.
+    cmdline_ptr_fields: Tuple[Tuple[int, str], ...] = ()
     #: Register order of each purgatory register block, by
     #: ``facts.RegsLayout`` value.
     regs: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
@@ -80,21 +80,6 @@ class Arch:
         # phys_base is negative when the kernel runs below its link address.
         return (vaddr - self.start_kernel_map + phys_base) & U64_MAX
 
-    def cmdline_pointer(self, params: bytes) -> int:
-        """The command line's address from the boot parameters' bytes."""
-        if self.cmdline_ptr_offsets is None:
-            raise NotImplementedError(f"no boot parameters on {self.name}")
-        low, high = self.cmdline_ptr_offsets
-        lo = int.from_bytes(params[low : low + 4], "little")
-        hi = int.from_bytes(params[high : high + 4], "little")
-        return hi << 32 | lo
-
-    @property
-    def boot_params_size(self) -> int:
-        """Bytes of the boot parameters the command-line pointer needs."""
-        if self.cmdline_ptr_offsets is None:
-            return 0
-        return max(self.cmdline_ptr_offsets) + 4
 
 
 def _all() -> Tuple[Arch, ...]:

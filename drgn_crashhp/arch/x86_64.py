@@ -107,7 +107,10 @@ ARCH = Arch(
     vmalloc_size_max=VMALLOC_SIZE_MAX,
     low_reserved=LOW_RESERVED,
     kernel_entry_offset=STARTUP_64_OFFSET,
-    cmdline_ptr_offsets=(BP_CMD_LINE_PTR, BP_EXT_CMD_LINE_PTR),
+    cmdline_ptr_fields=(
+        (BP_CMD_LINE_PTR, "boot_params.hdr.cmd_line_ptr"),
+        (BP_EXT_CMD_LINE_PTR, "boot_params.ext_cmd_line_ptr"),
+    ),
     # facts.RegsLayout values: the kernel's and kexec-tools' blocks.
     regs={
         "kexec_entry64_regs": KERNEL_REGS,

@@ -28,8 +28,9 @@ from drgn import (
     SymbolIndex,
     SymbolKind,
 )
+from drgn.helpers.linux.boot import kaslr_offset
 
-__all__ = ("SymbolsError", "file_symbols", "kallsyms", "kaslr_offset", "vmcoreinfo")
+__all__ = ("SymbolsError", "file_symbols", "kallsyms", "vmcoreinfo")
 
 #: x86_64 ``__START_KERNEL_map`` and ``KERNEL_IMAGE_SIZE`` (1 GiB with
 #: KASLR): KASLR moves the symbols of the kernel image, in this window; not
@@ -111,12 +112,6 @@ def kallsyms(prog: Program) -> SymbolIndex:
             f"no kallsyms in this target ({type(e).__name__}: {e}); kernels before "
             "6.0 need --system-map System.map (or a vmlinux with a symbol table)"
         ) from e
-
-
-def kaslr_offset(prog: Program) -> int:
-    """VMCOREINFO ``KERNELOFFSET`` (0 without KASLR or without VMCOREINFO)."""
-    m = re.search(r"^KERNELOFFSET=([0-9a-fA-F]+)$", vmcoreinfo(prog), re.M)
-    return int(m.group(1), 16) if m else 0
 
 
 def _vmcoreinfo_symbol(prog: Program, name: str) -> Optional[int]:

@@ -31,14 +31,16 @@ def read_cmdline(
         params = image.segment_containing(regs.rsi)
     if params is None:
         return None
-    arch = target_arch(prog)
-    if arch.cmdline_ptr_offsets is None:
+    fields = target_arch(prog).cmdline_ptr_fields
+    if not fields:
         return None
+    address = 0
     try:
-        head = read_phys(prog, params.mem, arch.boot_params_size, "boot_params")
+        for i, (offset, name) in enumerate(fields):
+            word = read_phys(prog, params.mem + offset, 4, name)
+            address |= int.from_bytes(word, "little") << (32 * i)
     except Unreadable as e:
         return CmdLine(params.mem, None, None, None, None, str(e))
-    address = arch.cmdline_pointer(head)
     holder = image.segment_containing(address)
     if holder is None:
         return CmdLine(

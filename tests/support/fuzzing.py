@@ -628,7 +628,7 @@ def run_report(prog: Program) -> str:
     # Rendering must cope with whatever was read.
     render_text(report)
     report_json(report)
-    image = report.image
+    image = report.facts.image
     if image is not None:
         if len(image.segments) > KEXEC_SEGMENT_MAX:
             raise Crash(f"{len(image.segments)} segments read")

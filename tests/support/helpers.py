@@ -11,15 +11,14 @@ from typing import List, Optional, Tuple
 
 from drgn import Program
 
+from drgn_crashhp.analysis import analyze, judge_digest
 from drgn_crashhp.checks import CONTENT_CHECKS
 from drgn_crashhp.checks.digest import check_purgatory as _check_purgatory
-from drgn_crashhp.checks.digest import judge_digest
 from drgn_crashhp.checks.entry import check_entry
 from drgn_crashhp.checks.hotplug import check_hotplug, check_room
 from drgn_crashhp.checks.memory import check_rebuild
 from drgn_crashhp.checks.postmortem import check_dump as _check_dump
 from drgn_crashhp.facts import (
-    RegionsHash,
     DigestVerdict,
     DumpHeaders,
     ElfCoreHdr,
@@ -28,6 +27,7 @@ from drgn_crashhp.facts import (
     KImage,
     MachineState,
     Purgatory,
+    RegionsHash,
 )
 from drgn_crashhp.findings import Finding
 from drgn_crashhp.read.boot_params import read_cmdline
@@ -55,11 +55,12 @@ def check_state(
     """The 04x, 05x and 06x findings for *hdr* (None: unreadable) and *state*."""
     read = ElfCoreHdrRead(image.elfcorehdr, header=hdr, data=hdr_bytes or b"")
     facts = Facts("test", image.symbol, state, image=image, elfcorehdr=read)
-    out = check_hotplug(facts) + check_room(facts)
+    analysis = analyze(facts)
+    out = check_hotplug(facts, analysis) + check_room(facts, analysis)
     content: List[Finding] = []
     for check in CONTENT_CHECKS:
-        content += check(facts)
-    return out + content + check_rebuild(facts, content)
+        content += check(facts, analysis)
+    return out + content + check_rebuild(facts, analysis, content)
 
 
 def read_purgatory_full(prog: Program, image: KImage) -> Purgatory:
@@ -88,17 +89,49 @@ def check_purgatory(
         MachineState(),
         image=image,
         purgatory=purgatory,
-        digest=digest,
+        hashed=digest,
     )
-    return _check_purgatory(facts) + check_entry(facts)
+    analysis = analyze(facts)
+    return _check_purgatory(facts, analysis) + check_entry(facts, analysis)
 
 
 def check_dump(dump: DumpHeaders, state: MachineState) -> List[Finding]:
-    return _check_dump(Facts("test", "kexec_crash_image", state, dump=dump))
+    facts = Facts("test", "kexec_crash_image", state, dump=dump)
+    return _check_dump(facts, analyze(facts))
 
 
-def render_state(state: MachineState, hdr: Optional[ElfCoreHdr] = None) -> str:
-    return _state_text(state, hdr)
+def render_state(
+    state: MachineState,
+    hdr: Optional[ElfCoreHdr] = None,
+    image: Optional[KImage] = None,
+) -> str:
+    """The "state now" section for *state* against *hdr*."""
+    read = ElfCoreHdrRead(None, header=hdr) if hdr is not None else None
+    if hdr is not None and image is None:
+        image = _stand_in_image()
+    facts = Facts("test", "kexec_crash_image", state, image=image, elfcorehdr=read)
+    return _state_text(state, analyze(facts), hdr is not None)
+
+
+def _stand_in_image() -> KImage:
+    """An image for rendering a header on its own (the renderer only needs
+    one to be loaded)."""
+    from drgn_crashhp.facts import HotplugFields, Layout
+
+    return KImage(
+        "kexec_crash_image",
+        0,
+        0,
+        0,
+        True,
+        0,
+        (),
+        None,
+        None,
+        HotplugFields(Layout.MAINLINE_6_10, True, "test"),
+        None,
+        "test",
+    )
 
 
 def render_purgatory(purgatory: Purgatory, digest: object = None) -> str:
