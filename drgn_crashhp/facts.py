@@ -15,7 +15,7 @@ import enum
 from dataclasses import dataclass, field
 from typing import Optional, Tuple
 
-from drgn_crashhp.arch import U64_MAX
+from drgn_crashhp.arch import DEFAULT_ARCH, U64_MAX
 
 __all__ = (
     "DebugInfo",
@@ -43,7 +43,6 @@ __all__ = (
     "MachineState",
     "MemoryBlock",
     "Note",
-    "Problem",
     "Purgatory",
     "RegionsHash",
     "RegsLayout",
@@ -52,10 +51,52 @@ __all__ = (
     "Segment",
     "ShaRegion",
     "Source",
+    "Unread",
+    "UnreadKind",
 )
 
 #: An inclusive ``(start, end)`` physical range, as ``struct range`` keeps it.
 Range = Tuple[int, int]
+
+
+# "Could not read" has one form everywhere: a value the reader could not get
+# is None (or partial) and an :class:`Unread` beside it says what and why.
+# A value, not an exception, because the report goes on after it and the
+# checks decide what it costs (a CHP090, a CHP022 or nothing); not a bare
+# string, because the checks decide by its kind, never by parsing text.
+# Readers raise only among themselves, inside drgn_crashhp.read.
+
+
+class UnreadKind(str, enum.Enum):
+    """Why a reader could not get a value."""
+
+    #: The kernel or its debug info has no such symbol, type or member.
+    MISSING_INFO = "missing-info"
+    #: The bytes are not in this target (a dump that left them out).
+    NOT_IN_TARGET = "not-in-target"
+    #: Read, but not what the kernel or the loader writes.
+    MALFORMED = "malformed"
+    #: Not found where it must be (in no segment, or not uniquely).
+    NOT_FOUND = "not-found"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True)
+class Unread:
+    """What could not be read, why, and where when it is memory."""
+
+    #: The field or object (``system_ram``, ``kexec_purgatory``, ...).
+    what: str
+    kind: UnreadKind
+    #: One line, for messages.
+    reason: str
+    address: Optional[int] = None
+    size: Optional[int] = None
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 #: ``KEXEC_CRASH_HP_*`` are #defines (no DWARF), include/linux/crash_core.h
@@ -273,10 +314,9 @@ class ElfCoreHdrRead:
 
     segment: Optional[Segment]
     header: Optional[ElfCoreHdr] = None
-    #: Why the header is not usable (malformed), if it is not.
-    problem: Optional[str] = None
-    #: ``(paddr, size)`` of bytes the target does not have.
-    unreadable: Optional[Tuple[int, int]] = None
+    #: Why there is no header: no segment, bytes not in the target, or
+    #: malformed.
+    unread: Optional[Unread] = None
     #: The used bytes (Ehdr + Phdrs), for a byte-for-byte comparison.
     data: bytes = field(default=b"", repr=False, metadata={"json": False})
 
@@ -288,24 +328,6 @@ class Source(str, enum.Enum):
     KERNEL_BLOB = "kexec_purgatory"
     #: No symbols (kexec-tools' purgatory): found by scanning the segment.
     SCAN = "scan"
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class Problem(str, enum.Enum):
-    """Why the purgatory could not be fully decoded."""
-
-    #: The kernel has no ``kexec_purgatory``/``kexec_purgatory_size`` symbol.
-    NO_BLOB = "no-blob"
-    #: The blob is not an ELF the kernel could have loaded.
-    BAD_BLOB = "bad-blob"
-    #: ``image->start`` lies in no segment.
-    NO_SEGMENT = "no-segment"
-    #: The sha regions table (kexec_load) was not found, or not uniquely.
-    NOT_LOCATED = "not-located"
-    #: The purgatory segment's bytes are not in this target.
-    UNREADABLE = "unreadable"
 
     def __str__(self) -> str:
         return self.value
@@ -372,7 +394,7 @@ class CmdLine:
     #: last) and its parsed address.
     elfcorehdr_arg: Optional[str]
     elfcorehdr: Optional[int]
-    problem: Optional[str] = None
+    unread: Optional[Unread] = None
 
 
 @dataclass(frozen=True)
@@ -380,8 +402,8 @@ class Purgatory:
     """What the loader patched into purgatory, and where it was found."""
 
     source: Source
-    problem: Optional[Problem]
-    problem_text: Optional[str]
+    #: Why the purgatory could not be fully decoded.
+    unread: Optional[Unread]
     #: Index of the purgatory segment (the one holding ``image->start``).
     segment: Optional[int]
     segment_mem: Optional[int] = None
@@ -401,7 +423,7 @@ class Purgatory:
     digest_source: Optional[str] = None
     stored_digest: Optional[str] = None
     regs: Optional[EntryRegs] = None
-    regs_problem: Optional[str] = None
+    regs_unread: Optional[Unread] = None
     stack_end: Optional[int] = None
     #: kexec_load scan: whether the table found leaves the elfcorehdr out.
     elfcorehdr_excluded: Optional[bool] = None
@@ -498,7 +520,7 @@ class MachineState:
 
     #: The architecture, as :func:`drgn_crashhp.arch.arch_named` knows it
     #: (drgn's ``Architecture`` member name).
-    arch: str = "X86_64"
+    arch: str = DEFAULT_ARCH
     possible_cpus: Optional[Tuple[int, ...]] = None
     present_cpus: Optional[Tuple[int, ...]] = None
     online_cpus: Optional[Tuple[int, ...]] = None
@@ -537,8 +559,8 @@ class MachineState:
     panic_cpu: Optional[int] = None
     #: Kconfig values relevant to sizing, when CONFIG_IKCONFIG is built in.
     kconfig: Tuple[Tuple[str, str], ...] = ()
-    #: ``(field, reason)`` for every field that could not be read.
-    unknown: Tuple[Tuple[str, str], ...] = ()
+    #: Every field that could not be read, and why.
+    unknown: Tuple[Unread, ...] = ()
 
     def note_of(self, cpu: int) -> Optional[CpuNote]:
         for n in self.cpu_notes:
@@ -547,9 +569,9 @@ class MachineState:
         return None
 
     def why_unknown(self, name: str) -> Optional[str]:
-        for field_name, reason in self.unknown:
-            if field_name == name:
-                return reason
+        for u in self.unknown:
+            if u.what == name:
+                return u.reason
         return None
 
 

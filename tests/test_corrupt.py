@@ -567,7 +567,7 @@ def _cyclic_memory_blocks() -> SynthKernel:
 
 
 def _why_unknown(report: Report, field: str) -> str:
-    return " ".join(why for name, why in report.facts.state.unknown if name == field)
+    return " ".join(u.reason for u in report.facts.state.unknown if u.what == field)
 
 
 def test_memory_blocks_xarray_cycle() -> None:

@@ -79,7 +79,7 @@ def test_seeds_reach_the_decoded_path() -> None:
     ):
         prog, _ = program
         p = read_purgatory_full(prog, image)
-        assert p.problem is None, p.problem_text
+        assert p.unread is None, p.unread
         assert p.regions and p.regs is not None
         assert p.cmdline is not None and p.cmdline.elfcorehdr is not None
         assert p.cmdline.elfcorehdr == image.elfcorehdr.mem  # type: ignore[union-attr]

@@ -144,7 +144,7 @@ def test_elfcorehdr_matches_the_recipes_own_parse(name: str) -> None:
     if "pt_note" not in obs:
         pytest.skip("the dump holds no elfcorehdr")
     hdr = doc["elfcorehdr"]["header"]
-    assert hdr is not None, doc["elfcorehdr"]["problem"]
+    assert hdr is not None, doc["elfcorehdr"]["unread"]
     assert doc["image"]["elfcorehdr_index"] == obs["elfcorehdr_segment_index"]
     assert hdr["phnum"] == obs["e_phnum"]
     assert hdr["used"] == obs["header_bytes"]
@@ -235,7 +235,7 @@ def test_sha_regions_follow_the_kernel_rule(name: str) -> None:
     if not loaded(truth) or truth["load"]["mode"] != "file_load" or is_kdump(truth):
         pytest.skip("sha regions of a kexec_file_load image in a full dump")
     pur = doc["purgatory"]
-    assert pur["problem"] is None, pur["problem_text"]
+    assert pur["unread"] is None, pur["unread"]
     skip = {h(truth["load"]["segment_roles"]["purgatory"])}
     if hotplug_kernel(truth):
         skip.add(h(truth["load"]["elf_headers"]["mem"]))

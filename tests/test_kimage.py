@@ -122,7 +122,7 @@ def test_elfcorehdr_decoded() -> None:
     image = read_kimage(k.prog)
     assert image is not None
     read = read_elfcorehdr(k.prog, image)
-    assert read.header is not None, read.problem
+    assert read.header is not None, read.unread
     hdr = read.header
     assert [n.paddr for n in hdr.notes[:4]] == [
         Machine().crash_notes_phys(c) for c in range(4)

@@ -14,11 +14,11 @@ from drgn_crashhp.facts import (
     DigestStatus,
     DigestVerdict,
     KImage,
-    Problem,
     Purgatory,
     RegsLayout,
     Role,
     Source,
+    UnreadKind,
 )
 from drgn_crashhp.findings import Finding
 from drgn_crashhp.kernel.purgatory import parse_elfcorehdr_arg
@@ -70,7 +70,7 @@ def blob(request: pytest.FixtureRequest) -> bytes:
 def test_file_match_decodes_everything(blob: bytes) -> None:
     built = pb.file_image(blob=blob)
     image, purg, digest, findings = run(built)
-    assert purg.problem is None and purg.source == Source.KERNEL_BLOB
+    assert purg.unread is None and purg.source == Source.KERNEL_BLOB
     assert purg.replay_start == image.start == pb.PURG_MEM + pb.ENTRY_VALUE
     assert purg.regions_address == pb.PURG_MEM + pb.KP_OFF + pb.REGIONS_VALUE
     assert purg.digest_address == pb.PURG_MEM + pb.KP_OFF + pb.DIGEST_VALUE
@@ -151,7 +151,7 @@ def test_empty_regions_with_other_digest_is_a_mismatch_not_jbug() -> None:
 def test_unreadable_region_cannot_verify_with_ranges() -> None:
     built = pb.file_image(initrd_present=False)
     _, purg, digest, findings = run(built)
-    assert purg.problem is None
+    assert purg.unread is None
     assert digest.status == DigestStatus.UNVERIFIABLE
     assert digest.computed is None
     assert digest.missing == ((pb.INITRD_MEM, pb.INITRD_MEM + 0x100000 - 1),)
@@ -177,7 +177,7 @@ def test_unreadable_purgatory_segment() -> None:
     built.segments[1] = replace(built.segments[1], present=False)
     built.machine.segments = built.segments
     image, purg, digest, findings = run(built)
-    assert purg.problem == Problem.UNREADABLE
+    assert purg.unread is not None and purg.unread.kind == UnreadKind.NOT_IN_TARGET
     # The layout is still known from the kernel's blob.
     assert purg.replay_start == image.start
     assert digest.status == DigestStatus.UNVERIFIABLE
@@ -231,7 +231,7 @@ def test_pre_4_11_symbol_names() -> None:
 def test_no_kexec_purgatory_symbol() -> None:
     built = pb.file_image(symbols={}, extra_memory={})
     _, purg, digest, findings = run(built)
-    assert purg.problem == Problem.NO_BLOB
+    assert purg.unread is not None and purg.unread.kind == UnreadKind.MISSING_INFO
     assert digest.status == DigestStatus.UNVERIFIABLE
     assert "CHP090" in codes(findings)
     assert not {"CHP020", "CHP021"} & set(codes(findings))
@@ -240,7 +240,7 @@ def test_no_kexec_purgatory_symbol() -> None:
 def test_garbage_blob() -> None:
     built = pb.file_image(blob=b"\x7fELF" + bytes(200))
     _, purg, _, findings = run(built)
-    assert purg.problem == Problem.BAD_BLOB
+    assert purg.unread is not None and purg.unread.kind == UnreadKind.MALFORMED
     assert "CHP026" in codes(findings)
 
 
@@ -366,7 +366,7 @@ def test_cmdline_not_terminated() -> None:
     )
     built.machine.segments = built.segments
     _, purg, _, findings = run(built)
-    assert purg.cmdline is not None and purg.cmdline.problem is not None
+    assert purg.cmdline is not None and purg.cmdline.unread is not None
     assert "NUL" in only(findings, "CHP031").message
 
 
@@ -392,7 +392,7 @@ def test_parse_elfcorehdr_arg(line: str, expected: object) -> None:
 def test_load_scan_found(hotplug: bool) -> None:
     built = pb.load_image(hotplug=hotplug)
     image, purg, digest, findings = run(built)
-    assert purg.source == Source.SCAN and purg.problem is None
+    assert purg.source == Source.SCAN and purg.unread is None
     assert purg.regions_address == pb.PURG_MEM + pb.KT_REGIONS
     assert purg.digest_address == pb.PURG_MEM + pb.KT_DIGEST
     assert purg.symbol("sha256_regions") == purg.regions_address
@@ -420,8 +420,8 @@ def test_load_scan_not_found() -> None:
         ]
     )
     _, purg, digest, findings = run(built)
-    assert purg.problem == Problem.NOT_LOCATED
-    assert "cannot locate" in (purg.problem_text or "")
+    assert purg.unread is not None and purg.unread.kind == UnreadKind.NOT_FOUND
+    assert "cannot locate" in purg.unread.reason
     assert digest.status == DigestStatus.UNVERIFIABLE
     assert "CHP026" in codes(findings)
     assert not {"CHP020", "CHP021"} & set(codes(findings))
@@ -522,7 +522,7 @@ def test_real_digest_verdict(name: str) -> None:
     want = truth["expected"]["digest"]
     if want == "n/a":
         # A kdump-written vmcore lacks the crash region.
-        assert purg.problem == Problem.UNREADABLE
+        assert purg.unread is not None and purg.unread.kind == UnreadKind.NOT_IN_TARGET
         assert digest.status == DigestStatus.UNVERIFIABLE
         assert "CHP022" in codes(findings)
         return
@@ -553,11 +553,9 @@ def test_real_layout_matches_what_the_loader_logged(name: str) -> None:
             for s in truth["segments"]
             if s["mem"] not in (roles["purgatory"], load["elf_headers"]["mem"])
         ]
-        assert purg.regions_address is not None and purg.problem in (
-            None,
-            Problem.UNREADABLE,
-        )
-        if purg.problem is None:
+        assert purg.regions_address is not None
+        assert purg.unread is None or purg.unread.kind == UnreadKind.NOT_IN_TARGET
+        if purg.unread is None:
             assert [(r.start, r.len) for r in purg.regions] == want
             assert purg.regs is not None
             assert purg.regs.rip == _hex(roles["kernel"]) + 0x200
@@ -567,7 +565,7 @@ def test_real_layout_matches_what_the_loader_logged(name: str) -> None:
         out = load["kexec_output"]
         regions = _logged(out, "sym: sha256_regions value:")[0]
         digest_at = _logged(out, "sym: sha256_digest value:")[0]
-        assert purg.source == Source.SCAN and purg.problem is None
+        assert purg.source == Source.SCAN and purg.unread is None
         assert purg.regions_address == _hex(regions)
         assert purg.digest_address == _hex(digest_at)
         skipped = _logged(out, "Skipping segment mem:")

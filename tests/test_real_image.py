@@ -62,7 +62,7 @@ def test_elfcorehdr_matches_the_recipes_own_parse(name: str) -> None:
     assert image is not None
     assert image.elfcorehdr_index == observed["elfcorehdr_segment_index"]
     read = read_elfcorehdr(prog, image)
-    assert read.header is not None, read.problem
+    assert read.header is not None, read.unread
     hdr = read.header
     assert hdr.phnum == observed["e_phnum"]
     assert hdr.used == observed["header_bytes"]

@@ -79,7 +79,7 @@ def load(hdr: bytes, memsz: int = 0x71000, **kw: object):
     image = read_kimage(k.prog)
     assert image is not None
     rd = read_elfcorehdr(k.prog, image)
-    assert rd.header is not None, rd.problem
+    assert rd.header is not None, rd.unread
     return image, rd.header, rd.data, read_state(k.prog)
 
 
@@ -133,7 +133,7 @@ def test_missing_symbols_become_unknown() -> None:
     s = read_state(k.prog)
     assert s.vmcoreinfo is None and s.crashk_res is None and s.kexec_lock is None
     assert all(n.paddr is None for n in s.cpu_notes)
-    unknown = dict(s.unknown)
+    unknown = {u.what: u.reason for u in s.unknown}
     for name in ("vmcoreinfo", "cpu_notes", "crashk_res", "kexec_lock"):
         assert name in unknown
     assert rebuild_elfcorehdr(s).data == b""

@@ -21,11 +21,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Optional, Tuple
 
-__all__ = ("U64_MAX", "Arch", "arch_named", "arch_of", "regs_order")
+__all__ = ("DEFAULT_ARCH", "U64_MAX", "Arch", "arch_named", "arch_of", "regs_order")
 
 #: Every architecture this package reads is 64-bit: addresses and sizes wrap
 #: at ``U64_MAX`` like the kernel's u64.
 U64_MAX = (1 << 64) - 1
+
+#: The architecture of a state built by hand, without a target (drgn's
+#: ``Architecture`` member name): the synthetic kernels of the tests.
+DEFAULT_ARCH = "X86_64"
 
 #: An inclusive physical range (the same shape as ``facts.Range``; this
 #: package sits below facts and imports nothing of the package).
@@ -64,6 +68,13 @@ class Arch:
     #: Boot protocol: the 32-bit words of the command-line pointer in the
     #: boot parameters segment, low word first, as ``(offset, field name)``.
     cmdline_ptr_fields: Tuple[Tuple[int, str], ...] = ()
+    #: Boot parameters segment: ``(offset, magic)`` at its start.
+    boot_params_magic: Optional[Tuple[int, bytes]] = None
+    #: Segment roles (``facts.Role`` values) in the order the kernel's
+    #: kexec_file loader adds them, for when their bytes are not in the target.
+    file_load_order: Tuple[str, ...] = ()
+    #: CONFIG_NR_CPUS_DEFAULT values the kernel may be built with.
+    nr_cpus_defaults: Tuple[int, ...] = ()
     #: Register order of each purgatory register block, by
     #: ``facts.RegsLayout`` value.
     regs: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
@@ -79,7 +90,6 @@ class Arch:
             raise NotImplementedError(f"__pa_symbol() on {self.name}")
         # phys_base is negative when the kernel runs below its link address.
         return (vaddr - self.start_kernel_map + phys_base) & U64_MAX
-
 
 
 def _all() -> Tuple[Arch, ...]:

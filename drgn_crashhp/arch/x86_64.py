@@ -107,6 +107,13 @@ ARCH = Arch(
     vmalloc_size_max=VMALLOC_SIZE_MAX,
     low_reserved=LOW_RESERVED,
     kernel_entry_offset=STARTUP_64_OFFSET,
+    # struct boot_params: setup_header.header "HdrS" at 0x202.
+    boot_params_magic=(0x202, b"HdrS"),
+    # bzImage64_load() (arch/x86/kernel/kexec-bzimage64.c) after the
+    # elfcorehdr crash_load_segments() added first.
+    file_load_order=("elfcorehdr", "purgatory", "boot_params", "kernel", "initrd"),
+    # arch/x86/Kconfig NR_CPUS_DEFAULT: 64, or 8192 with MAXSMP.
+    nr_cpus_defaults=(64, 8192),
     cmdline_ptr_fields=(
         (BP_CMD_LINE_PTR, "boot_params.hdr.cmd_line_ptr"),
         (BP_EXT_CMD_LINE_PTR, "boot_params.ext_cmd_line_ptr"),

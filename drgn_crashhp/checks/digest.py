@@ -19,10 +19,10 @@ from drgn_crashhp.facts import (
     DigestVerdict,
     Facts,
     KImage,
-    Problem,
     Purgatory,
     ShaRegion,
     Source,
+    UnreadKind,
 )
 from drgn_crashhp.findings import Finding, finding
 from drgn_crashhp.kernel.ranges import align
@@ -33,15 +33,15 @@ __all__ = ("check_purgatory",)
 
 
 def _problem_finding(p: Purgatory) -> Finding:
-    assert p.problem is not None
-    text = p.problem_text or str(p.problem)
-    if p.problem == Problem.NO_BLOB:
+    assert p.unread is not None
+    text, kind = p.unread.reason, p.unread.kind
+    if kind == UnreadKind.MISSING_INFO:
         return finding(
             "CHP090",
             f"{text}: purgatory, digest and entry registers not checked",
-            problem=str(p.problem),
+            problem=str(kind),
         )
-    if p.problem == Problem.UNREADABLE:
+    if kind == UnreadKind.NOT_IN_TARGET:
         missing = (
             [(p.segment_mem, p.segment_mem + p.segment_memsz - 1)]
             if p.segment_mem is not None and p.segment_memsz
@@ -51,10 +51,10 @@ def _problem_finding(p: Purgatory) -> Finding:
             "CHP022",
             f"the purgatory segment is not in this target "
             f"({text}); digest and entry registers not checked",
-            problem=str(p.problem),
+            problem=str(kind),
             missing=missing,
         )
-    return finding("CHP026", f"purgatory ({p.source}): {text}", problem=str(p.problem))
+    return finding("CHP026", f"purgatory ({p.source}): {text}", problem=str(kind))
 
 
 def _check_replay(image: KImage, p: Purgatory, page_size: int) -> List[Finding]:
@@ -233,11 +233,11 @@ def check_purgatory(facts: Facts, analysis: Analysis) -> List[Finding]:
     if image is None or p is None:
         return []
     out: List[Finding] = []
-    if p.problem is not None:
+    if p.unread is not None:
         out.append(_problem_finding(p))
     if p.replay_start is not None:
         out += _check_replay(image, p, arch(facts).page_size)
-    if p.regions_address is not None and p.problem is None:
+    if p.regions_address is not None and p.unread is None:
         found, disabled = _check_regions(image, p)
         out += found
         if not disabled and analysis.digest is not None:

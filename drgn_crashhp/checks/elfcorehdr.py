@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import List
 
 from drgn_crashhp.analysis import Analysis, split_loads
-from drgn_crashhp.facts import Facts
+from drgn_crashhp.facts import Facts, UnreadKind
 from drgn_crashhp.findings import Finding, finding
 
 __all__ = ("check_elfcorehdr",)
@@ -26,29 +26,29 @@ def check_elfcorehdr(facts: Facts, analysis: Analysis) -> List[Finding]:
         return [
             finding(
                 "CHP010",
-                f"no elfcorehdr segment: {read.problem}",
+                f"no elfcorehdr segment: {read.unread}",
                 source=image.elfcorehdr_source,
             )
         ]
     seg = read.segment
-    if read.unreadable is not None:
-        address, size = read.unreadable
+    unread = read.unread
+    if unread is not None and unread.kind == UnreadKind.NOT_IN_TARGET:
         return [
             finding(
                 "CHP011",
                 f"elfcorehdr segment {seg.index} at {seg.mem:#x} is not in this target",
                 segment=seg.index,
-                address=address,
-                size=size,
+                address=unread.address,
+                size=unread.size,
             )
         ]
     if read.header is None:
         return [
             finding(
                 "CHP012",
-                f"elfcorehdr segment {seg.index} at {seg.mem:#x}: {read.problem}",
+                f"elfcorehdr segment {seg.index} at {seg.mem:#x}: {unread}",
                 segment=seg.index,
-                reason=read.problem,
+                reason=str(unread),
             )
         ]
     hdr = read.header

@@ -23,11 +23,11 @@ __all__ = ("check_entry",)
 def _check_regs(image: KImage, p: Purgatory, entry_offset: int) -> List[Finding]:
     r = p.regs
     if r is None:
-        if p.regs_problem and p.problem is None:
+        if p.regs_unread and p.unread is None:
             return [
                 finding(
                     "CHP090",
-                    f"entry64_regs: {p.regs_problem}; entry registers not checked",
+                    f"entry64_regs: {p.regs_unread}; entry registers not checked",
                 )
             ]
         return []
@@ -98,15 +98,15 @@ def _check_cmdline(image: KImage, c: Optional[CmdLine]) -> List[Finding]:
             return [
                 finding(
                     "CHP031",
-                    f"capture command line: {c.problem}",
+                    f"capture command line: {c.unread}",
                     address=c.address,
                     params=c.params_mem,
                 )
             ]
-        return [finding("CHP090", f"capture command line: {c.problem}")]
+        return [finding("CHP090", f"capture command line: {c.unread}")]
     out = [finding("CHP032", c.text, address=c.address, params=c.params_mem)]
-    if c.problem is not None:
-        out.append(finding("CHP031", f"capture command line: {c.problem}"))
+    if c.unread is not None:
+        out.append(finding("CHP031", f"capture command line: {c.unread}"))
         return out
     elf = image.elfcorehdr
     target = elf.mem if elf is not None else image.elf_load_addr or None

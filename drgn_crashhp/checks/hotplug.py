@@ -137,7 +137,7 @@ def check_room(facts: Facts, analysis: Analysis) -> List[Finding]:
         len(facts.state.possible_cpus or ()),
         len(expected.ram),
         dict(facts.state.kconfig),
-        arch(facts).page_size,
+        arch(facts),
     )
     details: Dict[str, object] = {
         "memsz": room.memsz,

@@ -30,15 +30,10 @@ from drgn import (
 )
 from drgn.helpers.linux.boot import kaslr_offset
 
+from drgn_crashhp.arch import U64_MAX, arch_named
+
 __all__ = ("SymbolsError", "file_symbols", "kallsyms", "vmcoreinfo")
 
-#: x86_64 ``__START_KERNEL_map`` and ``KERNEL_IMAGE_SIZE`` (1 GiB with
-#: KASLR): KASLR moves the symbols of the kernel image, in this window; not
-#: zero-based per-CPU symbols (before v6.15), absolute symbols, nor the
-#: fixmap and vsyscall page above it (``ffffffffff600000 __vsyscall_page``
-#: would overflow 64 bits).
-START_KERNEL_MAP = 0xFFFFFFFF80000000
-KERNEL_IMAGE_END = START_KERNEL_MAP + (1 << 30)
 _MAP_LINE = re.compile(rb"^([0-9a-fA-F]+) ([A-Za-z?-]) (\S+)")
 
 
@@ -201,10 +196,17 @@ def file_symbols(prog: Program, path: str) -> SymbolIndex:
             "System.map or vmlinux of a kernel"
         )
     offset = kaslr_offset(prog)
+    # KASLR moves the symbols of the kernel image, in its window
+    # (x86: __START_KERNEL_map + KERNEL_IMAGE_SIZE); not zero-based per-CPU
+    # symbols (before v6.15), absolute symbols, nor the fixmap and vsyscall
+    # page above it (ffffffffff600000 __vsyscall_page would overflow 64 bits).
+    arch = arch_named(prog.platform.arch.name if prog.platform else "")
+    start = arch.start_kernel_map or 0
+    end = start + (arch.kernel_image_size or 0) if arch.start_kernel_map else 0
     moved = [
-        (n, a + offset if START_KERNEL_MAP <= a < KERNEL_IMAGE_END else a, c)
+        (n, a + offset if start <= a < end else a, c)
         for n, a, c in entries
-        if 0 <= a < 1 << 64
+        if 0 <= a <= U64_MAX
     ]
     stext = _vmcoreinfo_symbol(prog, "_stext")
     if stext is not None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Mapping, Optional, Tuple
 
+from drgn_crashhp.arch import Arch
 from drgn_crashhp.kernel.elfcorehdr import EHDR_SIZE, PHDR_SIZE
 from drgn_crashhp.kernel.ranges import align
 
@@ -21,8 +22,6 @@ __all__ = ("DEFAULT_MAX_MEMORY_RANGES", "Room", "elfcorehdr_room")
 
 #: kernel/Kconfig.kexec default of CONFIG_CRASH_MAX_MEMORY_RANGES.
 DEFAULT_MAX_MEMORY_RANGES = 8192
-#: x86_64 CONFIG_NR_CPUS_DEFAULT: 64, or 8192 with MAXSMP.
-_NR_CPUS_DEFAULTS = (64, 8192)
 
 
 @dataclass(frozen=True)
@@ -50,12 +49,12 @@ def elfcorehdr_room(
     possible_cpus: int,
     ram_ranges: int,
     kconfig: Mapping[str, str],
-    page_size: int,
+    arch: Arch,
 ) -> Room:
     """
     The rebuilt header's Phdr count is CPUs + vmcoreinfo + kernel text +
     RAM ranges; the segment holds ``(memsz - Ehdr) / Phdr`` of them.
-    crash_load_segments() rounds the reservation up to *page_size*.
+    crash_load_segments() rounds the reservation up to the page size.
     """
     slots = (memsz - EHDR_SIZE) // PHDR_SIZE
     need = possible_cpus + 2 + ram_ranges
@@ -67,9 +66,12 @@ def elfcorehdr_room(
             else 0
         )
         cpus = int(kconfig["CONFIG_NR_CPUS_DEFAULT"])
-        config_memsz = _reserved(cpus, ranges, page_size)
+        config_memsz = _reserved(cpus, ranges, arch.page_size)
     else:
-        for cpus_default in _NR_CPUS_DEFAULTS:
-            if _reserved(cpus_default, DEFAULT_MAX_MEMORY_RANGES, page_size) == memsz:
+        for cpus_default in arch.nr_cpus_defaults:
+            reserved = _reserved(
+                cpus_default, DEFAULT_MAX_MEMORY_RANGES, arch.page_size
+            )
+            if reserved == memsz:
                 sized_for = (cpus_default, DEFAULT_MAX_MEMORY_RANGES)
     return Room(memsz, slots, need, slots - need, config_memsz, sized_for)

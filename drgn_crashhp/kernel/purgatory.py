@@ -22,7 +22,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 from elftools.elf.constants import SH_FLAGS
 from elftools.elf.elffile import ELFFile
 
-from drgn_crashhp.arch.x86_64 import KERNEL_REGS, KEXEC_TOOLS_REGS
+from drgn_crashhp.arch import regs_order
 from drgn_crashhp.facts import EntryRegs, KImage, RegsLayout, Segment
 from drgn_crashhp.kernel.ranges import align
 
@@ -195,7 +195,7 @@ def symbol_phys(
 
 
 def decode_regs(layout: RegsLayout, address: int, raw: bytes) -> EntryRegs:
-    names = KERNEL_REGS if layout == RegsLayout.KERNEL else KEXEC_TOOLS_REGS
+    names = regs_order(layout.value)
     values = struct.unpack("<17Q", raw)
     return EntryRegs(layout, address, **dict(zip(names, values)))
 
@@ -218,11 +218,12 @@ def scan_regs(
     inside a segment; every other register keeps the blob's zero.
     """
     starts = {s.mem for s in image.segments}
-    idx = {name: i for i, name in enumerate(KEXEC_TOOLS_REGS)}
-    zero = [idx[n] for n in KEXEC_TOOLS_REGS if n not in ("rsi", "rsp", "rip", "rbx")]
+    names = regs_order(RegsLayout.KEXEC_TOOLS.value)
+    idx = {name: i for i, name in enumerate(names)}
+    zero = [idx[n] for n in names if n not in ("rsi", "rsp", "rip", "rbx")]
     words = struct.unpack(f"<{len(data) // 8}Q", data[: len(data) // 8 * 8])
     hits = []
-    for i in range(len(words) - len(KEXEC_TOOLS_REGS) + 1):
+    for i in range(len(words) - len(names) + 1):
         if words[i + idx["rsi"]] not in starts:
             continue
         rsp, rip = words[i + idx["rsp"]], words[i + idx["rip"]]

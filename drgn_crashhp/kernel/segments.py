@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Optional, Sequence, Tuple
 
+from drgn_crashhp.arch import Arch
 from drgn_crashhp.facts import HotplugFields, KImage, Role, Segment
 from drgn_crashhp.kernel.elfcorehdr import is_elf_core
 
@@ -70,9 +71,14 @@ def find_elfcorehdr(
     return None, "no segment starts with an ELF core header"
 
 
+def _has(head: bytes, offset: int, magic: bytes) -> bool:
+    return head[offset : offset + len(magic)] == magic
+
+
 def assign_roles(
     image: KImage,
     heads: Sequence[Optional[bytes]],
+    arch: Arch,
     kernel_start: Optional[int],
     backup: Sequence[int] = (),
     dm_crypt_keys: Optional[int] = None,
@@ -82,7 +88,8 @@ def assign_roles(
 
     From what it starts with (*heads*: each segment's first page, or None
     when not in the target): the elfcorehdr, purgatory (holds
-    ``image->start``), boot params ("HdrS" at 0x202), an initrd (cpio or a
+    ``image->start``), boot params (the *arch*'s magic: x86 "HdrS" at
+    0x202), an initrd (cpio or a
     compressor's magic). From the entry register purgatory jumps to, less
     the architecture's entry offset (*kernel_start*; x86: startup_64 at
     ``mem`` + 0x200, the kernel's bzImage64_load() and kexec-tools alike):
@@ -91,6 +98,7 @@ def assign_roles(
     region. *dm_crypt_keys*: ``image->dm_crypt_keys_addr``.
     """
     segments = image.segments
+    magic = arch.boot_params_magic
     roles = [Role.UNKNOWN] * len(segments)
     if image.elfcorehdr_index is not None:
         roles[image.elfcorehdr_index] = Role.ELFCOREHDR
@@ -101,8 +109,7 @@ def assign_roles(
             roles[seg.index] = Role.DM_CRYPT_KEYS
         elif seg.contains(image.start):
             roles[seg.index] = Role.PURGATORY
-        elif head is not None and head[0x202:0x206] == b"HdrS":
-            # struct boot_params: setup_header.header "HdrS" at 0x202.
+        elif magic is not None and head is not None and _has(head, *magic):
             roles[seg.index] = Role.BOOT_PARAMS
         elif head is not None and head.startswith(_INITRD_MAGIC):
             roles[seg.index] = Role.INITRD
@@ -112,15 +119,9 @@ def assign_roles(
             roles[seg.index] = Role.BACKUP
     if image.file_mode and all(h is None for h in heads):
         # Contents are not in the target (a kdump vmcore excludes the crash
-        # region): fall back to bzImage64_load()'s order, elfcorehdr,
-        # purgatory, boot params, kernel, initrd.
-        order = [
-            Role.ELFCOREHDR,
-            Role.PURGATORY,
-            Role.BOOT_PARAMS,
-            Role.KERNEL,
-            Role.INITRD,
-        ]
+        # region): fall back to the kexec_file loader's order (x86:
+        # bzImage64_load(), elfcorehdr, purgatory, boot params, kernel, initrd).
+        order = [Role(r) for r in arch.file_load_order]
         for i in range(len(segments)):
             if roles[i] == Role.UNKNOWN and i < len(order) and order[i] not in roles:
                 roles[i] = order[i]

@@ -86,10 +86,12 @@ def read_facts(
     hdr = read_elfcorehdr(prog, image)
     purgatory = read_purgatory(prog, image)
     # Roles once, from everything the readers found, before any check.
-    entry_offset = target_arch(prog).kernel_entry_offset
+    arch = target_arch(prog)
+    entry_offset = arch.kernel_entry_offset
     image = assign_roles(
         image,
         heads,
+        arch,
         purgatory.regs.rip - entry_offset
         if purgatory.regs is not None and entry_offset is not None
         else None,

@@ -13,7 +13,7 @@ from typing import Optional
 
 from drgn import Program
 
-from drgn_crashhp.facts import CmdLine, EntryRegs, KImage, Role
+from drgn_crashhp.facts import CmdLine, EntryRegs, KImage, Role, Unread, UnreadKind
 from drgn_crashhp.kernel.purgatory import parse_elfcorehdr_arg
 from drgn_crashhp.read.fields import target_arch
 from drgn_crashhp.read.physmem import Unreadable, read_phys
@@ -40,7 +40,7 @@ def read_cmdline(
             word = read_phys(prog, params.mem + offset, 4, name)
             address |= int.from_bytes(word, "little") << (32 * i)
     except Unreadable as e:
-        return CmdLine(params.mem, None, None, None, None, str(e))
+        return CmdLine(params.mem, None, None, None, None, e.unread())
     holder = image.segment_containing(address)
     if holder is None:
         return CmdLine(
@@ -49,7 +49,11 @@ def read_cmdline(
             None,
             None,
             None,
-            f"cmd_line_ptr {address:#x} lies in no segment",
+            Unread(
+                "command line",
+                UnreadKind.NOT_FOUND,
+                f"cmd_line_ptr {address:#x} lies in no segment",
+            ),
         )
     try:
         raw = read_phys(
@@ -59,7 +63,7 @@ def read_cmdline(
             "command line",
         )
     except Unreadable as e:
-        return CmdLine(params.mem, address, None, None, None, str(e))
+        return CmdLine(params.mem, address, None, None, None, e.unread())
     end = raw.find(b"\0")
     if end < 0:
         return CmdLine(
@@ -68,7 +72,11 @@ def read_cmdline(
             raw.decode(errors="replace"),
             None,
             None,
-            "the command line is not NUL-terminated inside its segment",
+            Unread(
+                "command line",
+                UnreadKind.MALFORMED,
+                "the command line is not NUL-terminated inside its segment",
+            ),
         )
     text = raw[:end].decode(errors="replace")
     parsed = parse_elfcorehdr_arg(text)

@@ -16,7 +16,7 @@ from drgn.helpers.linux.cpumask import for_each_cpu
 from drgn.helpers.linux.percpu import per_cpu_ptr
 
 from drgn_crashhp.arch import Arch
-from drgn_crashhp.facts import CpuNote, Range
+from drgn_crashhp.facts import CpuNote, Range, Unread, UnreadKind
 from drgn_crashhp.fmt import cpulist
 from drgn_crashhp.read.fields import READ_ERRORS, FieldReader
 from drgn_crashhp.read.kernel_text import pa_symbol
@@ -82,11 +82,18 @@ def read_cpu_notes(
                 failed.append(cpu)
         out.append(CpuNote(cpu, paddr, cpu in pres, cpu in onl))
     if crash_notes is not None and not crash_notes.value_():
-        r.unknown.append(("cpu_notes", "crash_notes is NULL (allocation failed)"))
+        r.unknown.append(
+            Unread(
+                "cpu_notes",
+                UnreadKind.NOT_FOUND,
+                "crash_notes is NULL (allocation failed)",
+            )
+        )
     if failed:
         r.unknown.append(
-            (
+            Unread(
                 "cpu_notes",
+                UnreadKind.NOT_IN_TARGET,
                 f"crash_notes of CPUs {cpulist(failed)} could not be translated",
             )
         )

@@ -63,8 +63,9 @@ def hash_regions(
     :param progress: called as ``progress(done_bytes, total_bytes)``.
     """
     p = purgatory
-    if p.problem is not None or p.regions_address is None:
-        return RegionsHash(None, 0, reason=p.problem_text or "no sha regions decoded")
+    if p.unread is not None or p.regions_address is None:
+        reason = p.unread.reason if p.unread else "no sha regions decoded"
+        return RegionsHash(None, 0, reason=reason)
     total = sum(r.len for r in p.regions)
     if total > MAX_DIGEST_BYTES:
         return RegionsHash(

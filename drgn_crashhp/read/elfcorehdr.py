@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from drgn import Program
 
-from drgn_crashhp.facts import ElfCoreHdrRead, KImage
+from drgn_crashhp.facts import ElfCoreHdrRead, KImage, Unread, UnreadKind
 from drgn_crashhp.kernel.elfcorehdr import MAX_ELFCOREHDR, Malformed, decode_elfcorehdr
 from drgn_crashhp.read.fields import target_arch
 from drgn_crashhp.read.physmem import Unreadable, read_phys
@@ -22,16 +22,21 @@ def read_elfcorehdr(prog: Program, image: KImage) -> ElfCoreHdrRead:
     """Read and decode the elfcorehdr segment of *image* from physical memory."""
     seg = image.elfcorehdr
     if seg is None:
-        return ElfCoreHdrRead(None, problem=image.elfcorehdr_source)
+        return ElfCoreHdrRead(
+            None,
+            unread=Unread("elfcorehdr", UnreadKind.NOT_FOUND, image.elfcorehdr_source),
+        )
     size = min(seg.memsz, MAX_ELFCOREHDR)
     try:
         data = read_phys(prog, seg.mem, size, "elfcorehdr")
     except Unreadable as e:
-        return ElfCoreHdrRead(seg, unreadable=(e.address, e.size))
+        return ElfCoreHdrRead(seg, unread=e.unread())
     # The e_machine the capture kernel expects.
     machine = target_arch(prog).elf_machine or None
     try:
         hdr = decode_elfcorehdr(data, seg.memsz, machine)
     except Malformed as e:
-        return ElfCoreHdrRead(seg, problem=str(e))
+        return ElfCoreHdrRead(
+            seg, unread=Unread("elfcorehdr", UnreadKind.MALFORMED, str(e))
+        )
     return ElfCoreHdrRead(seg, header=hdr, data=data[: hdr.used])

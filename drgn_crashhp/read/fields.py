@@ -4,16 +4,18 @@ Field reader
 
 How the state readers turn a drgn lookup or fault into "could not read":
 :class:`FieldReader` runs one reader per field and records an
-:class:`~drgn_crashhp.facts.Unread` for the field when drgn cannot read it.
+:class:`~drgn_crashhp.facts.Unread` for the field when drgn cannot read it
+(drgn's exception decides the kind).
 """
 
 from __future__ import annotations
 
-from typing import Callable, List, Optional, Tuple, TypeVar
+from typing import Callable, List, Optional, TypeVar
 
 from drgn import FaultError, Program
 
 from drgn_crashhp.arch import Arch, arch_named
+from drgn_crashhp.facts import Unread, UnreadKind
 
 __all__ = ("READ_ERRORS", "FieldReader", "target_arch")
 
@@ -35,15 +37,23 @@ class FieldReader:
 
     def __init__(self, prog: Program) -> None:
         self.prog = prog
-        self.unknown: List[Tuple[str, str]] = []
+        self.unknown: List[Unread] = []
 
     def get(self, name: str, fn: Callable[[], T]) -> Optional[T]:
         """Run *fn*; on a drgn lookup or fault, record *name* as unknown."""
         try:
             return fn()
         except READ_ERRORS as e:
-            self.unknown.append((name, f"{type(e).__name__}: {e}"))
+            self.unknown.append(Unread(name, _kind(e), f"{type(e).__name__}: {e}"))
             return None
+
+
+def _kind(e: Exception) -> UnreadKind:
+    if isinstance(e, FaultError):
+        return UnreadKind.NOT_IN_TARGET
+    if isinstance(e, (LookupError, AttributeError, NotImplementedError)):
+        return UnreadKind.MISSING_INFO
+    return UnreadKind.MALFORMED
 
 
 def target_arch(prog: Program) -> Arch:

@@ -239,4 +239,4 @@ def read_kimage(prog: Program, symbol: str = "kexec_crash_image") -> Optional[KI
     read = read_kimage_with_heads(prog, symbol)
     if read is None:
         return None
-    return assign_roles(read[0], read[1], None)
+    return assign_roles(read[0], read[1], target_arch(prog), None)

@@ -13,6 +13,7 @@ from typing import Iterator, List, Tuple
 from drgn import FaultError, Program
 
 from drgn_crashhp.arch import U64_MAX
+from drgn_crashhp.facts import Unread, UnreadKind
 from drgn_crashhp.kernel.ranges import normalize
 from drgn_crashhp.read.fields import target_arch
 
@@ -49,6 +50,12 @@ class Unreadable(Exception):
         self.what = what
         self.address = address
         self.size = size
+
+    def unread(self) -> Unread:
+        """This failure as the value the readers hand on."""
+        return Unread(
+            self.what, UnreadKind.NOT_IN_TARGET, str(self), self.address, self.size
+        )
 
 
 def read_phys(prog: Program, address: int, size: int, what: str = "memory") -> bytes:

@@ -21,7 +21,15 @@ from drgn import FaultError, Program
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from drgn_crashhp.facts import KImage, Problem, Purgatory, RegsLayout, Segment, Source
+from drgn_crashhp.facts import (
+    KImage,
+    Purgatory,
+    RegsLayout,
+    Segment,
+    Source,
+    Unread,
+    UnreadKind,
+)
 from drgn_crashhp.kernel.purgatory import (
     REGS_SIZE,
     aligned_hits,
@@ -62,15 +70,18 @@ def _blob(prog: Program) -> bytes:
 def read_purgatory(prog: Program, image: KImage) -> Purgatory:
     """
     Locate and decode the purgatory of a loaded image. Never raises for
-    problems of the target: they become :attr:`Purgatory.problem`.
+    problems of the target: they become :attr:`Purgatory.unread`.
     """
     seg = image.segment_containing(image.start)
     source = Source.KERNEL_BLOB if image.file_mode else Source.SCAN
     if seg is None:
         return Purgatory(
             source,
-            Problem.NO_SEGMENT,
-            f"image->start {image.start:#x} lies in no segment",
+            Unread(
+                "purgatory",
+                UnreadKind.NOT_FOUND,
+                f"image->start {image.start:#x} lies in no segment",
+            ),
             None,
         )
     if image.file_mode:
@@ -81,20 +92,26 @@ def read_purgatory(prog: Program, image: KImage) -> Purgatory:
 
 
 def _read_file_mode(prog: Program, image: KImage, seg: Segment) -> Purgatory:
-    base = Purgatory(Source.KERNEL_BLOB, None, None, seg.index)
+    base = Purgatory(Source.KERNEL_BLOB, None, seg.index)
     try:
         blob = _blob(prog)
     except LookupError as e:
         return replace(
             base,
-            problem=Problem.NO_BLOB,
-            problem_text=f"kexec_purgatory symbols not found: {e}",
+            unread=Unread(
+                "kexec_purgatory",
+                UnreadKind.MISSING_INFO,
+                f"kexec_purgatory symbols not found: {e}",
+            ),
         )
     except (FaultError, ValueError) as e:
         return replace(
             base,
-            problem=Problem.BAD_BLOB,
-            problem_text=f"kexec_purgatory cannot be read: {e}",
+            unread=Unread(
+                "kexec_purgatory",
+                UnreadKind.MALFORMED,
+                f"kexec_purgatory cannot be read: {e}",
+            ),
         )
     base = replace(base, blob_size=len(blob))
     try:
@@ -132,8 +149,11 @@ def _read_file_mode(prog: Program, image: KImage, seg: Segment) -> Purgatory:
         # OverflowError: pyelftools seeks to offsets past 2**63 as given.
         return replace(
             base,
-            problem=Problem.BAD_BLOB,
-            problem_text=f"kexec_purgatory is not a loadable purgatory: {e}",
+            unread=Unread(
+                "kexec_purgatory",
+                UnreadKind.MALFORMED,
+                f"kexec_purgatory is not a loadable purgatory: {e}",
+            ),
         )
     base = replace(
         base,
@@ -150,8 +170,11 @@ def _read_file_mode(prog: Program, image: KImage, seg: Segment) -> Purgatory:
         ]
         return replace(
             base,
-            problem=Problem.BAD_BLOB,
-            problem_text=f"the blob lacks the {' and '.join(lacking)} symbol",
+            unread=Unread(
+                "kexec_purgatory",
+                UnreadKind.MALFORMED,
+                f"the blob lacks the {' and '.join(lacking)} symbol",
+            ),
         )
     base = replace(
         base,
@@ -163,14 +186,21 @@ def _read_file_mode(prog: Program, image: KImage, seg: Segment) -> Purgatory:
         table = read_phys(prog, regions[1], REGIONS_SIZE, regions[0])
         stored = read_phys(prog, digest[1], DIGEST_SIZE, digest[0])
     except Unreadable as e:
-        return replace(base, problem=Problem.UNREADABLE, problem_text=str(e))
+        return replace(base, unread=e.unread())
     base = replace(base, regions=name_regions(image, table), stored_digest=stored.hex())
     if regs is None:
-        return replace(base, regs_problem="the blob has no entry64_regs symbol")
+        return replace(
+            base,
+            regs_unread=Unread(
+                "entry64_regs",
+                UnreadKind.MALFORMED,
+                "the blob has no entry64_regs symbol",
+            ),
+        )
     try:
         raw = read_phys(prog, regs[1], REGS_SIZE, "entry64_regs")
     except Unreadable as e:
-        return replace(base, regs_problem=str(e))
+        return replace(base, regs_unread=e.unread())
     return replace(base, regs=decode_regs(RegsLayout.KERNEL, regs[1], raw))
 
 
@@ -180,8 +210,13 @@ def _read_scanned(prog: Program, image: KImage, seg: Segment) -> Purgatory:
     try:
         data = b"".join(iter_phys(prog, seg.mem, size, "purgatory segment"))
     except Unreadable as e:
-        return Purgatory(src, Problem.UNREADABLE, str(e), seg.index)
-    regs, regs_problem = scan_regs(image, seg, data)
+        return Purgatory(src, e.unread(), seg.index)
+    regs, regs_missing = scan_regs(image, seg, data)
+    regs_unread = (
+        Unread("entry64_regs", UnreadKind.NOT_FOUND, regs_missing)
+        if regs_missing
+        else None
+    )
     # kexec-tools hashes every segment but purgatory (and, with --hotplug,
     # the elfcorehdr) in sorted order; try both, the check compares with
     # what this image's flags imply.
@@ -209,11 +244,10 @@ def _read_scanned(prog: Program, image: KImage, seg: Segment) -> Purgatory:
         )
         return Purgatory(
             src,
-            Problem.NOT_LOCATED,
-            f"cannot locate: {why}",
+            Unread("sha256_regions", UnreadKind.NOT_FOUND, f"cannot locate: {why}"),
             seg.index,
             regs=regs,
-            regs_problem=regs_problem,
+            regs_unread=regs_unread,
         )
     at, exclude, _ = candidates[0]
     regions_at = seg.mem + at
@@ -231,7 +265,6 @@ def _read_scanned(prog: Program, image: KImage, seg: Segment) -> Purgatory:
     return Purgatory(
         src,
         None,
-        None,
         seg.index,
         symbols=tuple((n, a) for n, a in found if a is not None),
         regions_address=regions_at,
@@ -240,6 +273,6 @@ def _read_scanned(prog: Program, image: KImage, seg: Segment) -> Purgatory:
         digest_source="32 bytes before sha256_regions (kexec-tools layout)",
         stored_digest=stored,
         regs=regs,
-        regs_problem=regs_problem,
+        regs_unread=regs_unread,
         elfcorehdr_excluded=exclude,
     )

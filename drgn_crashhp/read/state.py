@@ -27,7 +27,7 @@ from drgn.helpers.linux.cpumask import (
 )
 
 from drgn_crashhp.arch import Arch
-from drgn_crashhp.facts import CpuNote, LogLine, MachineState, Range
+from drgn_crashhp.facts import CpuNote, LogLine, MachineState, Range, Unread, UnreadKind
 from drgn_crashhp.read.cpus import cpus_of, read_cpu_notes
 from drgn_crashhp.read.fields import FieldReader, target_arch
 from drgn_crashhp.read.kernel_text import read_kernel_text
@@ -141,7 +141,7 @@ def read_state(prog: Program) -> MachineState:
     r = FieldReader(prog)
     page_offset, po_note = _page_offset(prog, arch)
     if po_note:
-        r.unknown.append(("page_offset", po_note))
+        r.unknown.append(Unread("page_offset", UnreadKind.MISSING_INFO, po_note))
     possible = r.get("possible_cpus", lambda: cpus_of(cpu_possible_mask(prog)))
     present = r.get("present_cpus", lambda: cpus_of(cpu_present_mask(prog)))
     online = r.get("online_cpus", lambda: cpus_of(cpu_online_mask(prog)))
@@ -158,7 +158,7 @@ def read_state(prog: Program) -> MachineState:
     if root is not None:
         system_ram, iomem_problem = walk_system_ram_res(prog, root)
         if iomem_problem:
-            r.unknown.append(("system_ram", iomem_problem))
+            r.unknown.append(Unread("system_ram", UnreadKind.MALFORMED, iomem_problem))
     blocks = r.get("memory_blocks", lambda: read_memory_blocks(prog, arch))
     kconfig = r.get("kconfig", lambda: _kconfig(prog))
     lock = r.get("kexec_lock", lambda: prog["__kexec_lock"].counter.value_())

@@ -176,8 +176,8 @@ def _purgatory_text(purgatory: Purgatory, digest: Optional[DigestVerdict]) -> st
         facts.append(("kexec_purgatory", f"{p.blob_size:#x} bytes"))
     if p.replay_start is not None:
         facts.append(("replayed entry", f"{p.replay_start:#x} ({p.replay_rule})"))
-    if p.problem is not None:
-        facts.append(("problem", f"{p.problem}: {p.problem_text}"))
+    if p.unread is not None:
+        facts.append(("problem", f"{p.unread.kind}: {p.unread}"))
     facts.append(("sha regions at", _hex(p.regions_address)))
     facts.append(
         (
@@ -229,13 +229,13 @@ def _purgatory_text(purgatory: Purgatory, digest: Optional[DigestVerdict]) -> st
             f"entry64_regs at {p.regs.address:#x} ({p.regs.layout})\n"
             + tabulate(paired, tablefmt="plain")
         )
-    elif p.regs_problem:
-        parts.append(f"entry64_regs: {p.regs_problem}")
+    elif p.regs_unread:
+        parts.append(f"entry64_regs: {p.regs_unread}")
     if p.cmdline is not None:
         c = p.cmdline
         parts.append(
             f"command line at {_hex(c.address)}: "
-            + (repr(c.text) if c.text is not None else f"({c.problem})")
+            + (repr(c.text) if c.text is not None else f"({c.unread})")
         )
     return "\n\n".join(parts)
 
@@ -292,7 +292,7 @@ def _state_text(state: MachineState, analysis: Analysis, has_header: bool) -> st
         )
     )
     if state.unknown:
-        parts.append("unknown: " + "; ".join(f"{f}: {r}" for f, r in state.unknown))
+        parts.append("unknown: " + "; ".join(f"{u.what}: {u}" for u in state.unknown))
     return "\n\n".join(parts)
 
 

@@ -122,8 +122,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     purg: Purgatory = read_purgatory(prog, image)
     regions = [(r.start, r.len) for r in purg.regions]
     total = sum(n for _, n in regions)
-    if purg.problem is not None or not total:
-        sys.exit(f"nothing to hash: {purg.problem_text or 'no regions'}")
+    if purg.unread is not None or not total:
+        sys.exit(f"nothing to hash: {purg.unread or 'no regions'}")
     loads = _file_ranges(dump)
     t_tool, result = _best(lambda: hash_regions(prog, purg), args.repeat)
     t_plain, plain = _best(lambda: _plain(dump, loads, regions), args.repeat)

@@ -802,8 +802,9 @@ def _run_purgatory(value: Tuple[Program, KImage]) -> str:
     render_purgatory(p, digest)
     jsonable(p)
     jsonable(digest)
-    return f"{p.source} {p.problem or 'decoded'} {digest.status} " + ",".join(
-        sorted({f.code for f in findings})
+    return (
+        f"{p.source} {p.unread.kind if p.unread else 'decoded'} {digest.status} "
+        + ",".join(sorted({f.code for f in findings}))
     )
 
 
