@@ -138,7 +138,7 @@ def open_program(
     if btf or system_map:
         line = use_btf(prog, btf if isinstance(btf, str) else None, system_map)
         say(f"drgn-crashhp: {line}")
-        return _warn_arch(prog)
+        return prog
     if debug_directories:
         opts = prog.debug_info_options
         opts.directories = tuple(debug_directories) + tuple(opts.directories)
@@ -176,18 +176,4 @@ def open_program(
     finally:
         drgn_log.removeHandler(collect)
         drgn_log.propagate = propagate
-    return _warn_arch(prog)
-
-
-def _warn_arch(prog: drgn.Program) -> drgn.Program:
-    try:
-        arch = prog.platform.arch if prog.platform else None
-    except ValueError:
-        arch = None
-    if arch is not None and arch != drgn.Architecture.X86_64:
-        print(
-            f"drgn-crashhp: warning: {arch.name} target; purgatory and "
-            "elfcorehdr rules are checked as on x86_64",
-            file=sys.stderr,
-        )
     return prog
