@@ -17,14 +17,16 @@ import functools
 import re
 import struct
 from dataclasses import dataclass
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
-
-from elftools.elf.constants import SH_FLAGS
-from elftools.elf.elffile import ELFFile
+from typing import TYPE_CHECKING, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from drgn_crashhp.arch import regs_order
 from drgn_crashhp.facts import EntryRegs, KImage, RegsLayout, Segment
 from drgn_crashhp.kernel.ranges import align
+
+if TYPE_CHECKING:
+    # Only the kexec_file purgatory replay parses an ELF (read.purgatory
+    # imports pyelftools there): a kexec_load report never loads it.
+    from elftools.elf.elffile import ELFFile
 
 __all__ = (
     "REGS_SIZE",
@@ -36,6 +38,9 @@ __all__ = (
     "scan_regs",
     "symbol_phys",
 )
+
+#: include/uapi/linux/elf.h section flags.
+SHF_ALLOC, SHF_EXECINSTR = 0x2, 0x4
 
 REGS_SIZE = 17 * 8
 
@@ -73,7 +78,7 @@ def replay_layout(elf: ELFFile, mem: int) -> SectionLayout:
     bss_align = 1
     offsets: Dict[int, int] = {}
     for i, sec in enumerate(sections):
-        if not sec["sh_flags"] & SH_FLAGS.SHF_ALLOC:
+        if not sec["sh_flags"] & SHF_ALLOC:
             continue
         alignment = sec["sh_addralign"]
         if sec["sh_type"] == "SHT_NOBITS":
@@ -86,7 +91,7 @@ def replay_layout(elf: ELFFile, mem: int) -> SectionLayout:
     bufsz = _align(off, bss_align)
     bss = bufsz
     for i, sec in enumerate(sections):
-        if sec["sh_flags"] & SH_FLAGS.SHF_ALLOC and sec["sh_type"] == "SHT_NOBITS":
+        if sec["sh_flags"] & SHF_ALLOC and sec["sh_type"] == "SHT_NOBITS":
             bss = _align(bss, sec["sh_addralign"])
             offsets[i] = bss
             bss += sec["sh_size"]
@@ -107,7 +112,7 @@ def _replay_starts(
         shndx = sym.shndx
         sec = sections[shndx]
         if (
-            sec["sh_flags"] & SH_FLAGS.SHF_EXECINSTR
+            sec["sh_flags"] & SHF_EXECINSTR
             and shndx in offsets
             and sec["sh_type"] != "SHT_NOBITS"
             and sym.value < sec["sh_size"]
@@ -118,7 +123,7 @@ def _replay_starts(
         if (
             i in offsets
             and sec["sh_type"] != "SHT_NOBITS"
-            and sec["sh_flags"] & SH_FLAGS.SHF_EXECINSTR
+            and sec["sh_flags"] & SHF_EXECINSTR
             and sec["sh_addr"] <= entry < sec["sh_addr"] + sec["sh_size"]
         ):
             out.append((entry - sec["sh_addr"] + mem + offsets[i], "e_entry"))

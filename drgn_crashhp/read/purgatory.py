@@ -18,8 +18,6 @@ from dataclasses import replace
 from typing import List, Tuple
 
 from drgn import FaultError, Program
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
 
 from drgn_crashhp.facts import (
     KImage,
@@ -114,6 +112,11 @@ def _read_file_mode(prog: Program, image: KImage, seg: Segment) -> Purgatory:
             ),
         )
     base = replace(base, blob_size=len(blob))
+    # pyelftools earns its place here, on the purgatory object, and loads
+    # only for a kexec_file image.
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
+
     try:
         elf = ELFFile(io.BytesIO(blob))
         machine = target_arch(prog).elf_machine
