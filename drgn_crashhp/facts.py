@@ -78,6 +78,8 @@ class UnreadKind(str, enum.Enum):
     MALFORMED = "malformed"
     #: Not found where it must be (in no segment, or not uniquely).
     NOT_FOUND = "not-found"
+    #: A live target changed it while it was read, every time it was read.
+    CHANGING = "changing"
 
     def __str__(self) -> str:
         return self.value
@@ -679,3 +681,6 @@ class Facts:
     #: the digest was not recomputed (--no-digest).
     hashed: Optional[RegionsHash] = None
     debuginfo: DebugInfo = DebugInfo.DWARF
+    #: A live target whose crash image kept changing while it was read: the
+    #: other facts may mix two moments.
+    changing: Optional[Unread] = None

@@ -374,6 +374,14 @@ CODES: Mapping[str, Code] = _codes(
         "architecture's kexec code and were not run; only what is common to "
         "every architecture was checked.",
     ),
+    Code(
+        "CHP092",
+        U,
+        "the crash image changed while it was read",
+        "A hotplug update rewrote the image (under the kexec lock) during every "
+        "read: nothing was judged from a half-read header. Check again when "
+        "the hotplug events have settled.",
+    ),
 )
 
 
