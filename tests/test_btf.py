@@ -33,11 +33,16 @@ from drgn_crashhp.debuginfo import (
     DebugInfoError,
     find_btf,
     load_btf_debuginfo,
-    missing_globals,
     read_btf_file,
 )
 from drgn_crashhp.debuginfo.btf import BTF, BTFError, Kind
-from drgn_crashhp.debuginfo.objects import CONSTANTS, GLOBALS, BtfObjects, note_buf_t
+from drgn_crashhp.debuginfo.objects import (
+    CONSTANTS,
+    GLOBALS,
+    BtfObjects,
+    MissingGlobal,
+    note_buf_t,
+)
 from drgn_crashhp.debuginfo.symbols import SymbolsError, file_symbols
 from drgn_crashhp.debuginfo.types import MAX_DEPTH, BtfTypes
 from tests.conftest import (
@@ -50,6 +55,23 @@ from tests.conftest import (
 from tests.support import btffuzz, btfgen
 
 SYSFS_BTF = "/sys/kernel/btf/vmlinux"
+
+
+def missing_globals(prog: drgn.Program) -> List[Tuple[str, str]]:
+    """
+    ``(name, reason)`` for each global of :data:`GLOBALS` that this target's
+    BTF and symbols cannot give (absent on this kernel, or kallsyms without
+    data symbols). Names absent from the kernel version are listed too.
+    """
+    out = []
+    for name in GLOBALS:
+        try:
+            prog.object(name)
+        except MissingGlobal as e:
+            out.append((name, str(e)))
+        except (LookupError, ValueError) as e:
+            out.append((name, f"{type(e).__name__}: {e}"))
+    return out
 
 
 def _program(blob: bytes) -> Tuple[Program, BtfTypes]:

@@ -18,12 +18,12 @@ on top of these finders.
 from __future__ import annotations
 
 import os
-from typing import List, Optional, Tuple
+from typing import Optional, Tuple
 
 from drgn import Program, ProgramFlags, SymbolIndex
 
 from drgn_crashhp.debuginfo.btf import BTF, BTFError
-from drgn_crashhp.debuginfo.objects import GLOBALS, BtfObjects, MissingGlobal
+from drgn_crashhp.debuginfo.objects import GLOBALS, BtfObjects
 from drgn_crashhp.debuginfo.symbols import SymbolsError, file_symbols, kallsyms
 from drgn_crashhp.debuginfo.types import BtfTypes
 
@@ -33,7 +33,6 @@ __all__ = (
     "GLOBALS",
     "find_btf",
     "load_btf_debuginfo",
-    "missing_globals",
     "read_btf_file",
 )
 
@@ -175,20 +174,3 @@ def load_btf_debuginfo(
         f"btf+kallsyms: BTF from {where}, {len(btf)} types; {nr_symbols} "
         f"{source} symbols"
     )
-
-
-def missing_globals(prog: Program) -> List[Tuple[str, str]]:
-    """
-    ``(name, reason)`` for each global of :data:`GLOBALS` that this target's
-    BTF and symbols cannot give (absent on this kernel, or kallsyms without
-    data symbols). Names absent from the kernel version are listed too.
-    """
-    out = []
-    for name in GLOBALS:
-        try:
-            prog.object(name)
-        except MissingGlobal as e:
-            out.append((name, str(e)))
-        except (LookupError, ValueError) as e:
-            out.append((name, f"{type(e).__name__}: {e}"))
-    return out

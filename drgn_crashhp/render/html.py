@@ -18,6 +18,8 @@ import math
 from html import escape
 from typing import Any, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+from drgn_crashhp.kernel.ranges import normalize
+
 __all__ = ("render_html",)
 
 Range = Tuple[int, int]
@@ -67,15 +69,8 @@ def _ranges(values: Optional[Iterable[Sequence[Any]]]) -> List[Range]:
 
 def rows_with_status(doc: Mapping[str, Any], status: str) -> List[Range]:
     """The memory rows of *doc*'s analysis with *status*, adjacent ones merged."""
-    out: List[Range] = []
-    for row in (doc.get("analysis") or {}).get("memory_rows") or ():
-        if row["status"] != status:
-            continue
-        if out and out[-1][1] + 1 == row["start"]:
-            out[-1] = (out[-1][0], row["end"])
-        else:
-            out.append((row["start"], row["end"]))
-    return out
+    rows = (doc.get("analysis") or {}).get("memory_rows") or ()
+    return normalize((r["start"], r["end"]) for r in rows if r["status"] == status)
 
 
 def _size(n: int) -> str:
