@@ -81,7 +81,8 @@ class MemoryRow:
     excluded: Optional[str]
     #: State of the memory block covering it, when blocks are known.
     block: Optional[str]
-    status: RowStatus
+    #: None when there is no decoded header to compare with.
+    status: Optional[RowStatus]
 
 
 class CpuStatus(str, enum.Enum):
@@ -165,12 +166,13 @@ def _status(
 
 
 def memory_rows(
-    header_ram: Sequence[Range], state: MachineState
+    header_ram: Sequence[Range], state: MachineState, judged: bool = True
 ) -> Tuple[MemoryRow, ...]:
     """
     Cut the address space at every boundary of the header's RAM loads, the
     System RAM walk, the exclusions and the memory blocks, and say for each
-    piece whether it is described, RAM now, excluded, and its status.
+    piece whether it is described, RAM now, excluded, and its status (none
+    unless *judged*: without a header, nothing is missing from it).
     """
     ram_now = state.system_ram or ()
     excl = excluded_ranges(state)
@@ -222,7 +224,7 @@ def memory_rows(
             is_ram,
             excluded,
             block or None,
-            _status(in_hdr, is_ram, excluded, block),
+            _status(in_hdr, is_ram, excluded, block) if judged else None,
         )
         last = rows[-1] if rows else None
         if (
@@ -375,7 +377,7 @@ def analyze(facts: Facts) -> Analysis:
     return Analysis(
         rule=rule,
         header_ram=header_ram,
-        memory_rows=memory_rows(header_ram, facts.state),
+        memory_rows=memory_rows(header_ram, facts.state, judged=hdr is not None),
         cpu_rows=cpus,
         stray_notes=stray,
         rebuild=rebuild,

@@ -954,7 +954,7 @@ def test_kallsyms_without_data_symbols_cannot_verify(tmp_path: Path) -> None:
     assert doc["verdict"] == "CANNOT VERIFY"
     assert [f["code"] for f in doc["findings"]] == ["CHP090"]
     assert "kexec_crash_image" in doc["findings"][0]["message"]
-    assert any("MissingGlobal" in why for _, why in doc["state"]["unknown"])
+    assert any("MissingGlobal" in u["reason"] for u in doc["state"]["unknown"])
     assert {name for name, _ in missing_globals(prog)} >= {
         "kexec_crash_image",
         "crashk_res",

@@ -122,8 +122,12 @@ def read_kernel_text(prog: Program, arch: Arch) -> KernelText:
     text = prog.symbol("_text").address
     end = prog.symbol("_end").address
     module_end = _module_end(prog)
-    # drgn's own reading of VMCOREINFO's KERNELOFFSET (0 without KASLR).
-    offset = kaslr_offset(prog)
+    # drgn's own reading of VMCOREINFO's KERNELOFFSET (0 without KASLR); a
+    # program drgn does not know as a Linux kernel has none.
+    try:
+        offset: Optional[int] = kaslr_offset(prog)
+    except ValueError:
+        offset = None
     try:
         size, source = kernel_text_size(arch, text, end, module_end, offset)
     except AmbiguousTextSize:

@@ -272,7 +272,7 @@ def _state_text(state: MachineState, analysis: Analysis, has_header: bool) -> st
             yes_no(r.ram_now),
             r.excluded or "",
             r.block or "",
-            str(r.status) if has_header else "",
+            str(r.status or ""),
         ]
         for r in analysis.memory_rows
     ]

@@ -26,7 +26,7 @@ import tempfile
 import threading
 import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import FrameType
 from typing import (
@@ -969,10 +969,13 @@ ELFCOREHDR_ARG = Target(
 @dataclass(frozen=True)
 class _DumpFile:
     """What :func:`~drgn_crashhp.read.dump.read_dump_headers` asks of a
-    program: its flags and the path of its core dump."""
+    program: its flags, its platform and the path of its core dump."""
 
     core_dump_path: str
     flags: ProgramFlags = ProgramFlags(0)
+    platform: Platform = field(
+        default_factory=lambda: Platform(Architecture.X86_64, _FLAGS)
+    )
 
 
 VMCORE_HEAD_SEEDS = list(seed_files("vmcore-head"))
