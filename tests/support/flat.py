@@ -107,6 +107,40 @@ def make_flattened(
     return out
 
 
+def qemu_elf_for_makedumpfile(src: Path, out: Path, page_offset: int) -> Path:
+    """
+    A copy of a QEMU ``dump-guest-memory`` ELF (paging=false) that
+    makedumpfile reads: QEMU 10 puts a section header at 64 and the program
+    headers after it, while makedumpfile's get_elf64_phdr() reads them at
+    ``sizeof(Elf64_Ehdr)``; and its RAM PT_LOADs get ``p_vaddr =
+    page_offset + p_paddr``, as /proc/vmcore has them, from which
+    makedumpfile takes PAGE_OFFSET. The memory bytes are not touched.
+    """
+    shutil.copyfile(src, out)
+    with open(out, "r+b") as f:
+        eh = bytearray(f.read(64))
+        (phoff,) = struct.unpack_from("<Q", eh, 32)
+        phentsize, phnum = struct.unpack_from("<HH", eh, 54)
+        f.seek(phoff)
+        ph = bytearray(f.read(phentsize * phnum))
+        for i in range(phnum):
+            (p_type,) = struct.unpack_from("<I", ph, i * phentsize)
+            (paddr,) = struct.unpack_from("<Q", ph, i * phentsize + 24)
+            # RAM; not the BIOS ROM below 4 GiB
+            if p_type == 1 and not 0xF0000000 <= paddr < 1 << 32:
+                struct.pack_into("<Q", ph, i * phentsize + 16, page_offset + paddr)
+        assert 64 + len(ph) <= min(
+            struct.unpack_from("<Q", ph, i * phentsize + 8)[0] for i in range(phnum)
+        ), "no room for the program headers at 64"
+        struct.pack_into("<Q", eh, 32, 64)  # e_phoff
+        struct.pack_into("<Q", eh, 40, 0)  # e_shoff
+        struct.pack_into("<HHHH", eh, 52, 64, phentsize, phnum, 0)
+        struct.pack_into("<HH", eh, 60, 0, 0)  # e_shnum, e_shstrndx
+        f.seek(0)
+        f.write(eh + ph)
+    return out
+
+
 def make_plain(src: Path, out: Path, args: Sequence[str] = ("-c", "-d", "31")) -> Path:
     """``makedumpfile ARGS SRC OUT``: the same dump, not flattened."""
     exe = makedumpfile()
