@@ -611,6 +611,10 @@ class DumpHeaders:
     max_mapnr: Optional[int] = None
     described: Optional[Tuple[Range, ...]] = None
     dumped: Optional[Tuple[Range, ...]] = None
+    #: The file is in makedumpfile's flattened format (``makedumpfile -F``,
+    #: as kdump-tools saves it); the fields above are those of the dump
+    #: it rearranges to.
+    flattened: bool = False
 
 
 @dataclass(frozen=True)

@@ -359,6 +359,16 @@ CODES: Mapping[str, Code] = _codes(
         "Postmortem comparison of the dump's own headers with the crashed "
         "kernel's state.",
     ),
+    Code(
+        "CHP072",
+        U,
+        "a needed kernel object was filtered out of the dump",
+        "makedumpfile's dump level dropped a page the crashed kernel used "
+        "(in the dump's 1st page bitmap, not in its 2nd), so the object in "
+        "it cannot be checked. Linux 7.3 with makedumpfile -d 31 drops tail "
+        "pages of multi-page slabs as user pages; keep user pages (-d 23; "
+        "on Debian, MAKEDUMP_ARGS in /etc/default/kdump-tools).",
+    ),
     # 09x: the target itself
     Code(
         "CHP090",

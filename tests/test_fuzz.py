@@ -55,6 +55,11 @@ def test_seeds_reach_the_decoded_path() -> None:
     decoders rather than at their first check."""
     for data in fuzzing.ELFCOREHDR_SEEDS:
         assert fuzzing.run_decode_elfcorehdr((data, None, 62)).startswith("value")
+    assert fuzzing.FLATTENED_SEEDS
+    for data in fuzzing.FLATTENED_SEEDS:
+        assert fuzzing.run_flattened(data).startswith(
+            "makedumpfile: makedumpfile flattened format (-F): kdump-compressed"
+        )
     for image, program in (
         (
             fuzzing.FILE_IMAGE,

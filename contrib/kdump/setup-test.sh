@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what the monitoring and page tests need on a Debian machine, as root:
 # Chromium (Debian's package) for the headless screenshot of the HTML report,
-# and, with --python PY, the package's test and prometheus extras into PY's
+# makedumpfile (Debian's) to write flattened dumps as kdump-tools does
+# (tests/test_flattened.py), and, with --python PY, the package's test and prometheus extras into PY's
 # environment (a venv's python; never the system interpreter, PEP 668).
 #   contrib/kdump/setup-test.sh [--python .venv/bin/python]
 set -euo pipefail
@@ -10,12 +11,16 @@ python=""
 if [ "${1:-}" = "--python" ]; then
     python="$2"
 fi
-if ! command -v chromium >/dev/null 2>&1; then
+missing=()
+command -v chromium >/dev/null 2>&1 || missing+=(chromium fonts-dejavu-core)
+command -v makedumpfile >/dev/null 2>&1 || missing+=(makedumpfile)
+if [ "${#missing[@]}" -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 chromium --version
+makedumpfile -v | head -1
 # 'udevadm verify' (systemd >= 253) checks the hotplug rule. Debian 12 has
 # systemd 252: unpack bookworm-backports' udev (254) into the cache, without
 # installing it (vmcores/lab/setup.sh adds that suite to apt's sources).

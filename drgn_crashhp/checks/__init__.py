@@ -19,6 +19,7 @@ from drgn_crashhp.checks.cpus import check_cpus, check_vmcoreinfo
 from drgn_crashhp.checks.digest import check_purgatory
 from drgn_crashhp.checks.elfcorehdr import check_elfcorehdr
 from drgn_crashhp.checks.entry import check_entry
+from drgn_crashhp.checks.filtered import check_filtered
 from drgn_crashhp.checks.hotplug import check_hotplug, check_room
 from drgn_crashhp.checks.image import check_image
 from drgn_crashhp.checks.memory import check_memory, check_rebuild, check_text
@@ -44,6 +45,7 @@ COMMON_CHECKS: Sequence[Check] = (check_dump, check_image, check_hotplug)
 #: Every check but the content checks, in report order.
 CHECKS: Sequence[Check] = (
     check_dump,
+    check_filtered,
     check_image,
     check_elfcorehdr,
     check_hotplug,

@@ -20,13 +20,20 @@ How the producer is told apart (from the file alone):
   diskdump.h; QEMU's ``kdump-*`` formats too) has no PT_LOADs: its 1st page
   bitmap is what /proc/vmcore described, its 2nd what was kept after
   filtering (kernel-notes §12). QEMU's carry its ``"QEMU"`` notes.
+- makedumpfile's flattened format (``-F``, what kdump-tools saves in
+  /var/crash) wraps either of the last two; it is read through
+  :mod:`drgn_crashhp.read.flattened`, without rearranging it first, and
+  gives the headers of the dump it rearranges to.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import io
 import re
 import struct
-from typing import BinaryIO, List, Optional, Tuple
+from typing import BinaryIO, Iterator, List, Optional, Tuple
 
 from drgn import Program, ProgramFlags
 from elftools.common.exceptions import ELFError
@@ -37,6 +44,7 @@ from elftools.elf.segments import NoteSegment
 from drgn_crashhp.arch import Arch
 from drgn_crashhp.facts import DumpHeaders, DumpLoad
 from drgn_crashhp.read.fields import target_arch
+from drgn_crashhp.read.flattened import FlattenedError, FlattenedFile, is_flattened
 
 __all__ = ("bitmap_ranges", "read_dump_headers")
 
@@ -190,6 +198,20 @@ def _classify(
     return "unknown", "neither QEMU notes nor /proc/vmcore program headers"
 
 
+@contextlib.contextmanager
+def _open_dump(path: str) -> Iterator[BinaryIO]:
+    """The dump file at *path*, or the dump a flattened one rearranges to.
+
+    :raises FlattenedError: for a flattened stream that breaks its bounds.
+    """
+    with open(path, "rb") as f:
+        if is_flattened(f.read(16)):
+            yield io.BufferedReader(FlattenedFile(f))
+        else:
+            f.seek(0)
+            yield f
+
+
 def read_dump_headers(
     prog: Program, page_offset: Optional[int] = None
 ) -> Optional[DumpHeaders]:
@@ -201,13 +223,32 @@ def read_dump_headers(
         RAM PT_LOADs.
     :return: None for a live kernel or a program without a core file.
     """
+    headers = _read_dump_headers(prog, page_offset)
+    if headers is None:
+        return None
+    try:
+        with open(headers.path, "rb") as f:
+            if not is_flattened(f.read(16)):
+                return headers
+    except OSError:
+        return headers
+    return dataclasses.replace(
+        headers,
+        flattened=True,
+        evidence=f"makedumpfile flattened format (-F): {headers.evidence}",
+    )
+
+
+def _read_dump_headers(
+    prog: Program, page_offset: Optional[int] = None
+) -> Optional[DumpHeaders]:
     if prog.flags & ProgramFlags.IS_LIVE:
         return None
     path = prog.core_dump_path
     if not path:
         return None
     try:
-        with open(path, "rb") as f:
+        with _open_dump(path) as f:
             magic = f.read(8)
             if magic.startswith(b"KDUMP") or magic.startswith(b"DISKDUMP"):
                 return _read_diskdump(f, path)
@@ -227,7 +268,7 @@ def read_dump_headers(
                     for note in seg.iter_notes():
                         if note["n_name"] not in names:
                             names.append(note["n_name"])
-    except _Corrupt as e:
+    except (_Corrupt, FlattenedError) as e:
         return DumpHeaders(path, "unknown", str(e))
     except (OSError, ELFError, ConstructError, ValueError, struct.error) as e:
         # pyelftools lets construct's errors, struct.error and, for a note

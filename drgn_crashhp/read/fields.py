@@ -44,7 +44,12 @@ class FieldReader:
         try:
             return fn()
         except READ_ERRORS as e:
-            self.unknown.append(Unread(name, _kind(e), f"{type(e).__name__}: {e}"))
+            # A fault names the address drgn could not read (CHP072 looks
+            # the page up in a filtered dump's bitmaps).
+            address = e.address if isinstance(e, FaultError) else None
+            self.unknown.append(
+                Unread(name, _kind(e), f"{type(e).__name__}: {e}", address)
+            )
             return None
 
 

@@ -18,6 +18,12 @@ Cut the fuzzing seeds in this directory out of the real fixture dumps
   vmcore, up to the end of the last note.
 - ``image-<scenario>.json``: the crash image those segments belong to, as
   drgn_crashhp's reader saw it, so the fuzz harness can rebuild it.
+- ``flattened-v6.1-kdump_mdf_memadd.bin.xz`` (only where makedumpfile is
+  installed): the 6.1 makedumpfile capture made flattened by makedumpfile
+  itself (``makedumpfile -F -c -d 31``, kdump-tools' command), cut to its
+  flat header and the records of the kdump header, sub-header, notes and
+  both bitmaps (page data dropped), in their stream order, with the end
+  marker.
 
 xz keeps each file at a few KiB.
 """
@@ -42,6 +48,7 @@ from drgn_crashhp.facts import Role  # noqa: E402
 from drgn_crashhp.kernel.elfcorehdr import decode_elfcorehdr  # noqa: E402
 from drgn_crashhp.read.image import read_kimage  # noqa: E402
 from drgn_crashhp.render.json import jsonable  # noqa: E402
+from tests.support import flat  # noqa: E402
 
 
 def _program(name: str) -> drgn.Program:
@@ -92,7 +99,25 @@ def main() -> int:
         # The dump file's own headers and notes, for vmcore.read_dump_headers.
         end = max(n.offset + n.size for n in hdr.notes)
         _xz(HERE / f"vmcore-head-{name}.bin.xz", head[:end])
+    if flat.makedumpfile():
+        _flattened_seed("v6.1/kdump_mdf_memadd")
     return 0
+
+
+def _flattened_seed(name: str) -> None:
+    import struct
+    import tempfile
+
+    gen, scenario = unpack.split_name(name)
+    with tempfile.TemporaryDirectory() as tmp:
+        stream = flat.make_flattened(
+            unpack.dump_path(scenario, gen), Path(tmp) / "dump.flat"
+        ).read_bytes()
+    image = flat.rearranged(stream, 0, 1 << 20)
+    block_size, sub_hdr_size, bitmap_blocks = struct.unpack_from("<iiI", image, 428)
+    below = (1 + sub_hdr_size + bitmap_blocks) * block_size
+    stem = name.replace("/", "-")
+    _xz(HERE / f"flattened-{stem}.bin.xz", flat.metadata_seed(stream, below))
 
 
 if __name__ == "__main__":

@@ -74,9 +74,16 @@ from drgn_crashhp.kernel.elfcorehdr import (
 from drgn_crashhp.kernel.purgatory import parse_elfcorehdr_arg
 from drgn_crashhp.kernel.segments import KEXEC_SEGMENT_MAX
 from drgn_crashhp.read.dump import read_dump_headers
+from drgn_crashhp.read.flattened import (
+    WINDOW,
+    FlattenedError,
+    FlattenedFile,
+    is_flattened,
+)
 from drgn_crashhp.render.json import jsonable, report_json
 from drgn_crashhp.render.text import render_text
 from drgn_crashhp.report import build_report
+from tests.support import flat
 from tests.support import purgblob as pb
 from tests.support.helpers import (
     check_purgatory,
@@ -1009,6 +1016,167 @@ VMCORE_HEADERS = Target(
 )
 
 
+# -- makedumpfile's flattened format (kdump-tools' /var/crash dumps) ----------
+
+FLATTENED_SEEDS = list(seed_files("flattened"))
+
+#: Logical offsets and sizes of the kdump-compressed fields _read_diskdump()
+#: reads (disk_dump_header: version, block_size, sub_hdr_size,
+#: bitmap_blocks, max_mapnr; kdump_sub_header at block 1: dump_level,
+#: offset_note, size_note, max_mapnr), written inside the records.
+_INNER_FIELDS = [
+    (8, 4),
+    (428, 4),
+    (432, 4),
+    (436, 4),
+    (440, 4),
+    (4096 + 8, 4),
+    (4096 + 48, 8),
+    (4096 + 56, 8),
+    (4096 + 96, 8),
+]
+_S64 = st.one_of(
+    st.sampled_from(
+        (0, 1, -1, -2, 4096, 0x7FFFFFFF, (1 << 63) - 1, -(1 << 63), 1 << 30)
+    ),
+    st.integers(-(1 << 63), (1 << 63) - 1),
+    st.integers(0, 1 << 16),
+)
+
+
+@st.composite
+def flattened_mutated(draw: st.DrawFn) -> bytes:
+    """A real flattened stream with record-level mutations: a record's
+    offset or size (big-endian s64), records swapped, duplicated (an
+    overlap) or dropped, a kdump field inside a record's data, the flat
+    header's type, a cut; then byte-level ones."""
+    from tests.support import flat
+
+    data = bytearray(draw(st.sampled_from(FLATTENED_SEEDS)))
+    recs = flat.records(bytes(data))
+    pieces = [(o, bytes(data[d : d + n])) for o, n, d in recs]
+    head = bytes(data[:4096])
+    sizes: Dict[int, int] = {}
+    for _ in range(draw(st.integers(0, 4))):
+        op = draw(
+            st.sampled_from(
+                ("offset", "size", "swap", "dup", "drop")
+                + ("inner",) * 4
+                + ("type",) * draw(st.integers(0, 1))
+            )
+        )
+        if not pieces:
+            break
+        i = draw(st.integers(0, len(pieces) - 1))
+        if op == "offset":
+            pieces[i] = (draw(_S64), pieces[i][1])
+        elif op == "size":
+            sizes[i] = draw(_S64)
+        elif op == "swap":
+            j = draw(st.integers(0, len(pieces) - 1))
+            pieces[i], pieces[j] = pieces[j], pieces[i]
+        elif op == "dup":
+            pieces.append(pieces[i])
+        elif op == "drop":
+            del pieces[i]
+        elif op == "type":
+            head = flat.header(kind=draw(_S64), version=draw(_S64))
+        else:
+            at, size = draw(st.sampled_from(_INNER_FIELDS))
+            value = draw(st.sampled_from(INTERESTING)) % (1 << (8 * size))
+            for k, (o, d) in enumerate(pieces):
+                if 0 <= at - o <= len(d) - size:
+                    rel = at - o
+                    d = d[:rel] + value.to_bytes(size, "little") + d[rel + size :]
+                    pieces[k] = (o, d)
+    out = head + b"".join(
+        flat.record(o, d, sizes.get(i)) for i, (o, d) in enumerate(pieces)
+    )
+    if draw(st.integers(0, 9)) < 9:
+        out += flat.END
+    if draw(_RARELY):
+        # bytes anywhere: the flat header, record headers, data
+        out = draw(mutated([out], [(4096 + 16 * k, 8) for k in range(4)]))
+    return out
+
+
+@st.composite
+def flattened_structured(draw: st.DrawFn) -> bytes:
+    """A flattened stream drawn record by record: small offsets that
+    overlap and leave holes, or any s64; then maybe no end marker, or
+    trailing bytes."""
+    offsets = st.one_of(st.integers(0, 64), _S64)
+    pieces = draw(
+        st.lists(st.tuples(offsets, st.binary(min_size=1, max_size=48)), max_size=12)
+    )
+    head = flat.header(kind=draw(mostly(1, 0, 2, -1)), version=draw(mostly(1, 0, 2)))
+    out = head + b"".join(flat.record(o, d) for o, d in pieces)
+    if draw(st.integers(0, 9)) < 8:
+        out += flat.END
+    return out + draw(st.binary(max_size=draw(st.sampled_from((0, 0, 32)))))
+
+
+def run_flattened(data: bytes) -> str:
+    """
+    The flattened reader must agree with a plain model of makedumpfile -R
+    (tests/support/flat.py): refuse exactly the streams it refuses and serve
+    the bytes it would write; and read_dump_headers() on the file must give
+    a value that says whether it is flattened.
+    """
+    try:
+        flat.records(data)
+        valid = True
+    except ValueError:
+        valid = False
+    with tempfile.NamedTemporaryFile(prefix="crashhp-fuzz-") as f:
+        f.write(data)
+        f.flush()
+        dump = read_dump_headers(
+            _DumpFile(f.name),  # type: ignore[arg-type]
+            page_offset=PAGE_OFFSET,
+        )
+        if dump is None or dump.flattened != is_flattened(data):
+            raise Crash(f"read_dump_headers returned {dump!r}")
+        if dump.producer not in ("kdump", "qemu", "makedumpfile", "unknown"):
+            raise Crash(f"producer {dump.producer!r}")
+        jsonable(dump)
+        try:
+            with open(f.name, "rb") as raw:
+                reader = FlattenedFile(raw)  # type: ignore[arg-type]
+                if not valid:
+                    raise Crash("the reader accepts a stream makedumpfile -R refuses")
+                for at, n in ((0, 1 << 16), (max(0, reader.size - 4096), 4096)):
+                    if at >= WINDOW:
+                        continue
+                    got = reader.read_at(at, n)
+                    if got != flat.rearranged(data, at, min(at + n, WINDOW)):
+                        raise Crash(f"bytes at {at:#x} differ from makedumpfile -R")
+        except FlattenedError as e:
+            if valid:
+                raise Crash(
+                    f"the reader refuses a stream makedumpfile -R accepts: {e}"
+                ) from e
+            raise
+    return f"{dump.producer}: {normalise(dump.evidence)[:70]}"
+
+
+FLATTENED = Target(
+    "flattened(makedumpfile -F stream)",
+    st.one_of(
+        flattened_mutated(),
+        flattened_structured(),
+        # an ELF dump in records (makedumpfile -E -F), out of order
+        st.tuples(structured_elf(), st.randoms(use_true_random=False)).map(
+            lambda t: flat.flatten(
+                t[1].sample(flat.chunks(t[0], 64), len(flat.chunks(t[0], 64)))
+            )
+        ),
+    ),
+    run_flattened,
+    errors=(FlattenedError,),
+)
+
+
 TARGETS: Dict[str, Target] = {
     t.name: t
     for t in (
@@ -1018,6 +1186,7 @@ TARGETS: Dict[str, Target] = {
         BOOT_PARAMS,
         ELFCOREHDR_ARG,
         VMCORE_HEADERS,
+        FLATTENED,
         REPORT,
     )
 }
