@@ -2,8 +2,15 @@
 Command line
 ------------
 
-``drgn-crashhp``: open a target the way drgn does (vmcore, /proc/kcore, QEMU
-guest), run the report, print it, and exit with its status.
+``drgn-crashhp`` (the console script, :func:`entry`, and ``python3 -m
+drgn_crashhp``): check the installed drgn, open a target the way drgn does
+(vmcore, /proc/kcore, QEMU guest), run the report, print it, and exit with its
+status.
+
+The drgn check comes first: this module imports only the standard library and
+modules that need no drgn at all (:mod:`~drgn_crashhp.requirements`,
+:mod:`~drgn_crashhp.findings`, :mod:`~drgn_crashhp.options`) until it has
+passed, so that an older drgn gets one line saying what to do.
 """
 
 from __future__ import annotations
@@ -15,10 +22,10 @@ import time
 from typing import List, Optional
 
 from drgn_crashhp.findings import CODES, EXIT_USAGE
-from drgn_crashhp.options import OutputError, add_options, run
-from drgn_crashhp.target import TargetError, open_program
+from drgn_crashhp.options import add_options
+from drgn_crashhp.requirements import drgn_problem
 
-__all__ = ("main",)
+__all__ = ("entry", "main", "parser")
 
 
 class _Progress:
@@ -117,7 +124,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line on *argv*; return the exit status."""
+    problem = drgn_problem()
+    if problem is not None:
+        print(f"drgn-crashhp: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     args = parser().parse_args(argv)
+    # Past the drgn check: these need the newer drgn.
+    from drgn_crashhp.run import OutputError, run
+    from drgn_crashhp.target import TargetError, open_program
+
     try:
         prog = open_program(
             core=args.core,
@@ -144,7 +160,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     return report.exit_status
 
 
-def _entry() -> None:
+def entry() -> None:
+    """The ``drgn-crashhp`` console script: :func:`main`, then exit."""
     try:
         status = main()
     except BrokenPipeError:
