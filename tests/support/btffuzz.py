@@ -35,7 +35,7 @@ from drgn_crashhp.debuginfo.types import BtfTypes
 from tests.support import btfgen
 from tests.support.fuzzing import Target, mutated
 
-SEEDS = Path(__file__).resolve().parent / "seeds"
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 X86_64 = Platform(
     drgn.Architecture.X86_64, PlatformFlags.IS_64_BIT | PlatformFlags.IS_LITTLE_ENDIAN
 )

@@ -96,7 +96,7 @@ from tests.support.synth import (
     text,
 )
 
-SEEDS = Path(__file__).resolve().parent / "seeds"
+SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 
 #: Seconds one input may take before it counts as a hang. Generous: CI
 #: machines are shared, and the decoders take well under a millisecond.
