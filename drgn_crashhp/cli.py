@@ -19,7 +19,7 @@ import argparse
 import os
 import sys
 import time
-from typing import List, Optional
+from typing import List, MutableMapping, Optional
 
 from drgn_crashhp.findings import CODES, EXIT_USAGE
 from drgn_crashhp.options import add_options
@@ -160,8 +160,31 @@ def main(argv: Optional[List[str]] = None) -> int:
     return report.exit_status
 
 
+#: drgn plugins that only register commands (drgn's own ``%sh``/``%py``/
+#: ``%source`` and crash-mode commands, and this package's ``%crashhp``): the
+#: command line runs no command, and importing their command tables is most of
+#: what drgn's plugin hook costs at ``set_core_dump``. Other plugins (a debug
+#: info finder, say) still load.
+COMMAND_PLUGINS = ("builtin_commands", "crash_commands", "crashhp")
+
+
+def skip_command_plugins(environ: MutableMapping[str, str]) -> None:
+    """Add :data:`COMMAND_PLUGINS` to ``DRGN_DISABLE_PLUGINS`` in *environ*,
+    keeping what the user put there (``*`` stays ``*``). drgn reads it when it
+    first loads plugins, and still loads a plugin named in ``DRGN_PLUGINS``."""
+    have = environ.get("DRGN_DISABLE_PLUGINS", "")
+    if have == "*":
+        return
+    names = [n for n in have.split(",") if n]
+    names += [n for n in COMMAND_PLUGINS if n not in names]
+    environ["DRGN_DISABLE_PLUGINS"] = ",".join(names)
+
+
 def entry() -> None:
-    """The ``drgn-crashhp`` console script: :func:`main`, then exit."""
+    """The ``drgn-crashhp`` console script: :func:`main`, then exit. The
+    process is the command line's alone, so drgn need not load the command
+    plugins in it (:func:`skip_command_plugins`)."""
+    skip_command_plugins(os.environ)
     try:
         status = main()
     except BrokenPipeError:

@@ -12,8 +12,9 @@ import the report on first use.
   for people who come from crash. drgn 0.3.0 keeps the crash-command decorator
   in a private module, ``drgn.commands._crash.common``, that it may move or
   change: this is the only place the package touches it, through one guarded
-  import. A drgn without it loses only this command, silently (drgn logs a
-  plugin that fails to import as a warning at every start).
+  import. A drgn without it loses only this command, and silently: an import
+  error that escaped would make drgn log the whole plugin as failed, with a
+  warning, at every start.
 
 Both take the option table of :mod:`drgn_crashhp.options` and print what
 :func:`drgn_crashhp.run.run` prints, like the ``drgn-crashhp`` command line.

@@ -15,7 +15,7 @@ needs the newer API.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import os
 from typing import Optional, Tuple
 
@@ -49,11 +49,12 @@ class DrgnTooOld(ImportError):
 
 def _has(drgn: object, name: str) -> bool:
     if name == "drgn.commands":
+        # Found, not imported: the command line needs no drgn.commands, and
+        # importing it would cost every run of it.
         try:
-            importlib.import_module("drgn.commands")
+            return importlib.util.find_spec(name) is not None
         except ImportError:
             return False
-        return True
     owner, _, attr = name.partition(".")
     return hasattr(drgn if owner == "drgn" else getattr(drgn, owner, None), attr)
 
