@@ -8,10 +8,10 @@ only code that reads the target's memory; ``render/`` does not import
 
 The floors, lowest first:
 
-0. per-architecture constants and leaves: ``arch/``, ``fmt``, ``findings``,
-   ``debuginfo/`` (BTF and kallsyms for drgn) and the stdlib-only
-   ``requirements``;
-1. the values readers produce: ``facts``;
+0. per-architecture constants and leaves: ``arch/``, ``fmt``, ``findings``
+   and the stdlib-only ``requirements``;
+1. the values readers produce, ``facts``, and the types and symbols drgn is
+   given without DWARF, ``debuginfo/`` (BTF and kallsyms);
 2. what the kernel does, and opening a target: ``kernel/``, ``target``;
 3. what is derived once from the facts: ``analysis``;
 4. reading the target, and judging what was read: ``read/``, ``checks/``;
@@ -41,9 +41,9 @@ FLOORS: Dict[str, int] = {
     "arch": 0,
     "fmt": 0,
     "findings": 0,
-    "debuginfo": 0,
     "requirements": 0,
     "facts": 1,
+    "debuginfo": 1,
     "kernel": 2,
     "target": 2,
     "analysis": 3,
