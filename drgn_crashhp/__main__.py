@@ -1,5 +1,5 @@
 """``python -m drgn_crashhp``: the same as the ``drgn-crashhp`` command."""
 
-from drgn_crashhp.requirements import cli_entry
+from drgn_crashhp.cli import entry
 
-cli_entry()
+entry()

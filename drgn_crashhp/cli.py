@@ -2,8 +2,15 @@
 Command line
 ------------
 
-``drgn-crashhp``: open a target the way drgn does (vmcore, /proc/kcore, QEMU
-guest), run the report, print it, and exit with its status.
+``drgn-crashhp`` (the console script, :func:`entry`, and ``python3 -m
+drgn_crashhp``): check the installed drgn, open a target the way drgn does
+(vmcore, /proc/kcore, QEMU guest), run the report, print it, and exit with its
+status.
+
+The drgn check comes first: this module imports only the standard library and
+modules that need no drgn at all (:mod:`~drgn_crashhp.requirements`,
+:mod:`~drgn_crashhp.findings`, :mod:`~drgn_crashhp.options`) until it has
+passed, so that an older drgn gets one line saying what to do.
 """
 
 from __future__ import annotations
@@ -12,13 +19,13 @@ import argparse
 import os
 import sys
 import time
-from typing import List, Optional
+from typing import List, MutableMapping, Optional
 
 from drgn_crashhp.findings import CODES, EXIT_USAGE
-from drgn_crashhp.options import OutputError, add_options, run
-from drgn_crashhp.target import TargetError, open_program
+from drgn_crashhp.options import add_options
+from drgn_crashhp.requirements import drgn_problem
 
-__all__ = ("main",)
+__all__ = ("entry", "main", "parser")
 
 
 class _Progress:
@@ -117,7 +124,16 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
+    """Run the command line on *argv*; return the exit status."""
+    problem = drgn_problem()
+    if problem is not None:
+        print(f"drgn-crashhp: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     args = parser().parse_args(argv)
+    # Past the drgn check: these need the newer drgn.
+    from drgn_crashhp.run import OutputError, run
+    from drgn_crashhp.target import TargetError, open_program
+
     try:
         prog = open_program(
             core=args.core,
@@ -144,7 +160,31 @@ def main(argv: Optional[List[str]] = None) -> int:
     return report.exit_status
 
 
-def _entry() -> None:
+#: drgn plugins that only register commands (drgn's own ``%sh``/``%py``/
+#: ``%source`` and crash-mode commands, and this package's ``%crashhp``): the
+#: command line runs no command, and importing their command tables is most of
+#: what drgn's plugin hook costs at ``set_core_dump``. Other plugins (a debug
+#: info finder, say) still load.
+COMMAND_PLUGINS = ("builtin_commands", "crash_commands", "crashhp")
+
+
+def skip_command_plugins(environ: MutableMapping[str, str]) -> None:
+    """Add :data:`COMMAND_PLUGINS` to ``DRGN_DISABLE_PLUGINS`` in *environ*,
+    keeping what the user put there (``*`` stays ``*``). drgn reads it when it
+    first loads plugins, and still loads a plugin named in ``DRGN_PLUGINS``."""
+    have = environ.get("DRGN_DISABLE_PLUGINS", "")
+    if have == "*":
+        return
+    names = [n for n in have.split(",") if n]
+    names += [n for n in COMMAND_PLUGINS if n not in names]
+    environ["DRGN_DISABLE_PLUGINS"] = ",".join(names)
+
+
+def entry() -> None:
+    """The ``drgn-crashhp`` console script: :func:`main`, then exit. The
+    process is the command line's alone, so drgn need not load the command
+    plugins in it (:func:`skip_command_plugins`)."""
+    skip_command_plugins(os.environ)
     try:
         status = main()
     except BrokenPipeError:

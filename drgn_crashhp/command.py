@@ -1,18 +1,29 @@
 """
-drgn command
-------------
+drgn commands
+-------------
 
-``%crashhp`` in the drgn REPL, registered the way drgn's own kernel commands
-are (:func:`drgn.commands.linux.linux_kernel_command`) and loaded through
-the ``drgn.plugins`` entry point: a thin shell over the options and output
-of :mod:`drgn_crashhp.options`, which the ``drgn-crashhp`` command line
-shares.
+The plugin module (the ``drgn.plugins`` entry point): drgn imports it at every
+``set_core_dump``, so it holds the command table and nothing else. The bodies
+import the report on first use.
+
+- ``%crashhp`` in the drgn REPL, registered the way drgn's own kernel commands
+  are (:func:`drgn.commands.linux.linux_kernel_command`).
+- ``crashhp`` in drgn's crash mode (``drgn-crash``, or ``%crash`` in the REPL),
+  for people who come from crash. drgn 0.3.0 keeps the crash-command decorator
+  in a private module, ``drgn.commands._crash.common``, that it may move or
+  change: this is the only place the package touches it, through one guarded
+  import. A drgn without it loses only this command, and silently: an import
+  error that escaped would make drgn log the whole plugin as failed, with a
+  warning, at every start.
+
+Both take the option table of :mod:`drgn_crashhp.options` and print what
+:func:`drgn_crashhp.run.run` prints, like the ``drgn-crashhp`` command line.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any, List
+from typing import Any, Callable, List, Optional
 
 from drgn_crashhp.requirements import check_drgn_version
 
@@ -23,13 +34,22 @@ from drgn import Program  # noqa: E402
 from drgn.commands import CommandError, argument  # noqa: E402
 from drgn.commands.linux import linux_kernel_command  # noqa: E402
 
-from drgn_crashhp.options import OutputError, add_options, run  # noqa: E402
-from drgn_crashhp.target import DEBUGINFO_KEY, TargetError, use_btf  # noqa: E402
+from drgn_crashhp.options import add_options  # noqa: E402
+
+_crash_command: Optional[Callable[..., Any]]
+try:
+    # Private drgn API (see the module docstring). drgn's own crash_commands
+    # plugin imports it at the same start anyway, so it costs nothing here.
+    from drgn.commands._crash.common import crash_command as _crash_command
+except ImportError:
+    _crash_command = None
 
 __all__ = ()
 
 _ARGUMENTS: List[argument] = []
 add_options(lambda *flags, **kwargs: _ARGUMENTS.append(argument(*flags, **kwargs)))
+
+_DESCRIPTION = "check the loaded crash kernel against CPU/memory hotplug state"
 
 _LONG = """
 Check that the loaded kdump crash kernel would boot and capture every CPU and
@@ -43,30 +63,38 @@ status drgn-crashhp would return: 0 healthy, 1 a problem, 3 cannot verify.
 """
 
 
-@linux_kernel_command(
-    description="check the loaded crash kernel against CPU/memory hotplug state",
-    long_description=_LONG,
-    arguments=_ARGUMENTS,
-)
-def _cmd_crashhp(
-    prog: Program, name: str, args: argparse.Namespace, **kwargs: Any
-) -> int:
-    if _without_debug_info(prog):
-        try:
-            line = use_btf(prog)
-        except TargetError as e:
-            raise CommandError(f"no kernel debug info found; {e}") from e
-        print(f"crashhp: no kernel debug info loaded; {line}")
+def _crashhp(prog: Program, args: argparse.Namespace) -> int:
+    """The body of both commands: the report *args* ask for, printed."""
+    from drgn_crashhp.run import OutputError, run
+    from drgn_crashhp.target import TargetError, fall_back_to_btf
+
+    try:
+        fall_back_to_btf(prog, lambda line: print(f"crashhp: {line}"))
+    except TargetError as e:
+        raise CommandError(str(e)) from e
     try:
         return run(prog, args).exit_status
     except OutputError as e:
         raise CommandError(str(e)) from e
 
 
-def _without_debug_info(prog: Program) -> bool:
-    if DEBUGINFO_KEY in prog.cache:
-        return False
-    try:
-        return prog.main_module().debug_file_path is None
-    except LookupError:
-        return True
+@linux_kernel_command(
+    description=_DESCRIPTION,
+    long_description=_LONG,
+    arguments=_ARGUMENTS,
+)
+def _cmd_crashhp(
+    prog: Program, name: str, args: argparse.Namespace, **kwargs: Any
+) -> int:
+    return _crashhp(prog, args)
+
+
+if _crash_command is not None:
+    # The same function in the crash namespace. Every crash command is a
+    # kernel command: that namespace needs no enabled= check of its own.
+    _crash_command(
+        name="crashhp",
+        description=_DESCRIPTION,
+        long_description=_LONG,
+        arguments=_ARGUMENTS,
+    )(_cmd_crashhp)

@@ -2,26 +2,19 @@
 Options
 -------
 
-The one option table and output function shared by the ``drgn-crashhp``
-command line and the drgn ``%crashhp`` command, so both take the same
-options and print the same thing. Importing it is cheap (drgn imports the
-plugin at every start); the report and its renderers load on first use.
+The one option table of the report, shared by the ``drgn-crashhp`` command
+line and the ``crashhp`` drgn commands, so all of them take the same options.
+Options only: importing it is cheap (drgn imports the plugin's command table at
+every ``set_core_dump``), and what the options do is in :mod:`drgn_crashhp.run`.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from typing import TYPE_CHECKING, Any, Callable, Dict, Optional, Sequence, TextIO, Tuple
-
-from drgn import Program
+from typing import Any, Callable, Dict, Sequence, Tuple
 
 from drgn_crashhp.render import FORMATS, SECTIONS
 
-if TYPE_CHECKING:
-    from drgn_crashhp.report import Report
-
-__all__ = ("OPTIONS", "OutputError", "add_options", "run")
+__all__ = ("OPTIONS", "add_options")
 
 #: ``(flags, argparse keyword arguments)`` of every report option.
 OPTIONS: Sequence[Tuple[Tuple[str, ...], Dict[str, Any]]] = (
@@ -73,77 +66,7 @@ OPTIONS: Sequence[Tuple[Tuple[str, ...], Dict[str, Any]]] = (
 )
 
 
-class OutputError(Exception):
-    """The report cannot be written as asked (one line; exit status 2)."""
-
-
 def add_options(add: Callable[..., Any]) -> None:
     """Call *add* (``parser.add_argument`` or drgn's ``argument``) per option."""
     for flags, kwargs in OPTIONS:
         add(*flags, **kwargs)
-
-
-def _render(report: Report, args: argparse.Namespace, out: TextIO) -> None:
-    fmt = "json" if args.json else args.format
-    if fmt == "text":
-        from drgn_crashhp.render.text import render_text
-
-        out.write(render_text(report, args.section or SECTIONS, args.quiet))
-        return
-    from drgn_crashhp.render.json import report_json
-
-    doc = report_json(report)
-    if fmt == "json":
-        import json
-
-        json.dump(doc, out, indent=2)
-        out.write("\n")
-    elif fmt == "html":
-        from drgn_crashhp.render.html import render_html
-
-        out.write(render_html(doc))
-    else:
-        from drgn_crashhp.render import prometheus
-
-        try:
-            if args.textfile:
-                prometheus.write_prometheus_textfile(doc, args.textfile)
-            else:
-                out.write(prometheus.render_prometheus(doc))
-        except ImportError as e:
-            raise OutputError(
-                "--format prometheus needs the prometheus-client package "
-                "(pip install 'drgn-crashhp[prometheus]')"
-            ) from e
-        except OSError as e:
-            raise OutputError(f"cannot write {args.textfile}: {e}") from e
-
-
-def run(
-    prog: Program,
-    args: argparse.Namespace,
-    *,
-    out: Optional[TextIO] = None,
-    progress: Optional[Callable[[int, int], None]] = None,
-    target: Optional[str] = None,
-) -> Report:
-    """
-    Build the report *args* ask for and print it; return it.
-
-    :raises OutputError: if the chosen format cannot be written.
-    """
-    from drgn_crashhp.report import build_report
-
-    out = out or sys.stdout
-    report = build_report(
-        prog,
-        symbol="kexec_image" if args.image == "kexec" else "kexec_crash_image",
-        digest=not args.no_digest,
-        progress=progress,
-        target=target,
-    )
-    if progress is not None and hasattr(progress, "finish"):
-        progress.finish()
-    _render(report, args, out)
-    out.flush()
-    return report

@@ -7,18 +7,19 @@ has (never by parsing its version string), so that an older drgn, such as
 Debian 12's ``python3-drgn`` 0.0.22 or Debian 13's 0.0.31, gives one line
 that says what to do instead of an ``AttributeError`` deep in a reader.
 
-Stdlib and ``drgn`` only: it must run before any module that needs the newer
-API is imported.
+A leaf: stdlib and ``drgn`` only, and nothing of this package, so that the
+command line (:mod:`drgn_crashhp.cli`) and the drgn plugin
+(:mod:`drgn_crashhp.command`) can run it before they import any module that
+needs the newer API.
 """
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 import os
-import sys
 from typing import Optional, Tuple
 
-__all__ = ("MIN_DRGN", "DrgnTooOld", "check_drgn_version", "cli_entry", "drgn_problem")
+__all__ = ("MIN_DRGN", "DrgnTooOld", "check_drgn_version", "drgn_problem")
 
 MIN_DRGN = "0.3.0"
 
@@ -48,11 +49,12 @@ class DrgnTooOld(ImportError):
 
 def _has(drgn: object, name: str) -> bool:
     if name == "drgn.commands":
+        # Found, not imported: the command line needs no drgn.commands, and
+        # importing it would cost every run of it.
         try:
-            importlib.import_module("drgn.commands")
+            return importlib.util.find_spec(name) is not None
         except ImportError:
             return False
-        return True
     owner, _, attr = name.partition(".")
     return hasattr(drgn if owner == "drgn" else getattr(drgn, owner, None), attr)
 
@@ -98,17 +100,3 @@ def check_drgn_version() -> None:
     problem = drgn_problem()
     if problem is not None:
         raise DrgnTooOld(problem)
-
-
-def cli_entry() -> None:
-    """
-    The ``drgn-crashhp`` console script: check drgn first, then import and
-    run the command line (whose modules need the newer drgn).
-    """
-    problem = drgn_problem()
-    if problem is not None:
-        print(f"drgn-crashhp: error: {problem}", file=sys.stderr)
-        sys.exit(2)
-    from drgn_crashhp.cli import _entry
-
-    _entry()

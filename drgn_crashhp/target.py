@@ -20,6 +20,7 @@ __all__ = (
     "DEBUGINFO_KEY",
     "TargetError",
     "debuginfo_source",
+    "fall_back_to_btf",
     "open_program",
     "use_btf",
 )
@@ -82,6 +83,36 @@ def use_btf(
         raise TargetError(f"no BTF and kallsyms either: {e}") from e
     prog.cache[DEBUGINFO_KEY] = "btf+kallsyms"
     return line
+
+
+def _has_debug_info(prog: drgn.Program) -> bool:
+    if DEBUGINFO_KEY in prog.cache:
+        return True  # use_btf() already gave it types and symbols
+    try:
+        return prog.main_module().debug_file_path is not None
+    except LookupError:
+        return False
+
+
+def fall_back_to_btf(
+    prog: drgn.Program, say: Callable[[str], None], hint: str = ""
+) -> None:
+    """
+    The debug-info fallback of every entry point: when *prog* has no kernel
+    debug info (and has not been given BTF already), give it the target's BTF
+    and kallsyms, and *say* so in one line. Nothing happens when it has debug
+    info.
+
+    :param hint: where the debug info was looked for, for the error.
+    :raises TargetError: if there is no BTF and kallsyms either.
+    """
+    if _has_debug_info(prog):
+        return
+    try:
+        line = use_btf(prog)
+    except TargetError as e:
+        raise TargetError(f"no kernel debug info found{hint}; {e}") from e
+    say(f"no kernel debug info found; {line}")
 
 
 def open_program(
@@ -164,13 +195,7 @@ def open_program(
                     f"no kernel debug info in {', '.join(symbols)}{hint}; "
                     "or use the kernel's BTF and kallsyms with --btf"
                 ) from e
-            try:
-                line = use_btf(prog)
-            except TargetError as btf_error:
-                raise TargetError(
-                    f"no kernel debug info found{hint}; {btf_error}"
-                ) from e
-            say(f"drgn-crashhp: no kernel debug info found; {line}")
+            fall_back_to_btf(prog, lambda line: say(f"drgn-crashhp: {line}"), hint)
     except (OSError, ValueError, drgn.BadDataError) as e:
         raise TargetError(f"cannot load debug info: {e}") from e
     finally:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
+import re
 from pathlib import Path
-from typing import Any, Dict, Tuple
+from typing import Any, Dict, Generator, Tuple
 
 import drgn
 import pytest
@@ -17,6 +19,38 @@ _spec = importlib.util.spec_from_file_location(
 assert _spec is not None and _spec.loader is not None
 unpack = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(unpack)
+
+
+#: Skip reasons that mean a tool is missing that the CI setup installs
+#: (``.ci/run``: ``vmcores/lab/setup.sh --live`` for QEMU 10, pahole and
+#: binutils, ``contrib/kdump/setup-test.sh`` for Chromium and udevadm verify;
+#: systemd-analyze comes with Debian's systemd). Under ``CI=true`` such a skip
+#: fails the run: CI must run every test it has.
+CI_TOOLS = re.compile(
+    r"pahole not installed|objcopy not installed|no as/ld|readelf not available"
+    r"|QEMU 10 is not installed|no chromium|no udevadm with 'verify'"
+    r"|no systemd-analyze"
+)
+
+
+def _in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("true", "1", "yes")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: Any) -> Generator:
+    outcome = yield
+    report = outcome.get_result()
+    if not (report.skipped and _in_ci()):
+        return
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+    if CI_TOOLS.search(reason):
+        report.outcome = "failed"
+        report.longrepr = (
+            f"CI=true and the test skipped for a missing tool ({reason}): "
+            "the CI setup (.ci/run) should have installed it"
+        )
 
 
 def have_fixtures() -> bool:

@@ -34,7 +34,7 @@ import pytest
 
 import drgn_crashhp.command
 from drgn_crashhp.facts import Role
-from drgn_crashhp.options import add_options, run
+from drgn_crashhp.options import add_options
 from drgn_crashhp.read.boot_params import read_cmdline
 from drgn_crashhp.read.digest import hash_regions
 from drgn_crashhp.read.elfcorehdr import read_elfcorehdr
@@ -44,6 +44,7 @@ from drgn_crashhp.read.state import read_state
 from drgn_crashhp.render.json import report_json
 from drgn_crashhp.render.text import render_text
 from drgn_crashhp.report import build_report
+from drgn_crashhp.run import run
 from tests.conftest import ROOT, real_fixture, unpack
 from tests.support import purgblob as pb
 from tests.support import synth
@@ -248,7 +249,7 @@ WRITE_CALLS = {
 WRITE_MODULES = {"ctypes", "mmap", "socket", "subprocess", "fcntl", "shutil"}
 TARGET_PATHS = ("/dev/mem", "/dev/kmem", "/proc/kcore", "/dev/crash")
 #: Output the tool produces: text to its own stdout/stderr, or to the stream
-#: a caller hands :func:`drgn_crashhp.options.run` (stdout by default).
+#: a caller hands :func:`drgn_crashhp.run.run` (stdout by default).
 OUTPUT_STREAMS = {"sys.stdout", "sys.stderr", "out"}
 
 

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Idempotent host setup for the drgn-crashhp vmcore lab (Debian 12 bookworm, root).
 #   setup.sh [GEN]   GEN = 6.1 | 6.12 | 7.3 | all (default all): build tools + that kernel's source
-#   setup.sh --live  only QEMU 10, for tests/test_live_qemu.py
+#   setup.sh --live  what the tests need (CI): QEMU 10, pahole (dwarves), binutils
 # The Debian mirror is read from this machine's own apt sources (sources.list or
 # sources.list.d/*.sources/*.list); nothing here names an archive host.
 set -eu
@@ -54,10 +54,16 @@ rm -f /etc/apt/preferences.d/99-pin   # older name of this file
 export DEBIAN_FRONTEND=noninteractive
 apt-get update
 if [ "$GEN" = "--live" ]; then
-    # Only what the live test needs: QEMU 10 (bookworm's 7.2 TCG corrupts
-    # 6.12 guests). The kernel and initramfs come from vmcores/.
-    apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-x86
+    # What the tests need besides the fixtures (CI runs this): QEMU 10 for
+    # the live tests (bookworm's 7.2 TCG corrupts 6.12 guests); pahole
+    # (dwarves) for the BTF tests; binutils (as, ld, objcopy, readelf) for the
+    # purgatory, BTF and batch tests. The kernel and initramfs come from
+    # vmcores/. A test that skips for want of one of these fails a CI run
+    # (tests/conftest.py, CI_TOOLS).
+    apt-get install -y --no-install-recommends binutils
+    apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-x86 dwarves
     qemu-system-x86_64 --version | head -1
+    pahole --version
     exit 0
 fi
 # dwarves: pahole for CONFIG_DEBUG_INFO_BTF (bookworm-backports' 1.27+ knows DWARF 5 / new BTF kinds)
