@@ -67,12 +67,7 @@ FORBIDDEN = {
 
 #: Known edges that break the rules above, each with the change that removes
 #: it: (importing module, imported module) -> why it is still here.
-ALLOWED: Dict[Tuple[str, str], str] = {
-    # removed by the analysis change (issue 17 item 1: the report carries the
-    # memory rows, so render/text.py no longer works them out itself)
-    ("render.text", "checks._common"): "removed by the analysis change",
-    ("render.text", "checks.memory"): "removed by the analysis change",
-}
+ALLOWED: Dict[Tuple[str, str], str] = {}
 
 #: The only rooms that may read the target's memory.
 READERS = {"read", "debuginfo", "target"}
