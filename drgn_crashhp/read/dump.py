@@ -36,10 +36,6 @@ import struct
 from typing import BinaryIO, Iterator, List, Optional, Tuple
 
 from drgn import Program, ProgramFlags
-from elftools.common.exceptions import ELFError
-from elftools.construct import ConstructError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.segments import NoteSegment
 
 from drgn_crashhp.arch import Arch
 from drgn_crashhp.facts import DumpHeaders, DumpLoad
@@ -92,17 +88,70 @@ def bitmap_ranges(bitmap: bytes, nbits: int) -> Tuple[Tuple[int, int], ...]:
     return tuple((s, min(e, nbits - 1)) for s, e in out if s < nbits)
 
 
-def _note_names(raw: bytes) -> List[str]:
+def _note_names(raw: bytes, end: str = "<") -> List[str]:
     names: List[str] = []
     at = 0
     while at + 12 <= len(raw):
-        namesz, descsz, _ = struct.unpack_from("<III", raw, at)
+        namesz, descsz, _ = struct.unpack_from(end + "III", raw, at)
         at += 12
         name = raw[at : at + namesz].rstrip(b"\0").decode("latin-1")
         at += (namesz + 3) // 4 * 4 + (descsz + 3) // 4 * 4
         if namesz and name not in names:
             names.append(name)
     return names
+
+
+#: include/uapi/linux/elf.h
+PT_LOAD, PT_NOTE = 1, 4
+PN_XNUM = 0xFFFF
+
+
+def _read_elf(f: BinaryIO) -> Tuple[List[str], List[DumpLoad]]:
+    """
+    The note names and PT_LOADs of an ELF core file: its Ehdr and Phdrs and
+    the PT_NOTE contents, with ``struct`` as the elfcorehdr decoder reads
+    them (pyelftools is left to the purgatory object).
+
+    :raises _Corrupt: for anything that is not a 64-bit ELF core file.
+    """
+    ehdr = f.read(64)
+    if len(ehdr) < 64 or ehdr[:4] != b"\x7fELF":
+        raise _Corrupt("not readable as ELF: no ELF header")
+    if ehdr[4] != 2 or ehdr[5] not in (1, 2):
+        raise _Corrupt(
+            f"not readable as ELF: class {ehdr[4]}, data {ehdr[5]} (64-bit expected)"
+        )
+    end = "<" if ehdr[5] == 1 else ">"
+    phoff, shoff = struct.unpack_from(end + "QQ", ehdr, 0x20)
+    phentsize, phnum = struct.unpack_from(end + "HH", ehdr, 0x36)
+    if phnum == PN_XNUM and shoff:
+        # More program headers than e_phnum holds: section 0's sh_info.
+        f.seek(shoff + 44)
+        (phnum,) = struct.unpack(end + "I", f.read(4))
+    if phentsize != 56:
+        raise _Corrupt(f"not readable as ELF: e_phentsize {phentsize}")
+    f.seek(phoff)
+    table = f.read(phnum * 56)
+    if len(table) < phnum * 56:
+        raise _Corrupt("not readable as ELF: program headers past the end")
+    names: List[str] = []
+    loads: List[DumpLoad] = []
+    note_bytes = 0
+    for i in range(phnum):
+        p_type, _, offset, vaddr, paddr, filesz, memsz, _ = struct.unpack_from(
+            end + "IIQQQQQQ", table, i * 56
+        )
+        if p_type == PT_LOAD:
+            loads.append(DumpLoad(paddr, vaddr, memsz, filesz))
+        elif p_type == PT_NOTE:
+            note_bytes += filesz
+            if note_bytes > MAX_NOTES:
+                raise _Corrupt(f"notes larger than {MAX_NOTES:#x} bytes")
+            f.seek(offset)
+            for name in _note_names(f.read(filesz), end):
+                if name not in names:
+                    names.append(name)
+    return names, loads
 
 
 def _read_diskdump(f: BinaryIO, path: str) -> DumpHeaders:
@@ -253,26 +302,10 @@ def _read_dump_headers(
             if magic.startswith(b"KDUMP") or magic.startswith(b"DISKDUMP"):
                 return _read_diskdump(f, path)
             f.seek(0)
-            elf = ELFFile(f)
-            names: List[str] = []
-            loads: List[DumpLoad] = []
-            for seg in elf.iter_segments():
-                h = seg.header
-                if h["p_type"] == "PT_LOAD":
-                    loads.append(
-                        DumpLoad(
-                            h["p_paddr"], h["p_vaddr"], h["p_memsz"], h["p_filesz"]
-                        )
-                    )
-                elif isinstance(seg, NoteSegment):
-                    for note in seg.iter_notes():
-                        if note["n_name"] not in names:
-                            names.append(note["n_name"])
+            names, loads = _read_elf(f)
     except (_Corrupt, FlattenedError) as e:
         return DumpHeaders(path, "unknown", str(e))
-    except (OSError, ELFError, ConstructError, ValueError, struct.error) as e:
-        # pyelftools lets construct's errors, struct.error and, for a note
-        # name that is not UTF-8, UnicodeDecodeError out on corrupt headers.
+    except (OSError, ValueError, struct.error) as e:
         return DumpHeaders(path, "unknown", f"not readable as ELF: {e}")
     producer, evidence = _classify(
         target_arch(prog), tuple(names), tuple(loads), page_offset
