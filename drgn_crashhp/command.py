@@ -11,10 +11,15 @@ import the report on first use.
 - ``crashhp`` in drgn's crash mode (``drgn-crash``, or ``%crash`` in the REPL),
   for people who come from crash. drgn 0.3.0 keeps the crash-command decorator
   in a private module, ``drgn.commands._crash.common``, that it may move or
-  change: this is the only place the package touches it, through one guarded
-  import. A drgn without it loses only this command, and silently: an import
-  error that escaped would make drgn log the whole plugin as failed, with a
-  warning, at every start.
+  change: :func:`drgn_prog_set` is the only place the package touches it,
+  through one guarded import. A drgn without it loses only this command, and
+  silently: an import error that escaped would make drgn log the whole plugin
+  as failed, with a warning, at every start. The import waits for drgn's
+  ``drgn_prog_set`` hook, which runs once every plugin is loaded, and happens
+  only when this session has crash mode (``drgn-crash`` imported it, or drgn's
+  own ``crash_commands`` plugin did): importing it would load and register
+  every crash command of drgn, which a user may have left out on purpose
+  (``DRGN_DISABLE_PLUGINS=crash_commands``).
 
 Both take the option table of :mod:`drgn_crashhp.options` and print what
 :func:`drgn_crashhp.run.run` prints, like the ``drgn-crashhp`` command line.
@@ -23,7 +28,8 @@ Both take the option table of :mod:`drgn_crashhp.options` and print what
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable, List, Optional
+import sys
+from typing import Any, List
 
 from drgn_crashhp.requirements import check_drgn_version
 
@@ -35,14 +41,6 @@ from drgn.commands import CommandError, argument  # noqa: E402
 from drgn.commands.linux import linux_kernel_command  # noqa: E402
 
 from drgn_crashhp.options import add_options  # noqa: E402
-
-_crash_command: Optional[Callable[..., Any]]
-try:
-    # Private drgn API (see the module docstring). drgn's own crash_commands
-    # plugin imports it at the same start anyway, so it costs nothing here.
-    from drgn.commands._crash.common import crash_command as _crash_command
-except ImportError:
-    _crash_command = None
 
 __all__ = ()
 
@@ -89,12 +87,30 @@ def _cmd_crashhp(
     return _crashhp(prog, args)
 
 
-if _crash_command is not None:
+def drgn_prog_set(prog: Program) -> None:
+    """
+    drgn's plugin hook, run at every ``set_core_dump``/``set_kernel`` once
+    every plugin is loaded: register ``crashhp`` in crash mode, once, if this
+    session has crash mode (see the module docstring).
+    """
+    global _in_crash_mode
+    if _in_crash_mode or sys.modules.get("drgn.commands._crash") is None:
+        return
+    try:
+        # Private drgn API: the one place the package touches it.
+        from drgn.commands._crash.common import crash_command
+    except ImportError:
+        return
     # The same function in the crash namespace. Every crash command is a
     # kernel command: that namespace needs no enabled= check of its own.
-    _crash_command(
+    crash_command(
         name="crashhp",
         description=_DESCRIPTION,
         long_description=_LONG,
         arguments=_ARGUMENTS,
     )(_cmd_crashhp)
+    _in_crash_mode = True
+
+
+#: Whether :func:`drgn_prog_set` registered the crash-mode command.
+_in_crash_mode = False

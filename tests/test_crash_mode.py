@@ -19,7 +19,7 @@ from typing import Any, Dict, List
 import pytest
 from drgn.commands import DEFAULT_COMMAND_NAMESPACE
 
-import drgn_crashhp.command  # noqa: F401  (registers both commands)
+import drgn_crashhp.command  # noqa: F401  (registers %crashhp)
 from tests.conftest import ROOT, real_fixture, unpack
 
 PROMPT = "%crash> "
@@ -108,6 +108,66 @@ def test_drgn_crash_help_lists_the_same_options() -> None:
     for flag in ("--image", "--format", "--json", "--no-digest", "--section", "-q"):
         assert flag in help_text
     assert "invalid choice" in proc.stderr
+
+
+def test_a_session_without_crash_mode_does_not_load_it() -> None:
+    """With drgn's crash commands left out, the plugin does not bring them
+    back: it registers in crash mode only when the session has it."""
+    real_fixture("file_base")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "drgn",
+            "-q",
+            "-c",
+            str(unpack.dump_path("file_base")),
+            "-s",
+            str(unpack.vmlinux_path()),
+            "--no-default-symbols",
+            "-e",
+            "import sys; from drgn.commands import DEFAULT_COMMAND_NAMESPACE as ns; "
+            "assert 'drgn_crashhp.command' in sys.modules; "
+            "assert 'drgn.commands._crash' not in sys.modules, 'crash mode loaded'; "
+            "sys.exit(ns.run(prog, 'crashhp -q', globals=globals()))",
+        ],
+        env={**os.environ, "DRGN_DISABLE_PLUGINS": "crash_commands"},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "verdict: OK (exit status 0)" in proc.stdout
+    assert proc.stderr == "", proc.stderr
+
+
+def test_percent_crash_in_the_repl_runs_crashhp() -> None:
+    """``%crash crashhp`` in drgn's own session: drgn's crash_commands
+    plugin loaded crash mode, and the plugin's hook registered there."""
+    real_fixture("file_base")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "drgn",
+            "-q",
+            "-c",
+            str(unpack.dump_path("file_base")),
+            "-s",
+            str(unpack.vmlinux_path()),
+            "--no-default-symbols",
+            "-e",
+            "from drgn.commands import DEFAULT_COMMAND_NAMESPACE as ns; "
+            "ns.run(prog, 'crash crashhp -q', globals=globals())",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "verdict: OK (exit status 0)" in proc.stdout
 
 
 def test_without_the_private_crash_module_only_crash_mode_is_lost() -> None:
