@@ -10,18 +10,28 @@ by drgn's architecture name (:func:`arch_named`) or by ELF ``e_machine``
 (:func:`arch_of`). No module outside this package names an architecture or
 holds one of its constants.
 
-Only x86_64's crash-image rules are implemented (``supported``); the other
-records carry just the facts the state readers need, so that a dump of
-another architecture is read correctly and judged CANNOT VERIFY where its
-rules differ (kernel-notes §7).
+Each record says which check families (:class:`Rule`) this package
+implements for the architecture and which do not apply there; the checks of
+a family that applies but is not implemented say CANNOT VERIFY (CHP091),
+never OK or PROBLEM. x86_64 implements them all; the other records carry
+what the state readers need (kernel-notes §7).
 """
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
-from typing import Dict, Optional, Tuple
+from typing import Dict, FrozenSet, Optional, Tuple
 
-__all__ = ("DEFAULT_ARCH", "U64_MAX", "Arch", "arch_named", "arch_of", "regs_order")
+__all__ = (
+    "DEFAULT_ARCH",
+    "U64_MAX",
+    "Arch",
+    "Rule",
+    "arch_named",
+    "arch_of",
+    "regs_order",
+)
 
 #: Every architecture this package reads is 64-bit: addresses and sizes wrap
 #: at ``U64_MAX`` like the kernel's u64.
@@ -36,6 +46,30 @@ DEFAULT_ARCH = "X86_64"
 Range = Tuple[int, int]
 
 
+class Rule(str, enum.Enum):
+    """A family of checks that depends on the architecture's kexec code."""
+
+    #: The elfcorehdr segment's own form (01x).
+    ELFCOREHDR = "elfcorehdr"
+    #: The header's room for another update, as the kernel sizes it (06x).
+    ROOM = "room"
+    #: Purgatory's sha regions and digest (02x).
+    PURGATORY = "purgatory"
+    #: The registers or variables purgatory jumps with, the command line (03x).
+    ENTRY = "entry"
+    #: A PT_NOTE per CPU and the vmcoreinfo note (04x).
+    NOTES = "notes"
+    #: The kernel-text PT_LOAD (CHP054).
+    TEXT = "text"
+    #: The RAM PT_LOADs against RAM now (05x).
+    MEMORY = "memory"
+    #: The header byte for byte against a rebuild (CHP055, CHP056).
+    REBUILD = "rebuild"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Arch:
     """One architecture's constants and address rules."""
@@ -46,9 +80,13 @@ class Arch:
     drgn_name: str
     #: include/uapi/linux/elf-em.h
     elf_machine: int
-    #: Whether this package knows the architecture's purgatory, elfcorehdr and
-    #: entry rules. Checks that depend on them say CANNOT VERIFY otherwise.
-    supported: bool
+    #: The check families whose rules this package implements for the
+    #: architecture; the others say CANNOT VERIFY (CHP091) unless they do
+    #: not apply.
+    rules: FrozenSet[Rule] = frozenset()
+    #: Check families that do not exist on the architecture (ppc64 maps no
+    #: kernel text in the header): neither checked nor unverified.
+    not_applicable: FrozenSet[Rule] = frozenset()
     page_size: int = 4096
     #: SECTION_SIZE_BITS when VMCOREINFO does not say
     #: (arch/*/include/asm/sparsemem.h).
@@ -78,6 +116,11 @@ class Arch:
     #: Register order of each purgatory register block, by
     #: ``facts.RegsLayout`` value.
     regs: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def supported(self) -> bool:
+        """Every family that applies is implemented."""
+        return self.rules | self.not_applicable >= frozenset(Rule)
 
     def is_kernel_text(self, vaddr: int) -> bool:
         """Whether an elfcorehdr PT_LOAD maps the kernel image, not the
@@ -110,7 +153,7 @@ def _index() -> None:
 
 
 def _unknown(name: str, machine: int = 0) -> Arch:
-    return Arch(name=name.lower(), drgn_name=name, elf_machine=machine, supported=False)
+    return Arch(name=name.lower(), drgn_name=name, elf_machine=machine)
 
 
 def arch_named(drgn_name: str) -> Arch:

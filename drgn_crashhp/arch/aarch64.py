@@ -18,7 +18,6 @@ ARCH = Arch(
     drgn_name="AARCH64",
     #: EM_AARCH64
     elf_machine=183,
-    supported=False,
     #: arch/arm64/include/asm/sparsemem.h
     section_size_bits=27,
 )

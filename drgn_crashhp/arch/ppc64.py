@@ -18,7 +18,6 @@ ARCH = Arch(
     drgn_name="PPC64",
     #: EM_PPC64
     elf_machine=21,
-    supported=False,
     #: arch/powerpc/include/asm/sparsemem.h
     section_size_bits=24,
     #: Debian's ppc64el kernels use 64 KiB pages (CONFIG_PPC_64K_PAGES).

@@ -18,7 +18,6 @@ ARCH = Arch(
     drgn_name="S390X",
     #: EM_S390
     elf_machine=22,
-    supported=False,
     #: arch/s390/include/asm/sparsemem.h
     section_size_bits=28,
 )

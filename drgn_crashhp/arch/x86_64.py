@@ -8,7 +8,7 @@ kexec-tools) defines it, and the address arithmetic built on them.
 
 from __future__ import annotations
 
-from drgn_crashhp.arch import Arch
+from drgn_crashhp.arch import Arch, Rule
 
 __all__ = (
     "ARCH",
@@ -98,7 +98,7 @@ ARCH = Arch(
     name="x86_64",
     drgn_name="X86_64",
     elf_machine=EM_X86_64,
-    supported=True,
+    rules=frozenset(Rule),
     page_size=PAGE_SIZE,
     section_size_bits=SECTION_SIZE_BITS,
     start_kernel_map=START_KERNEL_MAP,

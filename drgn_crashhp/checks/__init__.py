@@ -11,9 +11,10 @@ run on facts built by hand.
 
 from __future__ import annotations
 
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from drgn_crashhp.analysis import Analysis
+from drgn_crashhp.arch import Rule
 from drgn_crashhp.checks._common import arch
 from drgn_crashhp.checks.cpus import check_cpus, check_vmcoreinfo
 from drgn_crashhp.checks.digest import check_purgatory
@@ -27,31 +28,31 @@ from drgn_crashhp.checks.postmortem import check_dump
 from drgn_crashhp.facts import Facts
 from drgn_crashhp.findings import Finding, finding
 
-__all__ = ("CHECKS", "COMMON_CHECKS", "CONTENT_CHECKS", "run_checks")
+__all__ = ("CHECKS", "CONTENT_CHECKS", "run_checks")
 
 Check = Callable[[Facts, Analysis], List[Finding]]
 
-#: Checks whose findings say whether the header's content is right now;
-#: :func:`~drgn_crashhp.checks.memory.check_rebuild` sums them up.
-CONTENT_CHECKS: Sequence[Check] = (
-    check_cpus,
-    check_vmcoreinfo,
-    check_text,
-    check_memory,
+#: Checks whose findings say whether the header's content is right now, with
+#: the rule family each needs; :func:`~drgn_crashhp.checks.memory.
+#: check_rebuild` sums them up.
+CONTENT_CHECKS: Sequence[Tuple[Rule, Check]] = (
+    (Rule.NOTES, check_cpus),
+    (Rule.NOTES, check_vmcoreinfo),
+    (Rule.TEXT, check_text),
+    (Rule.MEMORY, check_memory),
 )
-#: Checks that hold on every architecture: the dump against the crashed
-#: kernel's RAM, the image pointer and segment table, the hotplug fields.
-COMMON_CHECKS: Sequence[Check] = (check_dump, check_image, check_hotplug)
-#: Every check but the content checks, in report order.
-CHECKS: Sequence[Check] = (
-    check_dump,
-    check_filtered,
-    check_image,
-    check_elfcorehdr,
-    check_hotplug,
-    check_room,
-    check_purgatory,
-    check_entry,
+#: Every other check in report order, with the rule family it needs (None:
+#: it holds on every architecture: the dump against the crashed kernel's
+#: RAM, the image pointer and segment table, the hotplug fields).
+CHECKS: Sequence[Tuple[Optional[Rule], Check]] = (
+    (None, check_dump),
+    (None, check_filtered),
+    (None, check_image),
+    (Rule.ELFCOREHDR, check_elfcorehdr),
+    (None, check_hotplug),
+    (Rule.ROOM, check_room),
+    (Rule.PURGATORY, check_purgatory),
+    (Rule.ENTRY, check_entry),
 )
 
 
@@ -60,24 +61,30 @@ def run_checks(facts: Facts, analysis: Analysis) -> List[Finding]:
     if facts.changing is not None:
         # The facts may mix two moments of the image: judge none of them.
         return [finding("CHP092", f"not checked: {facts.changing}")]
-    target_arch = arch(facts)
-    if not target_arch.supported:
-        # Judging another architecture's image by x86's rules gives false
-        # problems (its purgatory, header and entry differ): CANNOT VERIFY.
-        out = [f for check in COMMON_CHECKS for f in check(facts, analysis)]
-        return out + [
+    target = arch(facts)
+    out: List[Finding] = []
+    for rule, check in CHECKS:
+        if rule is None or rule in target.rules:
+            out += check(facts, analysis)
+    content: List[Finding] = []
+    for rule, check in CONTENT_CHECKS:
+        if rule in target.rules:
+            content += check(facts, analysis)
+    if Rule.REBUILD in target.rules:
+        content += check_rebuild(facts, analysis, content)
+    # Another architecture's image judged by x86's rules gives false
+    # problems (its purgatory, header and entry differ): what is not
+    # implemented for it is CANNOT VERIFY, never OK or PROBLEM.
+    missing = [r for r in Rule if r not in target.rules | target.not_applicable]
+    if missing and facts.image is not None:
+        names = ", ".join(str(r) for r in missing)
+        content.append(
             finding(
                 "CHP091",
-                f"{target_arch.name}: the crash image's purgatory, elfcorehdr, "
-                "CPU notes, memory ranges and entry were not checked "
-                "(this architecture's kexec rules are not implemented)",
-                arch=target_arch.name,
+                f"{target.name}: not checked: {names} (this architecture's "
+                "kexec rules for them are not implemented)",
+                arch=target.name,
+                rules=[str(r) for r in missing],
             )
-        ]
-    out = []
-    for check in CHECKS:
-        out += check(facts, analysis)
-    content: List[Finding] = []
-    for check in CONTENT_CHECKS:
-        content += check(facts, analysis)
-    return out + content + check_rebuild(facts, analysis, content)
+        )
+    return out + content

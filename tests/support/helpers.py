@@ -58,7 +58,7 @@ def check_state(
     analysis = analyze(facts)
     out = check_hotplug(facts, analysis) + check_room(facts, analysis)
     content: List[Finding] = []
-    for check in CONTENT_CHECKS:
+    for _, check in CONTENT_CHECKS:
         content += check(facts, analysis)
     return out + content + check_rebuild(facts, analysis, content)
 
