@@ -534,8 +534,12 @@ class MachineState:
     #: ``(paddr_vmcoreinfo_note(), VMCOREINFO_NOTE_SIZE)``.
     vmcoreinfo: Optional[Tuple[int, int]] = None
     kernel_text: Optional[KernelText] = None
-    #: ``PAGE_OFFSET`` (``page_offset_base`` with dynamic memory layout).
+    #: ``PAGE_OFFSET`` (``page_offset_base`` with dynamic memory layout):
+    #: the direct map's virtual minus physical address.
     page_offset: Optional[int] = None
+    #: The kernel's ``PAGE_SIZE``; None when only the architecture's usual
+    #: value is known.
+    page_size: Optional[int] = None
     #: walk_system_ram_res(0, -1) result, inclusive ranges in walk order.
     system_ram: Optional[Tuple[Range, ...]] = None
     #: Why the iomem walk stopped early (cycle, node cap, fault), if it did.

@@ -53,7 +53,7 @@ def test_an_architecture_without_rules_cannot_be_verified(name: str) -> None:
 
 def test_arch_lookup_by_name_and_elf_machine() -> None:
     assert arch_named("X86_64") is arch_of(62)
-    assert arch_named("PPC64").page_size == 1 << 16
+    assert arch_named("PPC64").default_page_offset == 0xC000000000000000
     assert arch_named("AARCH64").elf_machine == 183
     unknown = arch_named("LOONGARCH64")
     assert not unknown.supported and not unknown.is_kernel_text(1 << 63)

@@ -20,6 +20,9 @@ ARCH = Arch(
     elf_machine=21,
     #: arch/powerpc/include/asm/sparsemem.h
     section_size_bits=24,
-    #: Debian's ppc64el kernels use 64 KiB pages (CONFIG_PPC_64K_PAGES).
-    page_size=1 << 16,
+    #: Used only when the kernel does not say: Debian's ppc64el 6.12 kernel
+    #: has 4 KiB pages (VMCOREINFO PAGESIZE=4096), others 64 KiB.
+    page_size=4096,
+    #: PAGE_OFFSET of the book3s 64 linear map, when drgn cannot say.
+    default_page_offset=0xC000000000000000,
 )

@@ -8,7 +8,7 @@ from drgn_crashhp.arch import Arch, arch_named
 from drgn_crashhp.facts import ElfCoreHdr, Facts, MachineState
 from drgn_crashhp.findings import Finding, finding
 
-__all__ = ("arch", "header", "unknown")
+__all__ = ("arch", "header", "page_size", "unknown")
 
 
 def header(facts: Facts) -> Optional[ElfCoreHdr]:
@@ -21,6 +21,12 @@ def header(facts: Facts) -> Optional[ElfCoreHdr]:
 def arch(facts: Facts) -> Arch:
     """The target's architecture."""
     return arch_named(facts.state.arch)
+
+
+def page_size(facts: Facts) -> int:
+    """The target kernel's PAGE_SIZE (Debian's ppc64el kernels use 4 KiB
+    pages, others 64 KiB: the kernel says, not the architecture)."""
+    return facts.state.page_size or arch(facts).page_size
 
 
 def unknown(state: MachineState, what: str, fields: Sequence[str]) -> List[Finding]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import List, Optional, Sequence, Tuple
 
 from drgn_crashhp.analysis import Analysis
-from drgn_crashhp.checks._common import arch
+from drgn_crashhp.checks._common import page_size
 from drgn_crashhp.facts import (
     DigestStatus,
     DigestVerdict,
@@ -236,7 +236,7 @@ def check_purgatory(facts: Facts, analysis: Analysis) -> List[Finding]:
     if p.unread is not None:
         out.append(_problem_finding(p))
     if p.replay_start is not None:
-        out += _check_replay(image, p, arch(facts).page_size)
+        out += _check_replay(image, p, page_size(facts))
     if p.regions_address is not None and p.unread is None:
         found, disabled = _check_regions(image, p)
         out += found

@@ -24,7 +24,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Optional, Tuple
 
 from drgn_crashhp.analysis import Analysis
-from drgn_crashhp.checks._common import arch
+from drgn_crashhp.checks._common import page_size
 from drgn_crashhp.facts import Facts, ImageProblemKind, UnreadKind
 from drgn_crashhp.findings import Finding, finding
 
@@ -94,19 +94,19 @@ def check_filtered(facts: Facts, analysis: Analysis) -> List[Finding]:
     # the same. QEMU's own kdump-* files have equal bitmaps.
     if dump is None or dump.described is None or dump.dumped is None:
         return []
-    page_size = arch(facts).page_size
+    page = page_size(facts)
     lost: List[Dict[str, Any]] = []
     for obj, address in _needed(facts):
         phys = _physical(facts, address)
         if phys is None or not _has(dump.described, phys) or _has(dump.dumped, phys):
             continue
-        page = phys // page_size * page_size
+        start = phys // page * page
         lost.append(
             {
                 "object": obj,
                 "address": address,
-                "physical": page,
-                "pfn": page // page_size,
+                "physical": start,
+                "pfn": start // page,
             }
         )
     if not lost:

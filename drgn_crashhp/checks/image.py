@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import List
 
 from drgn_crashhp.analysis import Analysis
-from drgn_crashhp.checks._common import arch
+from drgn_crashhp.checks._common import page_size
 from drgn_crashhp.facts import Facts, ImageProblemKind
 from drgn_crashhp.findings import Finding, finding
 from drgn_crashhp.kernel.segments import KEXEC_SEGMENT_MAX
@@ -37,7 +37,7 @@ def check_image(facts: Facts, analysis: Analysis) -> List[Finding]:
     image = facts.image
     if image is None:
         return []
-    page = arch(facts).page_size
+    page = page_size(facts)
     out = [
         finding(
             "CHP005",

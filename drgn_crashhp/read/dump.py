@@ -231,8 +231,12 @@ def _classify(
 ) -> Tuple[str, str]:
     if "QEMU" in note_names:
         return "qemu", "QEMU notes (dump-guest-memory)"
-    if loads and all(ld.vaddr == 0 for ld in loads):
-        return "qemu", "every PT_LOAD has p_vaddr 0 (dump-guest-memory paging=false)"
+    if loads and all(ld.vaddr in (0, ld.paddr) for ld in loads):
+        # QEMU's x86 dumps write 0, its ppc64 dumps the physical address.
+        return "qemu", (
+            "every PT_LOAD has p_vaddr 0 or its p_paddr "
+            "(dump-guest-memory paging=false)"
+        )
     ram = [ld for ld in loads if not arch.is_kernel_text(ld.vaddr)]
     if (
         "VMCOREINFO" in note_names

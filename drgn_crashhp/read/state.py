@@ -25,6 +25,7 @@ from drgn.helpers.linux.cpumask import (
     cpu_possible_mask,
     cpu_present_mask,
 )
+from drgn.helpers.linux.mm import phys_to_virt
 
 from drgn_crashhp.arch import Arch
 from drgn_crashhp.facts import CpuNote, LogLine, MachineState, Range, Unread, UnreadKind
@@ -58,6 +59,7 @@ _KCONFIG_KEYS = (
 
 
 def _page_offset(prog: Program, arch: Arch) -> Tuple[int, Optional[str]]:
+    """The direct map's virtual minus physical address (``__va(0)``)."""
     try:
         return prog["page_offset_base"].value_(), None
     except FaultError as e:
@@ -66,22 +68,29 @@ def _page_offset(prog: Program, arch: Arch) -> Tuple[int, Optional[str]]:
             f"page_offset_base unreadable ({e}): constant",
         )
     except KeyError:
-        # Without CONFIG_DYNAMIC_MEMORY_LAYOUT PAGE_OFFSET is a constant
-        # (arch/x86/include/asm/page_64_types.h).
+        pass
+    # Without x86's CONFIG_DYNAMIC_MEMORY_LAYOUT: drgn's own __va(), which
+    # knows each architecture's linear map (arm64's moves with memstart_addr).
+    try:
+        return phys_to_virt(prog, 0).value_(), None
+    except (LookupError, ValueError, FaultError, NotImplementedError):
         return (
             arch.default_page_offset or 0,
-            "page_offset_base absent: constant PAGE_OFFSET",
+            "page_offset_base absent and __va() unavailable: constant PAGE_OFFSET",
         )
 
 
-def _vmcoreinfo(prog: Program, arch: Arch, page_offset: int) -> Tuple[int, int]:
+def _page_size(prog: Program, arch: Arch) -> int:
+    try:
+        return prog["PAGE_SIZE"].value_()
+    except (KeyError, FaultError):
+        return arch.page_size
+
+
+def _vmcoreinfo(prog: Program, page_size: int, page_offset: int) -> Tuple[int, int]:
     vaddr = prog["vmcoreinfo_note"].value_()
     if not vaddr:
         raise ValueError("vmcoreinfo_note is NULL")
-    try:
-        page_size = prog["PAGE_SIZE"].value_()
-    except KeyError:
-        page_size = arch.page_size
     # include/linux/vmcore_info.h: VMCOREINFO_NOTE_SIZE = 2 note headers
     # (12 each) + "VMCOREINFO" name (12) + VMCOREINFO_BYTES (PAGE_SIZE).
     return vaddr - page_offset, 24 + 12 + page_size
@@ -140,6 +149,7 @@ def read_state(prog: Program) -> MachineState:
     arch = target_arch(prog)
     r = FieldReader(prog)
     page_offset, po_note = _page_offset(prog, arch)
+    page_size = _page_size(prog, arch)
     if po_note:
         r.unknown.append(Unread("page_offset", UnreadKind.MISSING_INFO, po_note))
     possible = r.get("possible_cpus", lambda: cpus_of(cpu_possible_mask(prog)))
@@ -170,9 +180,17 @@ def read_state(prog: Program) -> MachineState:
         nr_cpu_ids=nr_cpu_ids,
         cpu_notes=notes,
         note_size=note_size,
-        vmcoreinfo=r.get("vmcoreinfo", lambda: _vmcoreinfo(prog, arch, page_offset)),
-        kernel_text=r.get("kernel_text", lambda: read_kernel_text(prog, arch)),
+        vmcoreinfo=r.get(
+            "vmcoreinfo", lambda: _vmcoreinfo(prog, page_size, page_offset)
+        ),
+        # Only where the header maps the kernel image (x86, arm64); ppc64's
+        # text lies in the linear map (prepare_elf_headers() there passes
+        # need_kernel_map = false).
+        kernel_text=r.get("kernel_text", lambda: read_kernel_text(prog, arch))
+        if arch.start_kernel_map is not None
+        else None,
         page_offset=page_offset,
+        page_size=page_size,
         system_ram=system_ram,
         iomem_problem=iomem_problem,
         crashk_res=r.get("crashk_res", lambda: read_crashk(prog, "crashk_res")),
