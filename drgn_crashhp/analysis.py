@@ -17,7 +17,7 @@ import enum
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from drgn_crashhp.arch import arch_of
+from drgn_crashhp.arch import arch_named, arch_of
 from drgn_crashhp.facts import (
     DigestStatus,
     DigestVerdict,
@@ -277,9 +277,8 @@ def cpu_rows(
             unmatched.append((pos, hdr_note))
         else:
             matched[cpu] = hdr_note
-    rule_cpus = list(
-        state.possible_cpus if rule.kind == NoteCpus.POSSIBLE else state.present_cpus
-    )
+    possible_rule = rule.cpus(arch_named(state.arch)) == NoteCpus.POSSIBLE
+    rule_cpus = list(state.possible_cpus if possible_rule else state.present_cpus)
     paired: Dict[int, Note] = {}
     stray: List[int] = []
     if len(notes) == len(rule_cpus):
@@ -298,11 +297,11 @@ def cpu_rows(
         elif n.cpu in paired:
             status = CpuStatus.WRONG_ADDRESS
         elif n.cpu in matched:
-            stale = n.cpu not in present and rule.kind != NoteCpus.POSSIBLE
+            stale = n.cpu not in present and not possible_rule
             status = CpuStatus.STALE if stale else CpuStatus.NOTED
         elif n.cpu in present:
             status = CpuStatus.MISSING
-        elif rule.kind == NoteCpus.POSSIBLE:
+        elif possible_rule:
             status = CpuStatus.NOT_YET
         else:
             status = CpuStatus.NOT_NEEDED

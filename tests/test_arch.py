@@ -32,8 +32,9 @@ def test_the_synthetic_x86_image_is_judged_by_x86_rules() -> None:
     assert {"CHP013", "CHP065"} <= codes  # elfcorehdr and room checks ran
 
 
-# 4 KiB-page architectures: the x86 image's segments stay page aligned.
-@pytest.mark.parametrize("name", ["AARCH64", "S390X", "RISCV64"])
+# Architectures with no rule implemented (ppc64 and arm64 have some: their
+# real fixtures are judged in tests/test_other_arches.py).
+@pytest.mark.parametrize("name", ["S390X", "RISCV64"])
 def test_an_architecture_without_rules_cannot_be_verified(name: str) -> None:
     # The same image read on another architecture: x86's purgatory, header
     # and entry rules must not be applied to it.

@@ -95,6 +95,9 @@ class Arch:
     start_kernel_map: Optional[int] = None
     #: PAGE_OFFSET when the kernel does not say (no dynamic memory layout).
     default_page_offset: Optional[int] = None
+    #: ``__pa_symbol(x) = x - start_kernel_map + phys_base`` (x86); other
+    #: architectures are translated through the kernel's page tables.
+    phys_base_rule: bool = False
     #: Largest kernel image (the text size sanity bound).
     kernel_image_size: Optional[int] = None
     #: Upper bound of the vmalloc area's size.
@@ -111,6 +114,13 @@ class Arch:
     #: Segment roles (``facts.Role`` values) in the order the kernel's
     #: kexec_file loader adds them, for when their bytes are not in the target.
     file_load_order: Tuple[str, ...] = ()
+    #: The elfcorehdr's RAM PT_LOADs come in address order (ppc64's
+    #: kexec-tools appends the RTAS region last).
+    sorted_header_loads: bool = True
+    #: Which CPUs kexec-tools writes notes for ("present" or "possible",
+    #: ``kernel.notes.NoteCpus`` values): those with a directory in
+    #: /sys/devices/system/cpu at load.
+    kexec_tools_note_cpus: str = "present"
     #: CONFIG_NR_CPUS_DEFAULT values the kernel may be built with.
     nr_cpus_defaults: Tuple[int, ...] = ()
     #: Register order of each purgatory register block, by
@@ -128,9 +138,10 @@ class Arch:
         return self.start_kernel_map is not None and vaddr >= self.start_kernel_map
 
     def pa_symbol(self, vaddr: int, phys_base: int) -> int:
-        """``__pa_symbol()``: a kernel image address to physical."""
-        if self.start_kernel_map is None:
-            raise NotImplementedError(f"__pa_symbol() on {self.name}")
+        """``__pa_symbol()`` by the ``phys_base`` rule (x86): a kernel image
+        address to physical."""
+        if self.start_kernel_map is None or not self.phys_base_rule:
+            raise NotImplementedError(f"__pa_symbol() by phys_base on {self.name}")
         # phys_base is negative when the kernel runs below its link address.
         return (vaddr - self.start_kernel_map + phys_base) & U64_MAX
 

@@ -9,7 +9,7 @@ kernel-notes §7, §13.
 
 from __future__ import annotations
 
-from drgn_crashhp.arch import Arch
+from drgn_crashhp.arch import Arch, Rule
 
 __all__ = ("ARCH",)
 
@@ -18,6 +18,14 @@ ARCH = Arch(
     drgn_name="AARCH64",
     #: EM_AARCH64
     elf_machine=183,
+    # The header's own form, its notes, kernel text and RAM ranges follow
+    # the common rules (checked on Debian's 6.12 cloud kernel, kexec-tools
+    # 2.0.29); purgatory, entry, room and the byte rebuild are arm64's own.
+    rules=frozenset({Rule.ELFCOREHDR, Rule.NOTES, Rule.TEXT, Rule.MEMORY}),
+    #: The kernel image and modules live at and above _PAGE_END(VA_BITS_MIN),
+    #: the linear map below it, with 48- and 52-bit VAs alike
+    #: (arch/arm64/include/asm/memory.h).
+    start_kernel_map=0xFFFF800000000000,
     #: arch/arm64/include/asm/sparsemem.h
     section_size_bits=27,
 )

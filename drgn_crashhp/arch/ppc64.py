@@ -9,7 +9,7 @@ not implemented yet: kernel-notes §7, §13.
 
 from __future__ import annotations
 
-from drgn_crashhp.arch import Arch
+from drgn_crashhp.arch import Arch, Rule
 
 __all__ = ("ARCH",)
 
@@ -20,6 +20,15 @@ ARCH = Arch(
     elf_machine=21,
     #: arch/powerpc/include/asm/sparsemem.h
     section_size_bits=24,
+    # The header's own form, its notes and its RAM ranges follow the common
+    # rules (checked on Debian's 6.12 pseries kernel, kexec-tools 2.0.29);
+    # purgatory, entry variables, room and the byte rebuild are ppc64's own.
+    rules=frozenset({Rule.ELFCOREHDR, Rule.NOTES, Rule.MEMORY}),
+    # prepare_elf_headers() passes need_kernel_map = false: no text PT_LOAD.
+    not_applicable=frozenset({Rule.TEXT}),
+    # pseries has a /sys/devices/system/cpu/cpuN for every possible CPU.
+    kexec_tools_note_cpus="possible",
+    sorted_header_loads=False,
     #: Used only when the kernel does not say: Debian's ppc64el 6.12 kernel
     #: has 4 KiB pages (VMCOREINFO PAGESIZE=4096), others 64 KiB.
     page_size=4096,

@@ -102,6 +102,7 @@ ARCH = Arch(
     page_size=PAGE_SIZE,
     section_size_bits=SECTION_SIZE_BITS,
     start_kernel_map=START_KERNEL_MAP,
+    phys_base_rule=True,
     default_page_offset=DEFAULT_PAGE_OFFSET,
     kernel_image_size=KERNEL_IMAGE_SIZE,
     vmalloc_size_max=VMALLOC_SIZE_MAX,

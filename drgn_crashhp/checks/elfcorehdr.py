@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import List
 
 from drgn_crashhp.analysis import Analysis, split_loads
+from drgn_crashhp.checks._common import arch
 from drgn_crashhp.facts import Facts, UnreadKind
 from drgn_crashhp.findings import Finding, finding
 
@@ -70,9 +71,13 @@ def check_elfcorehdr(facts: Facts, analysis: Analysis) -> List[Finding]:
         (ld for ld in split_loads(hdr, hdr.machine)[1] if not ld.wraps),
         key=lambda ld: ld.index,
     )
+    # kexec-tools on ppc64 appends the RTAS region last, out of address
+    # order, on purpose: there only an overlap is wrong.
+    ordered = arch(facts).sorted_header_loads
     for a, b in zip(ram, ram[1:]):
-        if b.paddr <= a.end:
-            why = "overlaps" if b.end >= a.paddr else "comes before"
+        overlaps = b.paddr <= a.end and b.end >= a.paddr
+        if overlaps or (ordered and b.paddr <= a.end):
+            why = "overlaps" if overlaps else "comes before"
             out.append(
                 finding(
                     "CHP014",

@@ -14,6 +14,7 @@ import enum
 from dataclasses import dataclass
 from typing import Optional
 
+from drgn_crashhp.arch import Arch
 from drgn_crashhp.facts import ElfCoreHdr, KImage, MachineState
 
 __all__ = ("NoteCpus", "NoteRule", "note_rule")
@@ -45,6 +46,14 @@ class NoteRule:
         """Written by crash_prepare_elf64_headers() (byte-comparable)."""
         return self.kind != NoteCpus.KEXEC_TOOLS
 
+    def cpus(self, arch: Arch) -> NoteCpus:
+        """The CPU set the notes are for: POSSIBLE or PRESENT (kexec-tools
+        writes one for every CPU with a sysfs directory at load, which are
+        the present CPUs on x86 and the possible ones on ppc64 pseries)."""
+        if self.kind == NoteCpus.KEXEC_TOOLS:
+            return NoteCpus(arch.kexec_tools_note_cpus)
+        return self.kind
+
 
 def note_rule(
     image: Optional[KImage], hdr: Optional[ElfCoreHdr], state: MachineState
@@ -60,8 +69,8 @@ def note_rule(
     ):
         return NoteRule(
             NoteCpus.KEXEC_TOOLS,
-            "kexec_load image not rewritten by the "
-            "kernel: kexec-tools wrote notes for CPUs present at load",
+            "kexec_load image not rewritten by the kernel: kexec-tools "
+            "wrote notes for the CPUs that had a sysfs directory at load",
         )
     if hp is not None and hp.notes_for_possible_cpus:
         return NoteRule(

@@ -14,6 +14,7 @@ from typing import Optional, Tuple
 
 from drgn import Program
 from drgn.helpers.linux.boot import kaslr_offset
+from drgn.helpers.linux.mm import follow_phys
 
 from drgn_crashhp.arch import U64_MAX, Arch
 from drgn_crashhp.facts import KernelText
@@ -31,8 +32,12 @@ def _phys_base(prog: Program) -> int:
 
 
 def pa_symbol(prog: Program, arch: Arch, vaddr: int) -> int:
-    """``__pa_symbol()``: a kernel image address to physical."""
-    return arch.pa_symbol(vaddr, _phys_base(prog))
+    """``__pa_symbol()``: a kernel image address to physical (x86's
+    ``phys_base`` rule, else a walk of ``init_mm``'s page tables: arm64's
+    image lives in the vmalloc area, mapped at ``kimage_voffset``)."""
+    if arch.phys_base_rule:
+        return arch.pa_symbol(vaddr, _phys_base(prog))
+    return follow_phys(prog["init_mm"].address_of_(), vaddr).value_()
 
 
 class AmbiguousTextSize(ValueError):
@@ -80,6 +85,11 @@ def kernel_text_size(
             candidates.append((shifted, "runtime symbols _end - _text"))
         if is_unshifted and unshifted is not None:
             candidates.append((unshifted, "_end + VMCOREINFO KERNELOFFSET - _text"))
+        if not candidates:
+            # Neither reading ends the loaded range (arm64's vmlinux has
+            # sections past _end, and drgn leaves its _end unshifted): only
+            # the symbol table can tell.
+            raise AmbiguousTextSize("_end ends neither reading of the range")
     for size, source in candidates:
         if 0 < size <= (arch.kernel_image_size or U64_MAX):
             return size, source
