@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Optional, Tuple
+from typing import Callable, Dict, FrozenSet, Mapping, Optional, Tuple
 
 __all__ = (
     "DEFAULT_ARCH",
@@ -98,6 +98,12 @@ class Arch:
     #: ``__pa_symbol(x) = x - start_kernel_map + phys_base`` (x86); other
     #: architectures are translated through the kernel's page tables.
     phys_base_rule: bool = False
+    #: The direct map's offset from VMCOREINFO's ``NUMBER(...)`` values, for
+    #: when drgn's ``__va()`` cannot say (no debug info): arm64's moves with
+    #: ``memstart_addr``.
+    page_offset_from_vmcoreinfo: Optional[
+        Callable[[Mapping[str, int]], Optional[int]]
+    ] = None
     #: Largest kernel image (the text size sanity bound).
     kernel_image_size: Optional[int] = None
     #: Upper bound of the vmalloc area's size.

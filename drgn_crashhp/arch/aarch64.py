@@ -9,9 +9,21 @@ kernel-notes §7, §13.
 
 from __future__ import annotations
 
-from drgn_crashhp.arch import Arch, Rule
+from typing import Mapping, Optional
+
+from drgn_crashhp.arch import U64_MAX, Arch, Rule
 
 __all__ = ("ARCH",)
+
+
+def _page_offset(numbers: Mapping[str, int]) -> Optional[int]:
+    """``__va(0)``: ``PAGE_OFFSET - PHYS_OFFSET`` with ``PAGE_OFFSET =
+    -(1 << VA_BITS)`` (arch/arm64/include/asm/memory.h); both numbers are in
+    VMCOREINFO (arch/arm64/kernel/vmcore_info.c)."""
+    if "VA_BITS" not in numbers or "PHYS_OFFSET" not in numbers:
+        return None
+    return (-(1 << numbers["VA_BITS"]) - numbers["PHYS_OFFSET"]) & U64_MAX
+
 
 ARCH = Arch(
     name="arm64",
@@ -26,6 +38,7 @@ ARCH = Arch(
     #: the linear map below it, with 48- and 52-bit VAs alike
     #: (arch/arm64/include/asm/memory.h).
     start_kernel_map=0xFFFF800000000000,
+    page_offset_from_vmcoreinfo=_page_offset,
     #: arch/arm64/include/asm/sparsemem.h
     section_size_bits=27,
 )

@@ -17,7 +17,7 @@ never raises for a missing symbol or unreadable memory.
 from __future__ import annotations
 
 import re
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from drgn import FaultError, Program
 from drgn.helpers.linux.cpumask import (
@@ -73,11 +73,33 @@ def _page_offset(prog: Program, arch: Arch) -> Tuple[int, Optional[str]]:
     # knows each architecture's linear map (arm64's moves with memstart_addr).
     try:
         return phys_to_virt(prog, 0).value_(), None
-    except (LookupError, ValueError, FaultError, NotImplementedError):
-        return (
-            arch.default_page_offset or 0,
-            "page_offset_base absent and __va() unavailable: constant PAGE_OFFSET",
-        )
+    except Exception:  # noqa: BLE001 - libdrgn raises plain Exception here
+        # ("could not find variable in direct mapping" without debug info)
+        pass
+    numbers = _vmcoreinfo_numbers(prog)
+    if arch.page_offset_from_vmcoreinfo is not None:
+        offset = arch.page_offset_from_vmcoreinfo(numbers)
+        if offset is not None:
+            return offset, None
+    return (
+        arch.default_page_offset or 0,
+        "page_offset_base absent and __va() unavailable: constant PAGE_OFFSET",
+    )
+
+
+def _vmcoreinfo_numbers(prog: Program) -> Dict[str, int]:
+    """VMCOREINFO's ``NUMBER(name)=value`` lines, from drgn's own copy."""
+    try:
+        text = prog["VMCOREINFO"].string_().decode(errors="replace")
+    except (KeyError, FaultError):
+        return {}
+    out = {}
+    for m in re.finditer(r"^NUMBER\((\w+)\)=(-?(?:0x)?[0-9a-fA-F]+)$", text, re.M):
+        try:
+            out[m.group(1)] = int(m.group(2), 0)
+        except ValueError:
+            continue
+    return out
 
 
 def _page_size(prog: Program, arch: Arch) -> int:
