@@ -873,10 +873,7 @@ def test_live_distro_guest_over_qmp_in_btf_mode(tmp_path: Path) -> None:
     _distro_vmlinux()
     spec = importlib.util.spec_from_file_location(
         "distro_bench",
-        Path(__file__).resolve().parent.parent
-        / "contrib"
-        / "bench"
-        / "distro_bench.py",
+        Path(__file__).resolve().parent.parent / "tests" / "bench" / "distro_bench.py",
     )
     assert spec is not None and spec.loader is not None
     bench = importlib.util.module_from_spec(spec)

@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from tests.support import btffuzz  # noqa: E402
 
 _spec = importlib.util.spec_from_file_location(
-    "fuzz_long", ROOT / "contrib" / "fuzz_long.py"
+    "fuzz_long", ROOT / "tests" / "fuzz" / "fuzz_long.py"
 )
 assert _spec is not None and _spec.loader is not None
 fuzz_long = importlib.util.module_from_spec(_spec)
