@@ -1,0 +1,107 @@
+"""
+ppc64le (pseries) and arm64 (virt): Debian's own 6.12 kernels under QEMU
+TCG, kexec_load images loaded by kexec-tools 2.0.29 (vmcores/lab/arch/).
+Each scenario's verdict and codes against the ground truth the lab
+recorded from the guest's own interfaces:
+
+- a stale header (ppc64 without --hotplug after a DIMM add; arm64 after a
+  virtio-mem growth, which nothing on arm64 rewrites) is PROBLEM, with
+  CHP050 on exactly the RAM the guest added;
+- a present CPU missing from the FDT's /cpus (ppc64 without --hotplug after
+  a core add) is PROBLEM: a panic on it would hang the capture kernel;
+- a consistent image is never PROBLEM and never OK while a family of checks
+  it needs is not implemented for the architecture: CANNOT VERIFY, CHP091
+  naming the families;
+- no crash kernel is CHP001.
+
+Run without debug info (the dumps' own BTF and kallsyms, always) and with
+Debian's -dbg vmlinux when vmcores/lab/arch/setup.sh has fetched it into
+the lab cache; both must give the same answers.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Dict, List, Optional, Tuple
+
+import drgn
+import pytest
+
+from drgn_crashhp import build_report, report_json
+from drgn_crashhp.target import open_program
+from tests.conftest import unpack
+
+GENS = ("ppc64le-6.12", "arm64-6.12")
+
+
+def _scenarios() -> List[str]:
+    have = set(unpack.generations())
+    return [f"{g}:{n}" for g in GENS if g in have for n in sorted(unpack.scenarios(g))]
+
+
+def _range(pair: List[str]) -> Tuple[int, int]:
+    return int(pair[0], 16), int(pair[1], 16)
+
+
+@functools.cache
+def _report(gen: str, name: str, dwarf: bool) -> Dict[str, Any]:
+    dump = str(unpack.dump_path(name, gen))
+    if dwarf:
+        try:
+            vmlinux = unpack.vmlinux_path(gen)
+        except FileNotFoundError as e:
+            pytest.skip(f"Debian's -dbg vmlinux is not in the lab cache: {e}")
+        prog = drgn.Program()
+        prog.set_core_dump(dump)
+        prog.load_debug_info([str(vmlinux)])
+    else:
+        prog = open_program(dump, default_symbols=False, say=lambda line: None)
+    return report_json(build_report(prog, digest=False))
+
+
+def _codes(doc: Dict[str, Any], severity: Optional[str] = None) -> List[str]:
+    return sorted(
+        f["code"]
+        for f in doc["findings"]
+        if severity is None or f["severity"] == severity
+    )
+
+
+@pytest.mark.parametrize("dwarf", [False, True], ids=["btf", "dwarf"])
+@pytest.mark.parametrize("scenario", _scenarios())
+def test_verdict_matches_the_ground_truth(scenario: str, dwarf: bool) -> None:
+    gen, name = scenario.split(":")
+    truth = unpack.scenarios(gen)[name]
+    exp = truth["expected"]
+    doc = _report(gen, name, dwarf)
+    errors = _codes(doc, "error")
+    if not exp["crash_loaded"]:
+        assert errors == ["CHP001"], doc["findings"]
+        return
+    missing_cpus = exp.get("present_cpus_missing_from_fdt") or []
+    if exp["elfcorehdr"] == "stale":
+        assert doc["verdict"] == "PROBLEM"
+        [chp050] = [f for f in doc["findings"] if f["code"] == "CHP050"]
+        assert [tuple(r) for r in chp050["details"]["ranges"]] == [
+            _range(r) for r in exp["missing_ram"]
+        ]
+        assert set(errors) == {"CHP050"}
+    elif missing_cpus:
+        assert doc["verdict"] == "PROBLEM"
+        fdt = [f for f in doc["findings"] if f["severity"] == "error"]
+        assert [f["details"].get("cpus") for f in fdt] == [missing_cpus], fdt
+    else:
+        assert errors == [], doc["findings"]
+        assert doc["verdict"] == "CANNOT VERIFY"
+        assert "CHP091" in _codes(doc, "unverified")
+
+
+@pytest.mark.parametrize("scenario", _scenarios())
+def test_no_debug_info_gives_the_dwarf_answers(scenario: str) -> None:
+    gen, name = scenario.split(":")
+    dwarf = _report(gen, name, True)
+    btf = _report(gen, name, False)
+    assert btf["debuginfo"] == "btf+kallsyms"
+    assert (btf["verdict"], _codes(btf)) == (dwarf["verdict"], _codes(dwarf))
+    for key in ("memory_rows", "cpu_rows", "header_ram"):
+        assert btf["analysis"][key] == dwarf["analysis"][key], key
