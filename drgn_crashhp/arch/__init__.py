@@ -65,6 +65,9 @@ class Rule(str, enum.Enum):
     MEMORY = "memory"
     #: The header byte for byte against a rebuild (CHP055, CHP056).
     REBUILD = "rebuild"
+    #: The capture kernel's flattened device tree (08x): kexec-tools' DTB on
+    #: ppc64 and arm64.
+    FDT = "fdt"
 
     def __str__(self) -> str:
         return self.value

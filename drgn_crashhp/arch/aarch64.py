@@ -9,7 +9,7 @@ kernel-notes §7, §13.
 
 from __future__ import annotations
 
-from drgn_crashhp.arch import Arch
+from drgn_crashhp.arch import Arch, Rule
 
 __all__ = ("ARCH",)
 
@@ -18,6 +18,7 @@ ARCH = Arch(
     drgn_name="AARCH64",
     #: EM_AARCH64
     elf_machine=183,
+    rules=frozenset({Rule.FDT}),
     #: arch/arm64/include/asm/sparsemem.h
     section_size_bits=27,
 )

@@ -9,7 +9,7 @@ not implemented yet: kernel-notes §7, §13.
 
 from __future__ import annotations
 
-from drgn_crashhp.arch import Arch
+from drgn_crashhp.arch import Arch, Rule
 
 __all__ = ("ARCH",)
 
@@ -18,6 +18,7 @@ ARCH = Arch(
     drgn_name="PPC64",
     #: EM_PPC64
     elf_machine=21,
+    rules=frozenset({Rule.FDT}),
     #: arch/powerpc/include/asm/sparsemem.h
     section_size_bits=24,
     #: Used only when the kernel does not say: Debian's ppc64el 6.12 kernel
