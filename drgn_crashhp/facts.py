@@ -33,6 +33,10 @@ __all__ = (
     "ElfCoreHdrRead",
     "EntryRegs",
     "Facts",
+    "Fdt",
+    "FdtHeader",
+    "FdtNode",
+    "FdtRead",
     "HotplugFields",
     "ImageProblem",
     "KImage",
@@ -139,6 +143,9 @@ class Role(str, enum.Enum):
     KERNEL = "kernel"
     INITRD = "initrd"
     BACKUP = "backup"
+    #: A flattened device tree (kexec-tools' DTB on ppc64 and arm64): the
+    #: segment starts with the FDT magic 0xd00dfeed, big-endian.
+    FDT = "fdt"
     #: The dm-crypt keys buffer, ``image->dm_crypt_keys_addr`` (after 6.12,
     #: kernel/crash_dump_dm_crypt.c), excluded from the capture kernel's
     #: memory map.
@@ -321,6 +328,90 @@ class ElfCoreHdrRead:
     unread: Optional[Unread] = None
     #: The used bytes (Ehdr + Phdrs), for a byte-for-byte comparison.
     data: bytes = field(default=b"", repr=False, metadata={"json": False})
+
+
+@dataclass(frozen=True)
+class FdtHeader:
+    """``struct fdt_header`` (scripts/dtc/libfdt/fdt.h), version 16 or later."""
+
+    totalsize: int
+    off_dt_struct: int
+    off_dt_strings: int
+    off_mem_rsvmap: int
+    version: int
+    last_comp_version: int
+    boot_cpuid_phys: int
+    size_dt_strings: int
+    size_dt_struct: int
+
+
+@dataclass(frozen=True)
+class FdtNode:
+    """One node of a flattened device tree, by its full path."""
+
+    #: ``/`` for the root, else ``/cpus/PowerPC,POWER10@0`` and the like.
+    path: str
+    #: ``(name, value)`` in the order the blob holds them.
+    properties: Tuple[Tuple[str, bytes], ...] = field(
+        default=(), metadata={"json": False}
+    )
+
+    @property
+    def name(self) -> str:
+        """The last path component (``cpu@1``), empty for the root."""
+        return self.path.rsplit("/", 1)[-1]
+
+    def prop(self, name: str) -> Optional[bytes]:
+        """The value of property *name*, or None."""
+        for key, value in self.properties:
+            if key == name:
+                return value
+        return None
+
+
+@dataclass(frozen=True)
+class Fdt:
+    """A decoded flattened device tree: header, reserve map and nodes."""
+
+    header: FdtHeader
+    #: ``/memreserve/`` entries as ``(address, size)``.
+    memreserve: Tuple[Tuple[int, int], ...]
+    #: Every node, parents before children, in blob order.
+    nodes: Tuple[FdtNode, ...]
+
+    def node(self, path: str) -> Optional[FdtNode]:
+        for n in self.nodes:
+            if n.path == path:
+                return n
+        return None
+
+    def children(self, path: str) -> Tuple[FdtNode, ...]:
+        """The direct children of the node at *path*."""
+        prefix = path.rstrip("/") + "/"
+        return tuple(
+            n
+            for n in self.nodes
+            if n.path.startswith(prefix)
+            and n.path[len(prefix) :]
+            and "/" not in n.path[len(prefix) :]
+        )
+
+
+@dataclass(frozen=True)
+class FdtRead:
+    """What reading the FDT segment of a kexec_load image gave."""
+
+    segment: Optional[Segment]
+    fdt: Optional[Fdt] = None
+    #: Why there is no decoded tree: no segment, not in the target, or
+    #: malformed.
+    unread: Optional[Unread] = None
+    #: ``(Linux CPU, hardware id)`` of each present CPU, as the kernel
+    #: numbers them (ppc64 ``paca_ptrs[cpu]->hw_cpu_id``, arm64
+    #: ``__cpu_logical_map[cpu]``): what the FDT's /cpus ``reg`` holds.
+    hw_cpu_ids: Tuple[Tuple[int, int], ...] = ()
+    #: Where the hardware ids came from, or why they are assumed.
+    hw_cpu_ids_source: str = ""
 
 
 class Source(str, enum.Enum):
@@ -692,3 +783,6 @@ class Facts:
     #: A live target whose crash image kept changing while it was read: the
     #: other facts may mix two moments.
     changing: Optional[Unread] = None
+    #: The FDT segment (kexec_load images on ppc64 and arm64); None when
+    #: the image has none or was not read.
+    fdt: Optional[FdtRead] = None

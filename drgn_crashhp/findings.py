@@ -369,6 +369,51 @@ CODES: Mapping[str, Code] = _codes(
         "pages of multi-page slabs as user pages; keep user pages (-d 23; "
         "on Debian, MAKEDUMP_ARGS in /etc/default/kdump-tools).",
     ),
+    # 08x: the capture kernel's flattened device tree (ppc64, arm64)
+    Code(
+        "CHP080",
+        E,
+        "a present CPU is missing from the FDT's /cpus",
+        "The capture kernel starts on the CPU that panicked and looks its "
+        "hardware id up in the device tree's /cpus (ppc64 "
+        "early_init_dt_scan_cpus()); a panic on a CPU the tree lacks hangs it "
+        "before it prints anything. ppc64: load with kexec -p --hotplug on a "
+        "kernel with crash hotplug (the kernel rewrites /cpus on CPU add), or "
+        "reload the crash kernel after every CPU add; elsewhere, reload.",
+    ),
+    Code(
+        "CHP081",
+        E,
+        "the FDT does not point the capture kernel at the elfcorehdr",
+        "/chosen's linux,elfcorehdr (arm64) or the elfcorehdr= of its "
+        "bootargs (ppc64) is how the capture kernel finds the header: it is "
+        "missing or names another address than the elfcorehdr segment, so "
+        "/proc/vmcore would be empty or garbage. Reload the crash kernel.",
+    ),
+    Code(
+        "CHP082",
+        E,
+        "the FDT gives the capture kernel memory outside the crash reservation",
+        "/chosen linux,usable-memory-range is the only RAM the arm64 capture "
+        "kernel uses; outside crashkernel= it would overwrite the memory it "
+        "is meant to dump. Reload the crash kernel.",
+    ),
+    Code(
+        "CHP083",
+        E,
+        "the FDT segment does not decode",
+        "The capture kernel cannot boot from a device tree that is not one "
+        "(bad header, offsets, tokens or properties). Reload the crash kernel.",
+    ),
+    Code(
+        "CHP084",
+        N,
+        "the FDT",
+        "The device tree the capture kernel boots with: its CPUs' hardware "
+        "ids and the RAM its memory nodes describe. Nothing rewrites the "
+        "memory nodes on hotplug; the dump's ranges come from the elfcorehdr, "
+        "so RAM outside them is shown, not judged.",
+    ),
     # 09x: the target itself
     Code(
         "CHP090",

@@ -13,8 +13,9 @@ holds one of its constants.
 Each record says which check families (:class:`Rule`) this package
 implements for the architecture and which do not apply there; the checks of
 a family that applies but is not implemented say CANNOT VERIFY (CHP091),
-never OK or PROBLEM. x86_64 implements them all; the other records carry
-what the state readers need (kernel-notes §7).
+never OK or PROBLEM. x86_64 implements every family that applies to it
+(the FDT does not); ppc64 and arm64 implement the FDT's, and carry what the
+state readers need (kernel-notes §7).
 """
 
 from __future__ import annotations
@@ -65,6 +66,9 @@ class Rule(str, enum.Enum):
     MEMORY = "memory"
     #: The header byte for byte against a rebuild (CHP055, CHP056).
     REBUILD = "rebuild"
+    #: The capture kernel's flattened device tree (08x): kexec-tools' DTB on
+    #: ppc64 and arm64.
+    FDT = "fdt"
 
     def __str__(self) -> str:
         return self.value

@@ -32,8 +32,9 @@ ARCH = Arch(
     elf_machine=183,
     # The header's own form, its notes, kernel text and RAM ranges follow
     # the common rules (checked on Debian's 6.12 cloud kernel, kexec-tools
-    # 2.0.29); purgatory, entry, room and the byte rebuild are arm64's own.
-    rules=frozenset({Rule.ELFCOREHDR, Rule.NOTES, Rule.TEXT, Rule.MEMORY}),
+    # 2.0.29), the FDT is read as drivers/of/kexec.c lays it out; purgatory,
+    # entry, room and the byte rebuild are arm64's own.
+    rules=frozenset({Rule.ELFCOREHDR, Rule.NOTES, Rule.TEXT, Rule.MEMORY, Rule.FDT}),
     #: The kernel image and modules live at and above _PAGE_END(VA_BITS_MIN),
     #: the linear map below it, with 48- and 52-bit VAs alike
     #: (arch/arm64/include/asm/memory.h).

@@ -21,9 +21,10 @@ ARCH = Arch(
     #: arch/powerpc/include/asm/sparsemem.h
     section_size_bits=24,
     # The header's own form, its notes and its RAM ranges follow the common
-    # rules (checked on Debian's 6.12 pseries kernel, kexec-tools 2.0.29);
+    # rules (checked on Debian's 6.12 pseries kernel, kexec-tools 2.0.29),
+    # the FDT is read as kexec-tools and arch/powerpc/kexec lay it out;
     # purgatory, entry variables, room and the byte rebuild are ppc64's own.
-    rules=frozenset({Rule.ELFCOREHDR, Rule.NOTES, Rule.MEMORY}),
+    rules=frozenset({Rule.ELFCOREHDR, Rule.NOTES, Rule.MEMORY, Rule.FDT}),
     # prepare_elf_headers() passes need_kernel_map = false: no text PT_LOAD.
     not_applicable=frozenset({Rule.TEXT}),
     # pseries has a /sys/devices/system/cpu/cpuN for every possible CPU.

@@ -98,7 +98,9 @@ ARCH = Arch(
     name="x86_64",
     drgn_name="X86_64",
     elf_machine=EM_X86_64,
-    rules=frozenset(Rule),
+    rules=frozenset(Rule) - {Rule.FDT},
+    # The capture kernel boots from boot params, not a device tree.
+    not_applicable=frozenset({Rule.FDT}),
     page_size=PAGE_SIZE,
     section_size_bits=SECTION_SIZE_BITS,
     start_kernel_map=START_KERNEL_MAP,

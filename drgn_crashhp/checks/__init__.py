@@ -5,7 +5,7 @@ Checks
 Pure functions from :class:`~drgn_crashhp.facts.Facts` and their
 :class:`~drgn_crashhp.analysis.Analysis` to findings, one module per code
 family: 00x image, 01x elfcorehdr, 02x digest, 03x entry, 04x CPUs, 05x
-memory, 06x hotplug, 07x postmortem. No check reads the target; each can be
+memory, 06x hotplug, 07x postmortem, 08x the FDT. No check reads the target; each can be
 run on facts built by hand.
 """
 
@@ -20,6 +20,7 @@ from drgn_crashhp.checks.cpus import check_cpus, check_vmcoreinfo
 from drgn_crashhp.checks.digest import check_purgatory
 from drgn_crashhp.checks.elfcorehdr import check_elfcorehdr
 from drgn_crashhp.checks.entry import check_entry
+from drgn_crashhp.checks.fdt import check_fdt
 from drgn_crashhp.checks.filtered import check_filtered
 from drgn_crashhp.checks.hotplug import check_hotplug, check_room
 from drgn_crashhp.checks.image import check_image
@@ -53,6 +54,7 @@ CHECKS: Sequence[Tuple[Optional[Rule], Check]] = (
     (Rule.ROOM, check_room),
     (Rule.PURGATORY, check_purgatory),
     (Rule.ENTRY, check_entry),
+    (Rule.FDT, check_fdt),
 )
 
 

@@ -18,6 +18,7 @@ from typing import Optional, Sequence, Tuple
 from drgn_crashhp.arch import Arch
 from drgn_crashhp.facts import HotplugFields, KImage, Role, Segment
 from drgn_crashhp.kernel.elfcorehdr import is_elf_core
+from drgn_crashhp.kernel.fdt import is_fdt
 
 __all__ = (
     "KEXEC_SEGMENT_MAX",
@@ -90,7 +91,8 @@ def assign_roles(
     when not in the target): the elfcorehdr, purgatory (holds
     ``image->start``), boot params (the *arch*'s magic: x86 "HdrS" at
     0x202), an initrd (cpio or a
-    compressor's magic). From the entry register purgatory jumps to, less
+    compressor's magic), a device tree (the FDT magic; kexec-tools' DTB on
+    ppc64 and arm64). From the entry register purgatory jumps to, less
     the architecture's entry offset (*kernel_start*; x86: startup_64 at
     ``mem`` + 0x200, the kernel's bzImage64_load() and kexec-tools alike):
     the kernel. From an elfcorehdr PT_LOAD whose
@@ -113,6 +115,8 @@ def assign_roles(
             roles[seg.index] = Role.BOOT_PARAMS
         elif head is not None and head.startswith(_INITRD_MAGIC):
             roles[seg.index] = Role.INITRD
+        elif is_fdt(head):
+            roles[seg.index] = Role.FDT
         elif seg.mem == kernel_start:
             roles[seg.index] = Role.KERNEL
         elif seg.mem in backup:

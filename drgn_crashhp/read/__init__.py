@@ -30,6 +30,7 @@ from drgn_crashhp.read.cpus import cpus_of
 from drgn_crashhp.read.digest import Progress, hash_regions
 from drgn_crashhp.read.dump import read_dump_headers
 from drgn_crashhp.read.elfcorehdr import read_elfcorehdr
+from drgn_crashhp.read.fdt import read_fdt
 from drgn_crashhp.read.fields import FieldReader, target_arch
 from drgn_crashhp.read.image import MissingInfo, read_kimage_with_heads
 from drgn_crashhp.read.memory import read_memory_blocks, walk_system_ram_res
@@ -217,4 +218,5 @@ def _read_once(
         elfcorehdr=hdr,
         purgatory=purgatory,
         hashed=hash_regions(prog, purgatory, progress) if digest else None,
+        fdt=read_fdt(prog, image, state.present_cpus),
     )

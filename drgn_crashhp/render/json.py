@@ -71,6 +71,7 @@ def report_json(report: Report) -> Dict[str, Any]:
         "image_problem": jsonable(facts.image_problem),
         "elfcorehdr": jsonable(facts.elfcorehdr),
         "purgatory": jsonable(facts.purgatory),
+        "fdt": jsonable(facts.fdt),
         "digest": jsonable(analysis.digest),
         "state": jsonable(facts.state),
         "dump": jsonable(facts.dump),

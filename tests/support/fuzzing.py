@@ -54,12 +54,17 @@ from drgn import (
 from hypothesis import strategies as st
 
 from drgn_crashhp.arch.x86_64 import EM_X86_64
+from drgn_crashhp.checks.fdt import check_fdt
 from drgn_crashhp.facts import (
     DumpHeaders,
     ElfCoreHdr,
+    Facts,
+    Fdt,
+    FdtRead,
     HotplugFields,
     KImage,
     Layout,
+    MachineState,
     Purgatory,
     Role,
     Segment,
@@ -71,6 +76,10 @@ from drgn_crashhp.kernel.elfcorehdr import (
     build_elfcorehdr,
     decode_elfcorehdr,
 )
+from drgn_crashhp.kernel.fdt import FDT_MAGIC, decode_fdt
+from drgn_crashhp.kernel.fdt import MAX_FDT as FDT_MAX
+from drgn_crashhp.kernel.fdt import MAX_NODES as FDT_MAX_NODES
+from drgn_crashhp.kernel.fdt import Malformed as FdtMalformed
 from drgn_crashhp.kernel.purgatory import parse_elfcorehdr_arg
 from drgn_crashhp.kernel.segments import KEXEC_SEGMENT_MAX
 from drgn_crashhp.read.dump import read_dump_headers
@@ -83,8 +92,10 @@ from drgn_crashhp.read.flattened import (
 from drgn_crashhp.render.json import jsonable, report_json
 from drgn_crashhp.render.text import render_text
 from drgn_crashhp.report import build_report
+from tests.support import fdt as fdtb
 from tests.support import flat
 from tests.support import purgblob as pb
+from tests.support.fdt import build_fdt
 from tests.support.helpers import (
     check_purgatory,
     read_purgatory_full,
@@ -1177,6 +1188,172 @@ FLATTENED = Target(
 )
 
 
+# -- the FDT (kexec-tools' DTB on ppc64 and arm64) ------------------------------
+
+#: Real DTBs cut from the ppc64le and arm64 fixtures (tests/seeds/
+#: extract_fdt.py) and hand-built ones.
+FDT_SEEDS = list(seed_files("fdt")) + [
+    build_fdt({}),
+    build_fdt(
+        {
+            "#address-cells": fdtb.u32(2),
+            "#size-cells": fdtb.u32(2),
+            "cpus": {
+                "#address-cells": fdtb.u32(1),
+                "cpu@0": {"device_type": b"cpu\0", "reg": fdtb.u32(0)},
+            },
+            "memory@0": {"device_type": b"memory\0", "reg": fdtb.u64(0, 1 << 30)},
+            "chosen": {
+                "linux,elfcorehdr": fdtb.u64(0x7ABFF000, 0x400),
+                "bootargs": b"elfcorehdr=2011132K\0",
+            },
+        },
+        memreserve=[(0x1000, 0x2000)],
+    ),
+]
+
+#: Big-endian words worth writing over a DTB's header, tokens and lengths.
+_FDT_WORDS = (0, 1, 2, 3, 4, 9, 16, 17, 0x28, 0xD00DFEED, 0x7FFFFFFF, 0xFFFFFFFF)
+
+
+@st.composite
+def fdt_mutated(draw: st.DrawFn) -> bytes:
+    """A DTB with up to 8 mutations: 32-bit big-endian writes (header
+    fields, tokens, lengths, name offsets), byte flips, cuts, repeats."""
+    data = bytearray(draw(st.sampled_from(FDT_SEEDS)))
+    for _ in range(draw(st.integers(0, 8))):
+        op = draw(st.sampled_from(("word", "word", "header", "flip", "cut", "repeat")))
+        n = len(data)
+        if op in ("word", "header") and n >= 4:
+            top = 9 if op == "header" else n // 4 - 1
+            off = 4 * draw(st.integers(0, min(top, n // 4 - 1)))
+            value = draw(
+                st.one_of(st.sampled_from(_FDT_WORDS), st.integers(0, 0xFFFFFFFF))
+            )
+            data[off : off + 4] = value.to_bytes(4, "big")
+        elif op == "flip" and n:
+            i = draw(st.integers(0, n - 1))
+            data[i] ^= 1 << draw(st.integers(0, 7))
+        elif op == "cut" and n:
+            del data[draw(st.integers(0, n - 1)) :]
+        elif op == "repeat" and n >= 8:
+            a = 4 * draw(st.integers(0, n // 4 - 1))
+            b = min(n, a + 4 * draw(st.integers(1, 64)))
+            data[a:a] = data[a:b] * draw(st.integers(1, 4))
+    return bytes(data)
+
+
+_FDT_NAMES = st.sampled_from(
+    (
+        "cpus",
+        "cpu@0",
+        "cpu@1",
+        "memory@0",
+        "chosen",
+        "reg",
+        "device_type",
+        "#address-cells",
+        "#size-cells",
+        "linux,elfcorehdr",
+        "bootargs",
+        "ibm,dynamic-reconfiguration-memory",
+        "ibm,dynamic-memory-v2",
+        "ibm,lmb-size",
+        "ibm,ppc-interrupt-server#s",
+        "linux,usable-memory-range",
+    )
+) | st.text("abc@,#-0123456789", min_size=1, max_size=12)
+_FDT_VALUES = st.one_of(
+    st.binary(max_size=40),
+    st.lists(st.integers(0, 0xFFFFFFFF), max_size=8).map(lambda v: fdtb.u32(*v)),
+    st.sampled_from((b"cpu\0", b"memory\0", fdtb.u32(1), fdtb.u32(2), b"")),
+)
+
+
+def _fdt_tree(depth: int) -> st.SearchStrategy:
+    leaf = st.dictionaries(_FDT_NAMES, _FDT_VALUES, max_size=4)
+    if depth == 0:
+        return leaf
+    return st.dictionaries(
+        _FDT_NAMES, st.one_of(_FDT_VALUES, _fdt_tree(depth - 1)), max_size=5
+    )
+
+
+def fdt_structured() -> st.SearchStrategy:
+    """Trees drawn node by node and written as a DTB compiler would."""
+    return st.builds(
+        build_fdt,
+        _fdt_tree(3),
+        st.lists(st.tuples(_U64, _U64), max_size=3),
+    )
+
+
+def run_decode_fdt(data: bytes) -> str:
+    """Decode, then read every property the checks read, then run the 08x
+    checks on it: each ends in a value or :class:`Malformed`."""
+    fdt = decode_fdt(data)
+    if not isinstance(fdt, Fdt):
+        raise Crash(f"returned {type(fdt).__name__}")
+    if fdt.header.totalsize > min(len(data), FDT_MAX):
+        raise Crash(f"totalsize {fdt.header.totalsize} past {len(data)} bytes")
+    if not fdt.nodes or fdt.nodes[0].path != "/" or len(fdt.nodes) > FDT_MAX_NODES:
+        raise Crash(f"{len(fdt.nodes)} nodes, first {fdt.nodes[:1]}")
+    seen = set()
+    for node in fdt.nodes:
+        parent = node.path.rsplit("/", 1)[0] or "/"
+        if node.path != "/" and parent not in seen:
+            raise Crash(f"{node.path} before its parent")
+        seen.add(node.path)
+    if sum(len(v) for n in fdt.nodes for _, v in n.properties) > len(data):
+        raise Crash("property values longer than the blob")
+    facts = _fdt_facts(fdt)
+    for f in check_fdt(facts, None):  # type: ignore[arg-type]
+        if f.code not in CODES:
+            raise Crash(f"unknown code {f.code}")
+    return f"value: {min(len(fdt.nodes), 3)} nodes, {bool(fdt.memreserve)} reserve"
+
+
+def _fdt_facts(fdt: Fdt) -> Facts:
+    segments = (
+        Segment(0, 0x6CC68000, 0x2000, 0x2000, Role.FDT),
+        Segment(1, 0x7ABFF000, 0x1000, 0x400, Role.ELFCOREHDR),
+    )
+    image = KImage(
+        symbol="kexec_crash_image",
+        address=0,
+        start=0,
+        type=1,
+        file_mode=False,
+        nr_segments=2,
+        segments=segments,
+        elf_load_addr=None,
+        elf_headers_sz=None,
+        hotplug=HotplugFields(Layout.PRE_HOTPLUG, False, "fuzz"),
+        elfcorehdr_index=1,
+        elfcorehdr_source="fuzz",
+    )
+    state = MachineState(
+        arch="AARCH64",
+        present_cpus=(0, 1),
+        crashk_res=(0x6AC00000, 0x7ABFFFFF),
+        system_ram=((0x40000000, 0x7FFFFFFF),),
+    )
+    read = FdtRead(segments[0], fdt=fdt, hw_cpu_ids=((0, 0), (1, 1)))
+    return Facts("fuzz", "kexec_crash_image", state, image=image, fdt=read)
+
+
+FDT = Target(
+    "decode_fdt",
+    st.one_of(
+        fdt_mutated(),
+        fdt_structured(),
+        st.binary(max_size=256).map(lambda b: FDT_MAGIC + b),
+    ),
+    run_decode_fdt,
+    (FdtMalformed,),
+)
+
+
 TARGETS: Dict[str, Target] = {
     t.name: t
     for t in (
@@ -1187,6 +1364,7 @@ TARGETS: Dict[str, Target] = {
         ELFCOREHDR_ARG,
         VMCORE_HEADERS,
         FLATTENED,
+        FDT,
         REPORT,
     )
 }
