@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Tuple
 
 import pytest
 
+import drgn_crashhp.read as read_mod
 from drgn_crashhp.render.json import report_json
 from drgn_crashhp.report import build_report
 from drgn_crashhp.target import open_program
@@ -79,7 +80,9 @@ def _judge(doc: Dict[str, Any], added: List[Tuple[int, int]]) -> str:
     return "stale after removal"
 
 
-def test_storm_gives_no_false_verdict(tmp_path: Any) -> None:
+def test_storm_gives_no_false_verdict(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     g, sock = boot(tmp_path, "6.12")
     with g:
         g.wait_ready()
@@ -90,6 +93,16 @@ def test_storm_gives_no_false_verdict(tmp_path: Any) -> None:
         prog = open_program(
             qemu=sock, symbols=[str(unpack.vmlinux_path("6.12"))], default_symbols=False
         )
+        # The guard runs on live targets only: a QMP guest must be one.
+        assert read_mod._is_live(prog)
+        reads: List[int] = []
+        real_once = read_mod._read_once
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            reads.append(1)
+            return real_once(*args, **kwargs)
+
+        monkeypatch.setattr(read_mod, "_read_once", counted)
         stop = threading.Event()
         added: List[Tuple[int, int]] = []
         log: List[str] = []
@@ -129,6 +142,8 @@ def test_storm_gives_no_false_verdict(tmp_path: Any) -> None:
         "cannot_verify_codes": codes,
         "cannot_verify_rate": round(counts.get("cannot verify", 0) / max(total, 1), 3),
         "hotplug_events": len(log),
+        # Full reads beyond one per report: the guard saw the image change.
+        "rereads": len(reads) - total,
     }
     print("storm:", json.dumps(summary))
     assert not failure, failure
