@@ -2,9 +2,12 @@
 AArch64
 -------
 
-What the state readers need on arm64. The crash-image rules (kexec-tools'
-purgatory, ``linux,elfcorehdr`` in the DTB) are not implemented yet:
-kernel-notes §7, §13.
+arm64, as Debian ships it: kexec_load images only, built by kexec-tools,
+the elfcorehdr named by ``linux,elfcorehdr`` in the DTB; nothing rewrites
+the image on hotplug (no ``ARCH_SUPPORTS_CRASH_HOTPLUG``). The header, its
+notes, the kernel text, its RAM ranges and the DTB are checked; kexec-tools'
+purgatory, its entry variables, the room and the byte rebuild are not
+implemented yet (kernel-notes §7, §13).
 """
 
 from __future__ import annotations

@@ -2,9 +2,13 @@
 ppc64
 -----
 
-What the state readers need on 64-bit PowerPC. The crash-image rules
-(kexec-tools' purgatory, the FDT, ``elfcorehdr=`` on the command line) are
-not implemented yet: kernel-notes §7, §13.
+64-bit PowerPC (pseries), as Debian ships it: kexec_load images only, built
+by kexec-tools, with ``elfcorehdr=`` on the command line and the FDT the
+capture kernel boots from; since 6.10 the kernel keeps a ``--hotplug``
+image's elfcorehdr (memory) and FDT ``/cpus`` (CPUs) current
+(arch/powerpc/kexec/crash.c). The header, its notes, its RAM ranges and the
+FDT are checked; kexec-tools' purgatory, its entry variables, the room and
+the byte rebuild are not implemented yet (kernel-notes §7, §13).
 """
 
 from __future__ import annotations

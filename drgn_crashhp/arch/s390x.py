@@ -9,7 +9,7 @@ check.
 
 from __future__ import annotations
 
-from drgn_crashhp.arch import Arch
+from drgn_crashhp.arch import Arch, Rule
 
 __all__ = ("ARCH",)
 
@@ -20,4 +20,6 @@ ARCH = Arch(
     elf_machine=22,
     #: arch/s390/include/asm/sparsemem.h
     section_size_bits=28,
+    # The capture kernel does not boot from a device tree.
+    not_applicable=frozenset({Rule.FDT}),
 )
