@@ -157,9 +157,9 @@ class Arch:
 
 
 def _all() -> Tuple[Arch, ...]:
-    from drgn_crashhp.arch import aarch64, ppc64, s390x, x86_64
+    from drgn_crashhp.arch import arm64, ppc64, s390x, x86_64
 
-    return (x86_64.ARCH, ppc64.ARCH, aarch64.ARCH, s390x.ARCH)
+    return (x86_64.ARCH, ppc64.ARCH, arm64.ARCH, s390x.ARCH)
 
 
 _BY_DRGN: Dict[str, Arch] = {}
