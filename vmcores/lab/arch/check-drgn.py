@@ -2,7 +2,7 @@
 """Open every dump of one architecture with drgn 0.3.0 and compare kexec_crash_image's
 segments with the ground truth (sanity check of the fixtures, independent of drgn_crashhp).
 
-    lab/arch/check-drgn.py ppc64le|arm64 [DUMP_DIR [VMLINUX]]
+    lab/arch/check-drgn.py ppc64le|arm64 [DUMP_DIR [VMLINUX [SCENARIO...]]]
 
 DUMP_DIR defaults to the lab cache ($ALAB/ARCH/dumps), VMLINUX to the Debian -dbg vmlinux
 that lab/arch/setup.sh extracted ($ALAB/ARCH/vmlinux.dbg)."""
@@ -23,7 +23,11 @@ dump_dir = sys.argv[2] if len(sys.argv) > 2 else os.path.join(b, "dumps")
 vmlinux = sys.argv[3] if len(sys.argv) > 3 else os.path.join(b, "vmlinux.dbg")
 jdir = os.path.join(os.path.dirname(os.path.dirname(HERE)), arch)
 bad = 0
-for name in SCENARIOS[arch]:
+for name in sys.argv[4:] or SCENARIOS[arch]:
+    if not os.path.exists(os.path.join(jdir, name + ".json")):
+        print("BAD  %-16s no ground truth JSON" % name)
+        bad += 1
+        continue
     t = json.load(open(os.path.join(jdir, name + ".json")))
     prog = drgn.Program()
     prog.set_core_dump(os.path.join(dump_dir, t["dump"]))

@@ -833,6 +833,18 @@ def corrupt_from(r, base_name, seg_role):
                              "segment_mem": seg["mem"], "phys_addr": hx(paddr), "file_offset": off,
                              "length": 16, "xor": "0xff", "original_bytes": orig.hex(),
                              "new_bytes": new.hex()}})
+    # the digest as a checker would recompute it now, from the corrupted file
+    d = Dump(dst)
+    pur = base_json["observed"]["segment_roles"]["purgatory"]
+    hashed = base_json["observed"]["digest"]["hashed_segments"]
+    h = hashlib.sha256()
+    for sg in base_json["segments"]:
+        if sg["mem"] in hashed and sg["index"] != pur:
+            h.update(d.read_phys(int(sg["mem"], 16), int(sg["memsz"], 16)))
+    d.close()
+    t["observed"] = dict(base_json["observed"])
+    t["observed"]["digest_recomputed_after_corruption"] = h.hexdigest()
+    t["observed"]["digest_stored_in_purgatory"] = base_json["observed"]["digest"]["stored_digest_at_offset"]
     e = dict(base_json["expected"])
     e["digest"] = "mismatch"
     e["in_words"] = e["in_words"].replace("digest match", "digest MISMATCH (%s segment changed)" % seg_role)

@@ -123,7 +123,9 @@ mods() {  # $1 = root, rest = module names: uncompressed into /lib/modules (insm
         xz -dc "$f" > "$dst/lib/modules/$m.ko"
     done
 }
-case "$ARCH" in ppc64le) MODS="virtio_blk" ;; arm64) MODS="virtio_blk virtio_mem" ;; esac
+# arm64: virtio_mem for the growth scenario, qemu_fw_cfg so that -device vmcoreinfo learns
+# where VMCOREINFO is (both are modules in Debian's cloud config)
+case "$ARCH" in ppc64le) MODS="virtio_blk" ;; arm64) MODS="virtio_blk virtio_mem qemu_fw_cfg" ;; esac
 
 C=$ABUILD/capture-root
 mkroot "$C"
