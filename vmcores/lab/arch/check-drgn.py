@@ -50,9 +50,13 @@ for name in sys.argv[4:] or SCENARIOS[arch]:
         ]
         same = segs == t["segments"]
         ok = ok and same
-        line += " segments=%s hotplug_support=%d elfcorehdr_index=%d updated=%d file_mode=%d" % (
-            "same" if same else "DIFFER", img.hotplug_support, img.elfcorehdr_index,
-            img.elfcorehdr_updated, img.file_mode)
+        line += " segments=%s" % ("same" if same else "DIFFER")
+        # arm64 (no CRASH_HOTPLUG) has no hotplug members in struct kimage
+        for f in ("hotplug_support", "elfcorehdr_index", "elfcorehdr_updated", "file_mode"):
+            try:
+                line += " %s=%d" % (f, int(img.member_(f)))
+            except LookupError:
+                line += " %s=absent" % f
     print(("OK   " if ok else "BAD  ") + line)
     bad += not ok
 sys.exit(1 if bad else 0)
