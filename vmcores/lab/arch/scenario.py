@@ -1036,6 +1036,15 @@ SCENARIOS = {
 }
 
 
+# Order of the dumps in the archive: similar memory next to each other, so zstd's long-range
+# window finds the repeats (a corrupt copy right after its base, CPU adds before DIMM adds).
+ARCHIVE_ORDER = {
+    "ppc64le": ["ppc_hp_base", "ppc_corrupt", "ppc_hp_cpuadd", "ppc_load_cpuadd", "ppc_noload",
+                "ppc_hp_memadd", "ppc_load_memadd", "ppc_kdump"],
+    "arm64": ["arm_base", "arm_corrupt", "arm_vmem_grow"],
+}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--arch", required=True, choices=sorted(ARCHES))
@@ -1054,7 +1063,7 @@ def main():
         print("\n".join(SCENARIOS[a.arch]))
         return
     if a.list_dumps:
-        print(" ".join(n + ".elf" for n in SCENARIOS[a.arch]))
+        print(" ".join(n + ".elf" for n in ARCHIVE_ORDER[a.arch]))
         return
     if a.print_json_dir:
         print(out_dir)
