@@ -44,15 +44,24 @@ for name in sys.argv[4:] or SCENARIOS[arch]:
         ok = ok and not t["expected"]["crash_loaded"]
     else:
         segs = [
-            {"index": i, "bufsz": hex(img.segment[i].bufsz), "mem": hex(img.segment[i].mem),
-             "memsz": hex(img.segment[i].memsz)}
+            {
+                "index": i,
+                "bufsz": hex(img.segment[i].bufsz),
+                "mem": hex(img.segment[i].mem),
+                "memsz": hex(img.segment[i].memsz),
+            }
             for i in range(int(img.nr_segments))
         ]
         same = segs == t["segments"]
         ok = ok and same
         line += " segments=%s" % ("same" if same else "DIFFER")
         # arm64 (no CRASH_HOTPLUG) has no hotplug members in struct kimage
-        for f in ("hotplug_support", "elfcorehdr_index", "elfcorehdr_updated", "file_mode"):
+        for f in (
+            "hotplug_support",
+            "elfcorehdr_index",
+            "elfcorehdr_updated",
+            "file_mode",
+        ):
             try:
                 line += " %s=%d" % (f, int(img.member_(f)))
             except LookupError:

@@ -11,7 +11,7 @@ def main() -> None:
     with open(path, "rb") as f:
         eh = f.read(64)
         assert eh[:4] == b"\x7fELF" and eh[4] == 2 and eh[5] == 1, "ELF64 LE only"
-        shoff, = struct.unpack_from("<Q", eh, 0x28)
+        (shoff,) = struct.unpack_from("<Q", eh, 0x28)
         shentsize, shnum, shstrndx = struct.unpack_from("<HHH", eh, 0x3A)
         f.seek(shoff)
         raw = f.read(shentsize * shnum)

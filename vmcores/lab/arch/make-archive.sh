@@ -2,14 +2,17 @@
 # Pack one architecture's dumps (lab/arch/scenario.py) like the x86 generations
 # (lab/make-archive.sh): the guest initramfs (its /kernel is the Debian kernel) and the kernel's
 # raw BTF first, then the dumps; zero pages become holes, GNU sparse tar,
-# zstd --ultra -22 --long=29 -> vmcores/ARCH/dumps.tar.zst
+# zstd --ultra -22 --long=29|30 -> vmcores/ARCH/dumps.tar.zst; dumps in scenario.py's ARCHIVE_ORDER
 #   lab/arch/make-archive.sh ppc64le|arm64
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/env.sh"
 OUT=$(python3 "$HERE/scenario.py" --arch "$ARCH" --print-json-dir)
 ORDER=$(python3 "$HERE/scenario.py" --arch "$ARCH" --list-dumps)
-LONG=${LONG:-29}
+# zstd window: ppc64le 30 (1 GiB: each pseries dump has ~300 MB of data, so a 512 MiB window
+# sees barely two of them), arm64 29 as the x86 generations. Decompress with --long=30 /
+# unpack.py (max window 2 GiB).
+case "$ARCH" in ppc64le) LONG=${LONG:-30} ;; *) LONG=${LONG:-29} ;; esac
 cp "$ABUILD/initramfs.cpio" "$DUMP_DIR/initramfs.cpio"
 files=(initramfs.cpio)
 if [ -f "$ABUILD/vmlinux.btf" ]; then

@@ -54,10 +54,18 @@ ARCHES = {
         gen="arm64-6.12",
         qemu="qemu-system-aarch64",
         machine=[
-            "-M", "virt", "-accel", "tcg,thread=multi", "-cpu", "cortex-a72",
-            "-device", "vmcoreinfo",
-            "-object", "memory-backend-ram,id=vmem0,size=1G",
-            "-device", "virtio-mem-pci,id=vm0,memdev=vmem0,requested-size=0",
+            "-M",
+            "virt",
+            "-accel",
+            "tcg,thread=multi",
+            "-cpu",
+            "cortex-a72",
+            "-device",
+            "vmcoreinfo",
+            "-object",
+            "memory-backend-ram,id=vmem0,size=1G",
+            "-device",
+            "virtio-mem-pci,id=vm0,memdev=vmem0,requested-size=0",
         ],
         mem="1G,maxmem=2G",
         smp="2",
@@ -91,15 +99,27 @@ def parse_elf64(read):
     if eh[:4] != b"\x7fELF" or eh[4] != 2 or eh[5] != 1:
         raise ValueError("not an ELF64 LE header: %r" % eh[:16])
     e_type, e_machine = struct.unpack_from("<HH", eh, 16)
-    e_phoff, = struct.unpack_from("<Q", eh, 32)
+    (e_phoff,) = struct.unpack_from("<Q", eh, 32)
     e_phentsize, e_phnum = struct.unpack_from("<HH", eh, 54)
     raw = read(e_phoff, e_phnum * e_phentsize)
     phdrs = []
     for i in range(e_phnum):
         t, fl, off, va, pa, fsz, msz, al = struct.unpack_from("<IIQQQQQQ", raw, i * 56)
-        phdrs.append(dict(p_type=t, p_flags=fl, p_offset=off, p_vaddr=va, p_paddr=pa,
-                          p_filesz=fsz, p_memsz=msz, p_align=al))
-    return dict(e_type=e_type, e_machine=e_machine, e_phoff=e_phoff, e_phnum=e_phnum), phdrs
+        phdrs.append(
+            dict(
+                p_type=t,
+                p_flags=fl,
+                p_offset=off,
+                p_vaddr=va,
+                p_paddr=pa,
+                p_filesz=fsz,
+                p_memsz=msz,
+                p_align=al,
+            )
+        )
+    return dict(
+        e_type=e_type, e_machine=e_machine, e_phoff=e_phoff, e_phnum=e_phnum
+    ), phdrs
 
 
 class Dump:
@@ -115,8 +135,14 @@ class Dump:
     def read_phys(self, paddr, size):
         out = b""
         while size:
-            p = next((p for p in self.loads
-                      if p["p_paddr"] <= paddr < p["p_paddr"] + p["p_filesz"]), None)
+            p = next(
+                (
+                    p
+                    for p in self.loads
+                    if p["p_paddr"] <= paddr < p["p_paddr"] + p["p_filesz"]
+                ),
+                None,
+            )
             if p is None:
                 raise ValueError("physical 0x%x not in dump" % paddr)
             n = min(size, p["p_paddr"] + p["p_filesz"] - paddr)
@@ -137,16 +163,23 @@ def parse_elfcorehdr(dump, paddr):
     return {
         "paddr": hx(paddr),
         "e_phnum": ehdr["e_phnum"],
-        "pt_note": [[hx(p["p_paddr"]), p["p_memsz"]] for p in phdrs if p["p_type"] == PT_NOTE],
-        "pt_load": [[hx(p["p_paddr"]), hx(p["p_paddr"] + p["p_memsz"] - 1), hx(p["p_vaddr"])]
-                    for p in phdrs if p["p_type"] == PT_LOAD],
+        "pt_note": [
+            [hx(p["p_paddr"]), p["p_memsz"]] for p in phdrs if p["p_type"] == PT_NOTE
+        ],
+        "pt_load": [
+            [hx(p["p_paddr"]), hx(p["p_paddr"] + p["p_memsz"] - 1), hx(p["p_vaddr"])]
+            for p in phdrs
+            if p["p_type"] == PT_LOAD
+        ],
     }
 
 
 def parse_fdt(blob):
     """Minimal flattened-device-tree reader (the recipe's own, for ground truth):
     -> {"header": {...}, "memreserve": [[addr, size]], "nodes": {path: {prop: bytes}}}."""
-    magic, total, off_struct, off_strings, off_rsv, version = struct.unpack_from(">6I", blob, 0)
+    magic, total, off_struct, off_strings, off_rsv, version = struct.unpack_from(
+        ">6I", blob, 0
+    )
     if magic != 0xD00DFEED:
         raise ValueError("no FDT magic")
     size_struct = struct.unpack_from(">I", blob, 36)[0]
@@ -163,7 +196,7 @@ def parse_fdt(blob):
     o = off_struct
     end = off_struct + size_struct
     while o < end:
-        tok, = struct.unpack_from(">I", blob, o)
+        (tok,) = struct.unpack_from(">I", blob, o)
         o += 4
         if tok == 1:
             e = blob.index(b"\0", o)
@@ -176,8 +209,8 @@ def parse_fdt(blob):
             ln, nameoff = struct.unpack_from(">II", blob, o)
             o += 8
             n0 = off_strings + nameoff
-            name = blob[n0:blob.index(b"\0", n0)].decode()
-            nodes["/" + "/".join(p for p in path if p)][name] = blob[o:o + ln]
+            name = blob[n0 : blob.index(b"\0", n0)].decode()
+            nodes["/" + "/".join(p for p in path if p)][name] = blob[o : o + ln]
             o = (o + ln + 3) & ~3
         elif tok == 4:
             continue
@@ -185,9 +218,17 @@ def parse_fdt(blob):
             break
         else:
             raise ValueError("bad FDT token %d at %d" % (tok, o - 4))
-    return {"header": {"totalsize": total, "version": version, "off_dt_struct": off_struct,
-                       "off_dt_strings": off_strings, "off_mem_rsvmap": off_rsv},
-            "memreserve": rsv, "nodes": nodes}
+    return {
+        "header": {
+            "totalsize": total,
+            "version": version,
+            "off_dt_struct": off_struct,
+            "off_dt_strings": off_strings,
+            "off_mem_rsvmap": off_rsv,
+        },
+        "memreserve": rsv,
+        "nodes": nodes,
+    }
 
 
 def fdt_summary(fdt):
@@ -195,25 +236,41 @@ def fdt_summary(fdt):
     nodes = fdt["nodes"]
 
     def cells(b):
-        return [hx(v) for v in struct.unpack(">%dI" % (len(b) // 4), b)] if len(b) % 4 == 0 else None
+        return (
+            [hx(v) for v in struct.unpack(">%dI" % (len(b) // 4), b)]
+            if len(b) % 4 == 0
+            else None
+        )
 
     cpus = {}
     for p, props in nodes.items():
-        if p.startswith("/cpus/") and p.count("/") == 2 and props.get("device_type") == b"cpu\0":
-            cpus[p[len("/cpus/"):]] = {
-                k: cells(v) for k, v in props.items()
+        if (
+            p.startswith("/cpus/")
+            and p.count("/") == 2
+            and props.get("device_type") == b"cpu\0"
+        ):
+            cpus[p[len("/cpus/") :]] = {
+                k: cells(v)
+                for k, v in props.items()
                 if k in ("reg", "ibm,ppc-interrupt-server#s")
             }
     chosen = {}
     for k, v in nodes.get("/chosen", {}).items():
         if k == "bootargs":
             chosen[k] = v.rstrip(b"\0").decode(errors="replace")
-        elif k.startswith("linux,") and k not in ("linux,initrd-start", "linux,initrd-end") or k in (
-            "linux,initrd-start", "linux,initrd-end"
+        elif (
+            k.startswith("linux,")
+            and k not in ("linux,initrd-start", "linux,initrd-end")
+            or k in ("linux,initrd-start", "linux,initrd-end")
         ):
             chosen[k] = cells(v) if len(v) <= 64 else "%d bytes" % len(v)
-    mem = {p: {k: cells(v) for k, v in props.items() if k in ("reg", "linux,usable-memory")}
-           for p, props in nodes.items() if re.match(r"^/memory(@|$)", p)}
+    mem = {
+        p: {
+            k: cells(v) for k, v in props.items() if k in ("reg", "linux,usable-memory")
+        }
+        for p, props in nodes.items()
+        if re.match(r"^/memory(@|$)", p)
+    }
     drconf = {}
     d = nodes.get("/ibm,dynamic-reconfiguration-memory")
     if d:
@@ -221,20 +278,35 @@ def fdt_summary(fdt):
             if k in d:
                 drconf[k] = cells(d[k]) if len(d[k]) <= 64 else "%d bytes" % len(d[k])
         if "ibm,dynamic-memory-v2" in d:
-            drconf["ibm,dynamic-memory-v2"] = decode_drmem_v2(d["ibm,dynamic-memory-v2"])
-    return {"header": fdt["header"], "memreserve": [[hx(a), hx(s)] for a, s in fdt["memreserve"]],
-            "cpus": cpus, "chosen": chosen, "memory_nodes": mem, "dynamic_reconfiguration_memory": drconf}
+            drconf["ibm,dynamic-memory-v2"] = decode_drmem_v2(
+                d["ibm,dynamic-memory-v2"]
+            )
+    return {
+        "header": fdt["header"],
+        "memreserve": [[hx(a), hx(s)] for a, s in fdt["memreserve"]],
+        "cpus": cpus,
+        "chosen": chosen,
+        "memory_nodes": mem,
+        "dynamic_reconfiguration_memory": drconf,
+    }
 
 
 def decode_drmem_v2(b):
     """ibm,dynamic-memory-v2: u32 count, then sets of {u32 seq_lmbs, u64 base, u32 drc_index,
     u32 aa_index, u32 flags} (arch/powerpc/include/asm/drmem.h)."""
-    n, = struct.unpack_from(">I", b, 0)
+    (n,) = struct.unpack_from(">I", b, 0)
     out = []
     for i in range(n):
         seq, base, drc, aa, fl = struct.unpack_from(">IQIII", b, 4 + i * 24)
-        out.append({"seq_lmbs": seq, "base_addr": hx(base), "drc_index": hx(drc),
-                    "aa_index": aa, "flags": hx(fl)})
+        out.append(
+            {
+                "seq_lmbs": seq,
+                "base_addr": hx(base),
+                "drc_index": hx(drc),
+                "aa_index": aa,
+                "flags": hx(fl),
+            }
+        )
     return out
 
 
@@ -272,10 +344,15 @@ def add_vmcoreinfo_note(path, paddr, size):
         f.seek(0)
         f.write(eh)
     d.close()
-    return {"vmcoreinfo_paddr": hx(paddr), "vmcoreinfo_size_sysfs": size,
-            "note_bytes": len(note), "note_offset": end, "new_e_phoff": phoff,
-            "new_e_phnum": d.ehdr["e_phnum"] + 1,
-            "how": "PT_NOTE (first) + old program headers appended at the end of the file"}
+    return {
+        "vmcoreinfo_paddr": hx(paddr),
+        "vmcoreinfo_size_sysfs": size,
+        "note_bytes": len(note),
+        "note_offset": end,
+        "new_e_phoff": phoff,
+        "new_e_phnum": d.ehdr["e_phnum"] + 1,
+        "how": "PT_NOTE (first) + old program headers appended at the end of the file",
+    }
 
 
 # ------------------------------------------------------------------ guest state
@@ -291,7 +368,14 @@ def parse_iomem(text):
     for line in text.splitlines():
         m = re.match(r"^( *)([0-9a-f]+)-([0-9a-f]+) : (.*)$", line)
         if m:
-            out.append((len(m.group(1)) // 2, int(m.group(2), 16), int(m.group(3), 16), m.group(4)))
+            out.append(
+                (
+                    len(m.group(1)) // 2,
+                    int(m.group(2), 16),
+                    int(m.group(3), 16),
+                    m.group(4),
+                )
+            )
     return out
 
 
@@ -348,65 +432,119 @@ def merge(ranges):
 def collect_state(g, arch):
     st = {"proc_iomem": g.read("/proc/iomem")}
     cpu = "/sys/devices/system/cpu"
-    st["cpu"] = {k: g.read("%s/%s" % (cpu, k)).strip() for k in ("possible", "present", "online")}
+    st["cpu"] = {
+        k: g.read("%s/%s" % (cpu, k)).strip() for k in ("possible", "present", "online")
+    }
     st["cpu"]["crash_hotplug"] = read_opt(g, cpu + "/crash_hotplug")
     notes = {}
-    out = g.check("for d in %s/cpu[0-9]*; do echo ${d##*/} $(cat $d/crash_notes) "
-                  "$(cat $d/crash_notes_size) $(cat $d/online 2>/dev/null || echo -); done" % cpu)
+    out = g.check(
+        "for d in %s/cpu[0-9]*; do echo ${d##*/} $(cat $d/crash_notes) "
+        "$(cat $d/crash_notes_size) $(cat $d/online 2>/dev/null || echo -); done" % cpu
+    )
     for line in out.splitlines():
         name, addr, size, online = line.split()
-        notes[name] = {"crash_notes": "0x" + addr, "crash_notes_size": int(size),
-                       "online": None if online == "-" else online == "1"}
+        notes[name] = {
+            "crash_notes": "0x" + addr,
+            "crash_notes_size": int(size),
+            "online": None if online == "-" else online == "1",
+        }
     st["cpu"]["cpus"] = notes
     mem = "/sys/devices/system/memory"
-    st["memory"] = {"block_size_bytes": "0x" + g.read(mem + "/block_size_bytes").strip(),
-                    "crash_hotplug": read_opt(g, mem + "/crash_hotplug"),
-                    "auto_online_blocks": read_opt(g, mem + "/auto_online_blocks")}
+    st["memory"] = {
+        "block_size_bytes": "0x" + g.read(mem + "/block_size_bytes").strip(),
+        "crash_hotplug": read_opt(g, mem + "/crash_hotplug"),
+        "auto_online_blocks": read_opt(g, mem + "/auto_online_blocks"),
+    }
     blocks = {}
-    out = g.check("for d in %s/memory[0-9]*; do echo ${d##*/} $(cat $d/state) "
-                  "$(cat $d/phys_index); done" % mem)
+    out = g.check(
+        "for d in %s/memory[0-9]*; do echo ${d##*/} $(cat $d/state) "
+        "$(cat $d/phys_index); done" % mem
+    )
     for line in out.splitlines():
         if line.strip():
             name, state, idx = line.split()
             blocks[name] = {"state": state, "phys_index": "0x" + idx}
     st["memory"]["blocks"] = blocks
-    st["sys_kernel"] = {k: read_opt(g, "/sys/kernel/" + k) for k in (
-        "kexec_crash_loaded", "kexec_crash_size", "crash_elfcorehdr_size", "vmcoreinfo",
-        "kexec_loaded")}
+    st["sys_kernel"] = {
+        k: read_opt(g, "/sys/kernel/" + k)
+        for k in (
+            "kexec_crash_loaded",
+            "kexec_crash_size",
+            "crash_elfcorehdr_size",
+            "vmcoreinfo",
+            "kexec_loaded",
+        )
+    }
     st["proc_cmdline"] = g.read("/proc/cmdline").strip()
     # the device tree as the running kernel sees it
     st["device_tree_cpus"] = g.check(
-        "ls /proc/device-tree/cpus 2>/dev/null | grep -i -e '@' || true").split()
+        "ls /proc/device-tree/cpus 2>/dev/null | grep -i -e '@' || true"
+    ).split()
     st["device_tree_memory_nodes"] = g.check(
-        "ls -d /proc/device-tree/memory* 2>/dev/null | sed 's|.*/||' || true").split()
+        "ls -d /proc/device-tree/memory* 2>/dev/null | sed 's|.*/||' || true"
+    ).split()
     if arch == "ppc64le":
-        out = g.check("od -An -tx1 -v /proc/device-tree/rtas/linux,rtas-base "
-                      "/proc/device-tree/rtas/rtas-size | tr -d ' \\n'")
+        out = g.check(
+            "od -An -tx1 -v /proc/device-tree/rtas/linux,rtas-base "
+            "/proc/device-tree/rtas/rtas-size | tr -d ' \\n'"
+        )
         if len(out.strip()) == 16:
             st["rtas"] = [hx(int(out[:8], 16)), hx(int(out[8:16], 16))]
-    st["dmesg_kexec"] = [l for l in g.check("dmesg").splitlines() if re.search(
-        r"kexec|crash|elfcorehdr|Crash|hot-?add|hotplug|dlpar|DLPAR|virtio_mem|Reserving", l)]
+    st["dmesg_kexec"] = [
+        l
+        for l in g.check("dmesg").splitlines()
+        if re.search(
+            r"kexec|crash|elfcorehdr|Crash|hot-?add|hotplug|dlpar|DLPAR|virtio_mem|Reserving",
+            l,
+        )
+    ]
     return st
 
 
 def segments_from_kexec(out):
     segs = {}
-    for m in re.finditer(r"segment\[(\d+)\]\.(bufsz|mem|memsz)\s*=\s*(0x[0-9a-fA-F]+)", out):
-        segs.setdefault(int(m.group(1)), {"index": int(m.group(1))})[m.group(2)] = int(m.group(3), 16)
+    for m in re.finditer(
+        r"segment\[(\d+)\]\.(bufsz|mem|memsz)\s*=\s*(0x[0-9a-fA-F]+)", out
+    ):
+        segs.setdefault(int(m.group(1)), {"index": int(m.group(1))})[m.group(2)] = int(
+            m.group(3), 16
+        )
     return [segs[i] for i in sorted(segs)]
 
 
 def purgatory_symbols(out):
     """'sym: NAME value: V addr: A' lines of kexec -d: where kexec-tools put each symbol."""
     syms = {}
-    for m in re.finditer(r"^sym: (\S+) value: ([0-9a-f]+) addr: ([0-9a-f]+)$", out, re.M):
+    for m in re.finditer(
+        r"^sym: (\S+) value: ([0-9a-f]+) addr: ([0-9a-f]+)$", out, re.M
+    ):
         syms.setdefault(m.group(1), set()).add(int(m.group(2), 16))
-    return {k: sorted(hx(v) for v in vs) for k, vs in syms.items()
-            if not k.startswith(".") and not k.startswith("_") and k not in (
-                "memcpy", "memset", "sha256_process", "sha256_update.part.0", "printf",
-                "putchar", "sprintf", "vsprintf", "setup_arch", "post_verification_setup_arch",
-                "verify_sha256_digest", "sha256_starts", "sha256_update", "sha256_finish",
-                "purgatory", "memcmp", "strlen")}
+    return {
+        k: sorted(hx(v) for v in vs)
+        for k, vs in syms.items()
+        if not k.startswith(".")
+        and not k.startswith("_")
+        and k
+        not in (
+            "memcpy",
+            "memset",
+            "sha256_process",
+            "sha256_update.part.0",
+            "printf",
+            "putchar",
+            "sprintf",
+            "vsprintf",
+            "setup_arch",
+            "post_verification_setup_arch",
+            "verify_sha256_digest",
+            "sha256_starts",
+            "sha256_update",
+            "sha256_finish",
+            "purgatory",
+            "memcmp",
+            "strlen",
+        )
+    }
 
 
 # ------------------------------------------------------------------ one scenario
@@ -418,25 +556,44 @@ class Run:
         self.cfg = ARCHES[arch]
         self.b = os.path.join(cache_root(), arch)
         self.out_dir, self.dump_dir, self.work_dir = out_dir, dump_dir, work_dir
-        self.truth = {"scenario": name, "generation": self.cfg["gen"], "arch": arch,
-                      "dump": name + ".elf", "dump_format": "elf",
-                      "dump_producer": "QEMU dump-guest-memory (paging=false)",
-                      "dump_archive": "dumps.tar.zst", "hotplug_actions": [], "notes": []}
+        self.truth = {
+            "scenario": name,
+            "generation": self.cfg["gen"],
+            "arch": arch,
+            "dump": name + ".elf",
+            "dump_format": "elf",
+            "dump_producer": "QEMU dump-guest-memory (paging=false)",
+            "dump_archive": "dumps.tar.zst",
+            "hotplug_actions": [],
+            "notes": [],
+        }
         self.g = None
 
     def boot(self, disk=None, extra=()):
         c = self.cfg
-        self.g = Guest(self.work_dir, os.path.join(self.b, "kernel"),
-                       os.path.join(self.b, "initramfs.cpio"), append=c["append"], mem=c["mem"],
-                       smp=c["smp"], qemu=c["qemu"], machine_args=c["machine"], disk=disk,
-                       extra_args=extra, name=self.name)
+        self.g = Guest(
+            self.work_dir,
+            os.path.join(self.b, "kernel"),
+            os.path.join(self.b, "initramfs.cpio"),
+            append=c["append"],
+            mem=c["mem"],
+            smp=c["smp"],
+            qemu=c["qemu"],
+            machine_args=c["machine"],
+            disk=disk,
+            extra_args=extra,
+            name=self.name,
+        )
         t = time.time()
         self.g.start()
         self.g.wait_ready(900)
         self.truth["boot_seconds"] = round(time.time() - t, 1)
         self.truth["kernel_release"] = self.g.check("uname -r").strip()
-        self.truth["initial_state"] = {k: v for k, v in collect_state(self.g, self.arch).items()
-                                      if k in ("cpu", "sys_kernel", "proc_iomem")}
+        self.truth["initial_state"] = {
+            k: v
+            for k, v in collect_state(self.g, self.arch).items()
+            if k in ("cpu", "sys_kernel", "proc_iomem")
+        }
 
     def load(self, hotplug):
         cmd = KEXEC % (" --hotplug" if hotplug else "", self.cfg["capture_append"])
@@ -444,25 +601,45 @@ class Run:
         st, out = self.g.run(cmd + " 2>&1", 900)
         segs = segments_from_kexec(out)
         lines = out.splitlines()
-        keep = [l for l in lines if not l.startswith("sym:") and not re.match(r"^\s*$", l)]
+        keep = [
+            l for l in lines if not l.startswith("sym:") and not re.match(r"^\s*$", l)
+        ]
         self.truth["load"] = {
-            "mode": "kexec_load", "command": cmd, "hotplug_option": hotplug, "kexec_status": st,
+            "mode": "kexec_load",
+            "command": cmd,
+            "hotplug_option": hotplug,
+            "kexec_status": st,
             "kexec_seconds": round(time.time() - t, 1),
-            "kexec_output": keep[-120:], "kexec_output_lines_total": len(lines),
+            "kexec_output": keep[-120:],
+            "kexec_output_lines_total": len(lines),
             "purgatory_symbols_from_kexec_d": purgatory_symbols(out),
-            "skipped_from_sha": [hx(int(m, 16)) for m in re.findall(
-                r"Skipping segment mem: (0x[0-9a-f]+) from SHA", out)],
+            "skipped_from_sha": [
+                hx(int(m, 16))
+                for m in re.findall(
+                    r"Skipping segment mem: (0x[0-9a-f]+) from SHA", out
+                )
+            ],
         }
         m = re.search(r"kexec_load: entry = (0x[0-9a-f]+) flags = (0x[0-9a-f]+)", out)
         if m:
-            self.truth["load"]["entry"], self.truth["load"]["flags"] = m.group(1), m.group(2)
-        for key, rx in (("kernel", r"kernel is ([0-9a-f]+)"), ("dt_offset", r"dt_offset is ([0-9a-f]+)"),
-                        ("backup_start", r"backup_start is ([0-9a-f]+)"),
-                        ("modified_cmdline", r"Modified cmdline:\s*(.*)")):
+            self.truth["load"]["entry"], self.truth["load"]["flags"] = (
+                m.group(1),
+                m.group(2),
+            )
+        for key, rx in (
+            ("kernel", r"kernel is ([0-9a-f]+)"),
+            ("dt_offset", r"dt_offset is ([0-9a-f]+)"),
+            ("backup_start", r"backup_start is ([0-9a-f]+)"),
+            ("modified_cmdline", r"Modified cmdline:\s*(.*)"),
+        ):
             m = re.search(rx, out)
             if m:
-                self.truth["load"][key] = m.group(1) if key == "modified_cmdline" else "0x" + m.group(1)
-        self.truth["segments"] = [{k: (hx(v) if k != "index" else v) for k, v in s.items()} for s in segs]
+                self.truth["load"][key] = (
+                    m.group(1) if key == "modified_cmdline" else "0x" + m.group(1)
+                )
+        self.truth["segments"] = [
+            {k: (hx(v) if k != "index" else v) for k, v in s.items()} for s in segs
+        ]
         if st != 0:
             raise GuestError("kexec failed (%d):\n%s" % (st, out[-3000:]))
         self.segs = segs
@@ -471,10 +648,24 @@ class Run:
     def add_dimm(self, idx, size):
         g = self.g
         before = g.read("/proc/iomem")
-        qmp = [{"execute": "object-add", "arguments": {"qom-type": "memory-backend-ram",
-                                                       "id": "mem%d" % idx, "size": size}},
-               {"execute": "device_add", "arguments": {"driver": "pc-dimm", "id": "dimm%d" % idx,
-                                                       "memdev": "mem%d" % idx}}]
+        qmp = [
+            {
+                "execute": "object-add",
+                "arguments": {
+                    "qom-type": "memory-backend-ram",
+                    "id": "mem%d" % idx,
+                    "size": size,
+                },
+            },
+            {
+                "execute": "device_add",
+                "arguments": {
+                    "driver": "pc-dimm",
+                    "id": "dimm%d" % idx,
+                    "memdev": "mem%d" % idx,
+                },
+            },
+        ]
         info = g.add_dimm(idx, size)
         rng = [info["addr"], info["addr"] + info["size"] - 1]
         # pseries DLPAR: the guest onlines the LMBs itself; wait until /proc/iomem shows them
@@ -487,18 +678,32 @@ class Run:
         else:
             self.truth["notes"].append("DIMM range not in /proc/iomem after 300 s")
         g.run("sleep 3")
-        self.truth["hotplug_actions"].append({
-            "action": "memory_add", "qmp": qmp,
-            "dimm": {"id": info.get("id"), "addr": hx(info["addr"]), "size": hx(info["size"]),
-                     "slot": info.get("slot"), "range": [hx(rng[0]), hx(rng[1])]},
-            "seconds_until_in_iomem": round(time.time() - t, 1),
-            "iomem_before": before, "onlined_by": "guest kernel (pseries DLPAR)"})
+        self.truth["hotplug_actions"].append(
+            {
+                "action": "memory_add",
+                "qmp": qmp,
+                "dimm": {
+                    "id": info.get("id"),
+                    "addr": hx(info["addr"]),
+                    "size": hx(info["size"]),
+                    "slot": info.get("slot"),
+                    "range": [hx(rng[0]), hx(rng[1])],
+                },
+                "seconds_until_in_iomem": round(time.time() - t, 1),
+                "iomem_before": before,
+                "onlined_by": "guest kernel (pseries DLPAR)",
+            }
+        )
         return rng
 
     def add_core(self, core_id):
         g = self.g
         cpus = g.qmp("query-hotpluggable-cpus")
-        free = [c for c in cpus if c["props"].get("core-id") == core_id and "qom-path" not in c]
+        free = [
+            c
+            for c in cpus
+            if c["props"].get("core-id") == core_id and "qom-path" not in c
+        ]
         if not free:
             raise GuestError("core-id %d not free: %r" % (core_id, cpus))
         typ = free[0]["type"]
@@ -508,21 +713,34 @@ class Run:
         while time.time() - t < 300:
             online = g.read("/sys/devices/system/cpu/online").strip()
             present = g.read("/sys/devices/system/cpu/present").strip()
-            if present != self.truth["initial_state"]["cpu"]["present"] and online == present:
+            if (
+                present != self.truth["initial_state"]["cpu"]["present"]
+                and online == present
+            ):
                 break
             time.sleep(2)
         g.run("sleep 3")
-        self.truth["hotplug_actions"].append({
-            "action": "cpu_add", "qmp": [{"execute": "device_add", "arguments": args}],
-            "core_id": core_id, "type": typ,
-            "present_after": g.read("/sys/devices/system/cpu/present").strip(),
-            "online_after": g.read("/sys/devices/system/cpu/online").strip(),
-            "seconds_until_online": round(time.time() - t, 1),
-            "onlined_by": "guest kernel (pseries DLPAR)"})
+        self.truth["hotplug_actions"].append(
+            {
+                "action": "cpu_add",
+                "qmp": [{"execute": "device_add", "arguments": args}],
+                "core_id": core_id,
+                "type": typ,
+                "present_after": g.read("/sys/devices/system/cpu/present").strip(),
+                "online_after": g.read("/sys/devices/system/cpu/online").strip(),
+                "seconds_until_online": round(time.time() - t, 1),
+                "onlined_by": "guest kernel (pseries DLPAR)",
+            }
+        )
 
     def grow_virtio_mem(self, size):
         g = self.g
-        g.qmp("qom-set", path="/machine/peripheral/vm0", property="requested-size", value=size)
+        g.qmp(
+            "qom-set",
+            path="/machine/peripheral/vm0",
+            property="requested-size",
+            value=size,
+        )
         t = time.time()
         while time.time() - t < 300:
             cur = g.qmp("qom-get", path="/machine/peripheral/vm0", property="size")
@@ -531,13 +749,29 @@ class Run:
             time.sleep(1)
         g.run("sleep 5")
         addr = g.qmp("qom-get", path="/machine/peripheral/vm0", property="memaddr")
-        self.truth["hotplug_actions"].append({
-            "action": "virtio_mem_grow",
-            "qmp": [{"execute": "qom-set", "arguments": {"path": "/machine/peripheral/vm0",
-                                                         "property": "requested-size", "value": size}}],
-            "virtio_mem": {"memaddr": hx(addr), "size": hx(cur), "requested": hx(size),
-                           "range": [hx(addr), hx(addr + size - 1)]},
-            "seconds": round(time.time() - t, 1), "onlined_by": "guest kernel (auto-online)"})
+        self.truth["hotplug_actions"].append(
+            {
+                "action": "virtio_mem_grow",
+                "qmp": [
+                    {
+                        "execute": "qom-set",
+                        "arguments": {
+                            "path": "/machine/peripheral/vm0",
+                            "property": "requested-size",
+                            "value": size,
+                        },
+                    }
+                ],
+                "virtio_mem": {
+                    "memaddr": hx(addr),
+                    "size": hx(cur),
+                    "requested": hx(size),
+                    "range": [hx(addr), hx(addr + size - 1)],
+                },
+                "seconds": round(time.time() - t, 1),
+                "onlined_by": "guest kernel (auto-online)",
+            }
+        )
         return [addr, addr + size - 1]
 
     def snapshot(self):
@@ -546,14 +780,21 @@ class Run:
         self.truth["qmp_memory_devices"] = g.qmp("query-memory-devices")
         try:
             self.truth["qmp_hotpluggable_cpus"] = g.qmp("query-hotpluggable-cpus")
-        except GuestError as e:  # arm64 virt: "machine does not support hot-plugging CPUs"
+        except (
+            GuestError
+        ) as e:  # arm64 virt: "machine does not support hot-plugging CPUs"
             self.truth["qmp_hotpluggable_cpus"] = {"error": str(e)}
-        self.truth["lab"] = {"qemu": subprocess.run([self.cfg["qemu"], "--version"], capture_output=True,
-                                                    text=True).stdout.splitlines()[0],
-                             "qemu_cmdline": [a for a in g.cmdline if "/" not in a or a.startswith("-")],
-                             "guest_memory": self.cfg["mem"], "guest_smp": self.cfg["smp"],
-                             "guest_append": self.cfg["append"], "kernel_package": self.cfg["package"],
-                             "kexec_tools": g.check("kexec --version 2>&1").strip()}
+        self.truth["lab"] = {
+            "qemu": subprocess.run(
+                [self.cfg["qemu"], "--version"], capture_output=True, text=True
+            ).stdout.splitlines()[0],
+            "qemu_cmdline": [a for a in g.cmdline if "/" not in a or a.startswith("-")],
+            "guest_memory": self.cfg["mem"],
+            "guest_smp": self.cfg["smp"],
+            "guest_append": self.cfg["append"],
+            "kernel_package": self.cfg["package"],
+            "kexec_tools": g.check("kexec --version 2>&1").strip(),
+        }
 
     def dump(self):
         path = os.path.join(self.dump_dir, self.name + ".elf")
@@ -564,7 +805,8 @@ class Run:
             vi = self.truth["guest_state"]["sys_kernel"]["vmcoreinfo"].split()
             # "%pa %x": the size is printed in hex (0x1024 = VMCOREINFO_NOTE_SIZE)
             self.truth["vmcoreinfo_note_added"] = add_vmcoreinfo_note(
-                path, int(vi[0], 16), int(vi[1], 16))
+                path, int(vi[0], 16), int(vi[1], 16)
+            )
         return path
 
     def close(self):
@@ -587,12 +829,15 @@ class Run:
         obs["observed_header_ram"] = [[hx(s), hx(e)] for s, e in header_ram]
         st = self.truth["guest_state"]
         crash = self.crash_region()
-        self.truth["crash_kernel_region"] = [hx(crash[0]), hx(crash[1])] if crash else None
+        self.truth["crash_kernel_region"] = (
+            [hx(crash[0]), hx(crash[1])] if crash else None
+        )
         ram_vs_header(self.truth)
         # CPU notes: which present CPUs' crash_notes have a PT_NOTE in the header
         notes = {int(a, 16) for a, _n in hdr["pt_note"]}
-        obs["cpu_note_in_header"] = {c: int(v["crash_notes"], 16) in notes
-                                     for c, v in st["cpu"]["cpus"].items()}
+        obs["cpu_note_in_header"] = {
+            c: int(v["crash_notes"], 16) in notes for c, v in st["cpu"]["cpus"].items()
+        }
         if roles.get("fdt") is not None:
             f = segs[roles["fdt"]]
             fdt = parse_fdt(d.read_phys(f["mem"], f["bufsz"]))
@@ -609,8 +854,14 @@ class Run:
         elfcorehdr= on the command line) and, where it prints none, from the segment's bytes in
         the dump (FDT magic, ELF core header, cpio newc, arm64 Image magic)."""
         L = self.truth["load"]
-        r = {"kernel": None, "initrd": None, "elfcorehdr": None, "purgatory": None, "fdt": None,
-             "backup": None}
+        r = {
+            "kernel": None,
+            "initrd": None,
+            "elfcorehdr": None,
+            "purgatory": None,
+            "fdt": None,
+            "backup": None,
+        }
         how = {}
         ent = int(L.get("entry", "0x0"), 16)
         m = re.search(r"elfcorehdr=(\d+)K", L.get("modified_cmdline", ""))
@@ -630,7 +881,10 @@ class Run:
             elif L.get("backup_start") and mem == int(L["backup_start"], 16):
                 r["backup"], how["backup"] = i, "kexec -d 'backup_start is'"
             elif m and mem == int(m.group(1)) * 1024:
-                r["elfcorehdr"], how["elfcorehdr"] = i, "elfcorehdr=%sK on the capture cmdline" % m.group(1)
+                r["elfcorehdr"], how["elfcorehdr"] = (
+                    i,
+                    "elfcorehdr=%sK on the capture cmdline" % m.group(1),
+                )
             elif head[:4] == b"\x7fELF" and head[16] == 4:
                 r["elfcorehdr"], how["elfcorehdr"] = i, "ELF ET_CORE header"
             elif head[:6] == b"070701":
@@ -639,11 +893,13 @@ class Run:
         return r
 
     def crash_region(self):
-        size = int(self.truth["guest_state"]["sys_kernel"]["kexec_crash_size"] or 0)
         for l in self.truth["guest_state"]["dmesg_kexec"]:
             m = re.search(r"Reserving (\d+)MB of memory at (\d+)MB for crashkernel", l)
             if m:
-                return [int(m.group(2)) * MiB, int(m.group(2)) * MiB + int(m.group(1)) * MiB - 1]
+                return [
+                    int(m.group(2)) * MiB,
+                    int(m.group(2)) * MiB + int(m.group(1)) * MiB - 1,
+                ]
             m = re.search(r"crashkernel reserved: (0x[0-9a-f]+) - (0x[0-9a-f]+)", l)
             if m:
                 return [int(m.group(1), 16), int(m.group(2), 16) - 1]
@@ -673,10 +929,10 @@ class Run:
             "digest_offset_in_purgatory": hx(do) if do >= 0 else None,
             "regions_offset_in_purgatory": hx(ro) if ro >= 0 else None,
             "regions_to_digest": (do - ro) if do >= 0 and ro >= 0 else None,
-            "stored_digest_at_offset": blob[do:do + 32].hex() if do >= 0 else None,
+            "stored_digest_at_offset": blob[do : do + 32].hex() if do >= 0 else None,
             "how": "sha256 over [mem, mem+memsz) of every segment except purgatory and the ones "
-                   "kexec -d said it skipped, read from the dump; then bytes.find() of that digest "
-                   "and of the packed (u64 start, u64 len) regions in the purgatory segment",
+            "kexec -d said it skipped, read from the dump; then bytes.find() of that digest "
+            "and of the packed (u64 start, u64 len) regions in the purgatory segment",
         }
 
     def write(self):
@@ -697,8 +953,12 @@ def ram_vs_header(t):
     if crash:
         ram_now = subtract(ram_now, [int(crash[0], 16), int(crash[1], 16)])
     obs["iomem_ram_now_minus_crash"] = [[hx(s), hx(e)] for s, e in ram_now]
-    obs["missing_ram_vs_iomem"] = [[hx(s), hx(e)] for s, e in range_diff(ram_now, header_ram)]
-    obs["extra_ram_vs_iomem"] = [[hx(s), hx(e)] for s, e in range_diff(header_ram, ram_now)]
+    obs["missing_ram_vs_iomem"] = [
+        [hx(s), hx(e)] for s, e in range_diff(ram_now, header_ram)
+    ]
+    obs["extra_ram_vs_iomem"] = [
+        [hx(s), hx(e)] for s, e in range_diff(header_ram, ram_now)
+    ]
 
 
 def arm_expected(t):
@@ -707,20 +967,32 @@ def arm_expected(t):
     extra = [[int(a, 16), int(b, 16)] for a, b in obs["extra_ram_vs_iomem"]]
     words = []
     if missing:
-        words.append("header stale: missing RAM " + ", ".join(
-            "%s-%s" % (hx(a), hx(b)) for a, b in missing))
+        words.append(
+            "header stale: missing RAM "
+            + ", ".join("%s-%s" % (hx(a), hx(b)) for a, b in missing)
+        )
         vm = [a for a in t["hotplug_actions"] if a["action"] == "virtio_mem_grow"]
         if vm:
-            words[-1] += " (the virtio-mem growth %s-%s; nothing on arm64 rewrites the header)" % tuple(
-                vm[0]["virtio_mem"]["range"])
+            words[-1] += (
+                " (the virtio-mem growth %s-%s; nothing on arm64 rewrites the header)"
+                % tuple(vm[0]["virtio_mem"]["range"])
+            )
     if extra:
-        words.append("header has RAM that is gone: " + ", ".join(
-            "%s-%s" % (hx(a), hx(b)) for a, b in extra))
+        words.append(
+            "header has RAM that is gone: "
+            + ", ".join("%s-%s" % (hx(a), hx(b)) for a, b in extra)
+        )
     if not missing and not extra:
         words.append("elfcorehdr current")
     words.append("digest match")
-    t["expected"] = exp(True, "stale" if missing or extra else "current", "match", missing, extra,
-                        verdict_words="; ".join(words))
+    t["expected"] = exp(
+        True,
+        "stale" if missing or extra else "current",
+        "match",
+        missing,
+        extra,
+        verdict_words="; ".join(words),
+    )
 
 
 def purgatory_variables(t, dump_path):
@@ -738,18 +1010,32 @@ def purgatory_variables(t, dump_path):
         for v in vals:
             a = int(v, 16)
             if pm <= a < pm + pz and name not in ("purgatory", "run_at_load"):
-                out[name] = {"addr": hx(a), "offset_in_purgatory": hx(a - pm),
-                             "u64_in_dump": hx(struct.unpack("<Q", d.read_phys(a, 8))[0])}
+                out[name] = {
+                    "addr": hx(a),
+                    "offset_in_purgatory": hx(a - pm),
+                    "u64_in_dump": hx(struct.unpack("<Q", d.read_phys(a, 8))[0]),
+                }
     d.close()
     return out
 
 
-def exp(crash_loaded, elfcorehdr, digest, missing=(), extra=(), verdict_words="",
-        cpus_missing_from_fdt=None):
-    e = {"crash_loaded": crash_loaded, "elfcorehdr": elfcorehdr,
-         "missing_ram": [[hx(s), hx(t)] for s, t in missing],
-         "extra_ram": [[hx(s), hx(t)] for s, t in extra], "digest": digest,
-         "in_words": verdict_words}
+def exp(
+    crash_loaded,
+    elfcorehdr,
+    digest,
+    missing=(),
+    extra=(),
+    verdict_words="",
+    cpus_missing_from_fdt=None,
+):
+    e = {
+        "crash_loaded": crash_loaded,
+        "elfcorehdr": elfcorehdr,
+        "missing_ram": [[hx(s), hx(t)] for s, t in missing],
+        "extra_ram": [[hx(s), hx(t)] for s, t in extra],
+        "digest": digest,
+        "in_words": verdict_words,
+    }
     if cpus_missing_from_fdt is not None:
         e["present_cpus_missing_from_fdt"] = cpus_missing_from_fdt
     return e
@@ -760,7 +1046,7 @@ def cpu_fdt_gap(t):
     obs = t["observed"]
     regs = set()
     for _n, p in obs.get("fdt", {}).get("cpus", {}).items():
-        for v in (p.get("ibm,ppc-interrupt-server#s") or p.get("reg") or []):
+        for v in p.get("ibm,ppc-interrupt-server#s") or p.get("reg") or []:
             regs.add(int(v, 16))
     present = parse_cpulist(t["guest_state"]["cpu"]["present"])
     return [c for c in present if c not in regs]
@@ -795,11 +1081,15 @@ DIMM = 1 * GiB
 def ppc_generic(r, hotplug, dimm=False, core=False):
     r.boot()
     r.load(hotplug)
-    rng = r.add_dimm(1, DIMM) if dimm else None
+    if dimm:
+        r.add_dimm(1, DIMM)
     if core:
         r.add_core(1)
-    what = ("kexec -p %s" % ("--hotplug" if hotplug else "(no --hotplug)")) + (
-        ", +1 GiB pc-dimm" if dimm else "") + (", +1 core (core-id 1)" if core else "")
+    what = (
+        ("kexec -p %s" % ("--hotplug" if hotplug else "(no --hotplug)"))
+        + (", +1 GiB pc-dimm" if dimm else "")
+        + (", +1 core (core-id 1)" if core else "")
+    )
     finish(r, what)
     ppc_expected(r.truth)
     return r
@@ -811,27 +1101,48 @@ def ppc_expected(t):
     obs = t["observed"]
     rtas = rtas_ranges(t)
     missing = [[int(a, 16), int(b, 16)] for a, b in obs["missing_ram_vs_iomem"]]
-    extra = range_diff([[int(a, 16), int(b, 16)] for a, b in obs["extra_ram_vs_iomem"]], rtas)
+    extra = range_diff(
+        [[int(a, 16), int(b, 16)] for a, b in obs["extra_ram_vs_iomem"]], rtas
+    )
     gap = cpu_fdt_gap(t)
     words = []
     if missing:
-        words.append("header stale: missing RAM " + ", ".join("%s-%s" % (hx(a), hx(b)) for a, b in missing))
+        words.append(
+            "header stale: missing RAM "
+            + ", ".join("%s-%s" % (hx(a), hx(b)) for a, b in missing)
+        )
     else:
         words.append("elfcorehdr current")
     if extra:
-        words.append("header has RAM that is gone: " + ", ".join("%s-%s" % (hx(a), hx(b)) for a, b in extra))
+        words.append(
+            "header has RAM that is gone: "
+            + ", ".join("%s-%s" % (hx(a), hx(b)) for a, b in extra)
+        )
     if gap:
-        words.append("present CPU %s missing from FDT /cpus (a panic there hangs the capture kernel)"
-                     % ",".join(map(str, gap)))
+        words.append(
+            "present CPU %s missing from FDT /cpus (a panic there hangs the capture kernel)"
+            % ",".join(map(str, gap))
+        )
     else:
         words.append("FDT /cpus has every present CPU")
     words.append("digest match")
-    t["expected"] = exp(True, "stale" if missing or extra else "current", "match", missing, extra,
-                        verdict_words="; ".join(words), cpus_missing_from_fdt=gap)
+    t["expected"] = exp(
+        True,
+        "stale" if missing or extra else "current",
+        "match",
+        missing,
+        extra,
+        verdict_words="; ".join(words),
+        cpus_missing_from_fdt=gap,
+    )
     t["expected"]["included_ram"] = [
-        {"what": "RTAS region (kexec-tools and the kernel add it on purpose; inside the crash "
-                 "region; kexec-tools rounds its end up to a page, the kernel does not)",
-         "range": [hx(a), hx(b)]} for a, b in rtas]
+        {
+            "what": "RTAS region (kexec-tools and the kernel add it on purpose; inside the crash "
+            "region; kexec-tools rounds its end up to a page, the kernel does not)",
+            "range": [hx(a), hx(b)],
+        }
+        for a, b in rtas
+    ]
 
 
 def rtas_ranges(t):
@@ -873,7 +1184,9 @@ def sc_noload(r):
     r.dump()
     r.close()
     r.truth["observed"] = {"elfcorehdr": None}
-    r.truth["expected"] = exp(False, "none", "n/a", verdict_words="no crash kernel loaded")
+    r.truth["expected"] = exp(
+        False, "none", "n/a", verdict_words="no crash kernel loaded"
+    )
     return r
 
 
@@ -897,13 +1210,26 @@ def corrupt_from(r, base_name, seg_role):
         f.seek(off)
         f.write(new)
     t = dict(base_json)
-    t.update({"scenario": r.name, "dump": r.name + ".elf", "derived_from": base_name,
-              "description": "copy of %s.elf with 16 bytes XOR 0xff at %s segment mem + 0x1000"
-                             % (base_name, seg_role),
-              "corruption": {"segment_index": idx, "segment_role": seg_role,
-                             "segment_mem": seg["mem"], "phys_addr": hx(paddr), "file_offset": off,
-                             "length": 16, "xor": "0xff", "original_bytes": orig.hex(),
-                             "new_bytes": new.hex()}})
+    t.update(
+        {
+            "scenario": r.name,
+            "dump": r.name + ".elf",
+            "derived_from": base_name,
+            "description": "copy of %s.elf with 16 bytes XOR 0xff at %s segment mem + 0x1000"
+            % (base_name, seg_role),
+            "corruption": {
+                "segment_index": idx,
+                "segment_role": seg_role,
+                "segment_mem": seg["mem"],
+                "phys_addr": hx(paddr),
+                "file_offset": off,
+                "length": 16,
+                "xor": "0xff",
+                "original_bytes": orig.hex(),
+                "new_bytes": new.hex(),
+            },
+        }
+    )
     # the digest as a checker would recompute it now, from the corrupted file
     d = Dump(dst)
     pur = base_json["observed"]["segment_roles"]["purgatory"]
@@ -915,10 +1241,14 @@ def corrupt_from(r, base_name, seg_role):
     d.close()
     t["observed"] = dict(base_json["observed"])
     t["observed"]["digest_recomputed_after_corruption"] = h.hexdigest()
-    t["observed"]["digest_stored_in_purgatory"] = base_json["observed"]["digest"]["stored_digest_at_offset"]
+    t["observed"]["digest_stored_in_purgatory"] = base_json["observed"]["digest"][
+        "stored_digest_at_offset"
+    ]
     e = dict(base_json["expected"])
     e["digest"] = "mismatch"
-    e["in_words"] = e["in_words"].replace("digest match", "digest MISMATCH (%s segment changed)" % seg_role)
+    e["in_words"] = e["in_words"].replace(
+        "digest match", "digest MISMATCH (%s segment changed)" % seg_role
+    )
     t["expected"] = e
     r.truth = t
     return r
@@ -938,20 +1268,27 @@ def sc_ppc_kdump(r):
     r.load(True)
     rng = r.add_dimm(1, DIMM)
     r.add_core(1)
-    r.truth["description"] = ("kexec -p --hotplug, +1 GiB DIMM, +1 core, echo c > "
-                              "/proc/sysrq-trigger on CPU 0; the capture kernel dd's /proc/vmcore "
-                              "to a raw virtio disk")
+    r.truth["description"] = (
+        "kexec -p --hotplug, +1 GiB DIMM, +1 core, echo c > "
+        "/proc/sysrq-trigger on CPU 0; the capture kernel dd's /proc/vmcore "
+        "to a raw virtio disk"
+    )
     r.snapshot()
     g = r.g
-    g.send_raw("taskset -c 0 sh -c 'echo c > /proc/sysrq-trigger' 2>/dev/null || echo c > /proc/sysrq-trigger\n")
+    g.send_raw(
+        "taskset -c 0 sh -c 'echo c > /proc/sysrq-trigger' 2>/dev/null || echo c > /proc/sysrq-trigger\n"
+    )
     t = time.time()
     try:
         g.wait_for(r"@@CAPTURE-DONE@@", 1800)
     finally:
         r.truth["capture_seconds"] = round(time.time() - t, 1)
         full = g.output_since_start()
-        r.truth["capture_serial_log"] = [l for l in full[full.rfind("Kernel panic") - 3000:].splitlines()
-                                         if l.strip()][-150:]
+        r.truth["capture_serial_log"] = [
+            l
+            for l in full[full.rfind("Kernel panic") - 3000 :].splitlines()
+            if l.strip()
+        ][-150:]
         r.close()
     # truncate the raw disk to the ELF's last segment end
     d = Dump(disk)
@@ -970,24 +1307,31 @@ def sc_ppc_kdump(r):
         out.truncate(size)
     os.unlink(disk)
     r.truth["dump_format"] = "elf"
-    r.truth["dump_producer"] = "kdump: the capture kernel's /proc/vmcore (dd to a raw virtio disk)"
+    r.truth["dump_producer"] = (
+        "kdump: the capture kernel's /proc/vmcore (dd to a raw virtio disk)"
+    )
     r.truth["dump_size"] = size
     d = Dump(dst)
     ram = merge([[p["p_paddr"], p["p_paddr"] + p["p_memsz"] - 1] for p in d.loads])
     r.truth["observed"] = {
         "vmcore_e_phnum": d.ehdr["e_phnum"],
         "vmcore_pt_load_ram": [[hx(a), hx(b)] for a, b in ram],
-        "vmcore_pt_note": [[hx(p["p_paddr"]), p["p_filesz"]] for p in d.phdrs if p["p_type"] == PT_NOTE],
+        "vmcore_pt_note": [
+            [hx(p["p_paddr"]), p["p_filesz"]] for p in d.phdrs if p["p_type"] == PT_NOTE
+        ],
         "dimm_in_vmcore": any(a <= rng[0] and rng[1] <= b for a, b in ram),
     }
     d.close()
     # as x86 kdump_memadd: the header that was in effect (now /proc/vmcore's) is judged
-    r.truth["expected"] = exp(True, "current" if r.truth["observed"]["dimm_in_vmcore"] else "stale",
-                              "n/a",
-                              verdict_words="kdump capture after --hotplug +DIMM +core: the header "
-                              "in effect at panic %s the DIMM; digest n/a (the crash region is "
-                              "not in a kdump vmcore)" % (
-                                  "had" if r.truth["observed"]["dimm_in_vmcore"] else "LACKED"))
+    r.truth["expected"] = exp(
+        True,
+        "current" if r.truth["observed"]["dimm_in_vmcore"] else "stale",
+        "n/a",
+        verdict_words="kdump capture after --hotplug +DIMM +core: the header "
+        "in effect at panic %s the DIMM; digest n/a (the crash region is "
+        "not in a kdump vmcore)"
+        % ("had" if r.truth["observed"]["dimm_in_vmcore"] else "LACKED"),
+    )
     return r
 
 
@@ -1039,8 +1383,16 @@ SCENARIOS = {
 # Order of the dumps in the archive: similar memory next to each other, so zstd's long-range
 # window finds the repeats (a corrupt copy right after its base, CPU adds before DIMM adds).
 ARCHIVE_ORDER = {
-    "ppc64le": ["ppc_hp_base", "ppc_corrupt", "ppc_hp_cpuadd", "ppc_load_cpuadd", "ppc_noload",
-                "ppc_hp_memadd", "ppc_load_memadd", "ppc_kdump"],
+    "ppc64le": [
+        "ppc_hp_base",
+        "ppc_corrupt",
+        "ppc_hp_cpuadd",
+        "ppc_load_cpuadd",
+        "ppc_noload",
+        "ppc_hp_memadd",
+        "ppc_load_memadd",
+        "ppc_kdump",
+    ],
     "arm64": ["arm_base", "arm_corrupt", "arm_vmem_grow"],
 }
 
@@ -1051,11 +1403,17 @@ def main():
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--list-dumps", action="store_true")
     ap.add_argument("--print-json-dir", action="store_true")
-    ap.add_argument("--purgatory-vars", action="store_true",
-                    help="(re)compute observed.purgatory_variables of existing JSONs from dumps")
-    ap.add_argument("--reexpect", action="store_true",
-                    help="recompute observed RAM diff and 'expected' of existing JSONs from "
-                    "their recorded data (no guest)")
+    ap.add_argument(
+        "--purgatory-vars",
+        action="store_true",
+        help="(re)compute observed.purgatory_variables of existing JSONs from dumps",
+    )
+    ap.add_argument(
+        "--reexpect",
+        action="store_true",
+        help="recompute observed RAM diff and 'expected' of existing JSONs from "
+        "their recorded data (no guest)",
+    )
     ap.add_argument("names", nargs="*")
     a = ap.parse_args()
     out_dir = os.path.join(os.path.dirname(os.path.dirname(HERE)), a.arch)
@@ -1073,10 +1431,14 @@ def main():
         for name in a.names or list(SCENARIOS[a.arch]):
             p = os.path.join(out_dir, name + ".json")
             t = json.load(open(p))
-            if t["load"].get("mode") != "kexec_load" or "segment_roles" not in t["observed"]:
+            if (
+                t["load"].get("mode") != "kexec_load"
+                or "segment_roles" not in t["observed"]
+            ):
                 continue
             t["observed"]["purgatory_variables"] = purgatory_variables(
-                t, os.path.join(dd, t["dump"]))
+                t, os.path.join(dd, t["dump"])
+            )
             with open(p, "w") as f:
                 json.dump(t, f, indent=1)
                 f.write("\n")
@@ -1086,13 +1448,19 @@ def main():
         for name in a.names or list(SCENARIOS[a.arch]):
             p = os.path.join(out_dir, name + ".json")
             t = json.load(open(p))
-            if t["load"]["mode"] != "kexec_load" or t.get("derived_from") or "kdump" in name:
+            if (
+                t["load"]["mode"] != "kexec_load"
+                or t.get("derived_from")
+                or "kdump" in name
+            ):
                 continue
             if "crash_kernel_region" not in t:
                 r = Run(a.arch, name, out_dir, "", "")
                 r.truth = t
                 crash = r.crash_region()
-                t["crash_kernel_region"] = [hx(crash[0]), hx(crash[1])] if crash else None
+                t["crash_kernel_region"] = (
+                    [hx(crash[0]), hx(crash[1])] if crash else None
+                )
             ram_vs_header(t)
             (ppc_expected if a.arch == "ppc64le" else arm_expected)(t)
             with open(p, "w") as f:
@@ -1115,8 +1483,11 @@ def main():
         r.truth["scenario_seconds"] = round(time.time() - t, 1)
         if name.endswith("corrupt"):
             r.truth["scenario_seconds_note"] = "file copy only"
-        print("%s: %.0f s -> %s; expected: %s" % (name, time.time() - t, r.write(),
-                                                  r.truth["expected"]["in_words"]), flush=True)
+        print(
+            "%s: %.0f s -> %s; expected: %s"
+            % (name, time.time() - t, r.write(), r.truth["expected"]["in_words"]),
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

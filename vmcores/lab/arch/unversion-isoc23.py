@@ -16,17 +16,16 @@ import struct
 import sys
 
 
-
 def main() -> None:
     src, dst = sys.argv[1], sys.argv[2]
     b = bytearray(open(src, "rb").read())
     assert b[:4] == b"\x7fELF" and b[4] == 2 and b[5] == 1, "ELF64 LE only"
-    e_shoff, = struct.unpack_from("<Q", b, 0x28)
+    (e_shoff,) = struct.unpack_from("<Q", b, 0x28)
     e_shentsize, e_shnum, e_shstrndx = struct.unpack_from("<HHH", b, 0x3A)
     secs = []
     for i in range(e_shnum):
-        name, typ, _fl, _addr, off, size, link, _info, _al, entsize = struct.unpack_from(
-            "<IIQQQQIIQQ", b, e_shoff + i * e_shentsize
+        name, typ, _fl, _addr, off, size, link, _info, _al, entsize = (
+            struct.unpack_from("<IIQQQQIIQQ", b, e_shoff + i * e_shentsize)
         )
         secs.append((name, typ, off, size, link, entsize))
     shstr_off = secs[e_shstrndx][2]
@@ -46,7 +45,9 @@ def main() -> None:
     n = dynsym[3] // 24
     changed = []
     for i in range(n):
-        st_name, _info, _other, shndx = struct.unpack_from("<IBBH", b, dynsym[2] + i * 24)
+        st_name, _info, _other, shndx = struct.unpack_from(
+            "<IBBH", b, dynsym[2] + i * 24
+        )
         nm = string(st_name)
         if nm.startswith(b"__isoc23_") and shndx == 0:
             struct.pack_into("<I", b, dynsym[2] + i * 24, st_name + 9)
