@@ -33,3 +33,7 @@ mv "$OUT/dumps.tar.zst.tmp" "$OUT/dumps.tar.zst"
 echo "zstd: $(( $(date +%s) - t0 )) s, tar $(stat -c %s "$DUMP_DIR/dumps.tar") B"
 rm -f "$DUMP_DIR/dumps.tar"
 ls -la "$OUT/dumps.tar.zst"
+# the whole vmcores/ must stay within 96 MiB (issue 19)
+size=$(du -sb "$(dirname "$OUT")" | cut -f1)
+[ "$size" -le $((96 << 20)) ] || { echo "vmcores/ is $size B: exceeds 96 MiB" >&2; exit 1; }
+echo "vmcores/: $size B (budget $((96 << 20)))"
