@@ -14,6 +14,15 @@ Generations: 6.12 (files at the top of vmcores/, scenario names without prefix),
 and 7.3 (vmcores/v6.1/, vmcores/v7.3/; full names "v6.1/file_base"). Each has its
 own archive, debug file (``vmlinux*.debug.xz``) and cache directory.
 
+Other architectures (Debian's own kernels, lab/arch/): ``ppc64le-6.12`` in
+vmcores/ppc64le/ and ``arm64-6.12`` in vmcores/arm64/, full names
+"ppc64le/ppc_hp_base", "arm64/arm_base".  Their distro debug info is too big to
+commit: ``vmlinux_path()`` finds it in the lab cache, where
+``lab/arch/setup.sh ARCH`` puts it (FileNotFoundError otherwise); with no debug
+info drgn-crashhp uses the BTF + kallsyms in the dump (``kernel.btf`` is also in
+the archive).  ``kernel_path(gen)`` gives the guest kernel (``/kernel`` of the
+archived initramfs).
+
 The cache lives in ``$DRGN_CRASHHP_CACHE`` or ``$XDG_CACHE_HOME/drgn-crashhp``
 (``~/.cache/drgn-crashhp``), keyed by the SHA-256 of the archive and the
 debug file, so a changed one is unpacked again.
@@ -37,6 +46,8 @@ from typing import Dict, List, Optional, Tuple
 HERE = Path(__file__).resolve().parent
 ARCHIVE = HERE / "dumps.tar.zst"
 DEFAULT_GEN = "6.12"
+# other architectures: generation -> folder under vmcores/ (and scenario-name prefix)
+ARCH_GENS = {"ppc64le-6.12": "ppc64le", "arm64-6.12": "arm64"}
 
 
 def generations() -> List[str]:
@@ -44,18 +55,35 @@ def generations() -> List[str]:
     gens = [DEFAULT_GEN] if ARCHIVE.exists() else []
     for d in sorted(HERE.glob("v*/dumps.tar.zst")):
         gens.append(d.parent.name[1:])
+    for gen, folder in ARCH_GENS.items():
+        if (HERE / folder / "dumps.tar.zst").exists():
+            gens.append(gen)
     return gens
 
 
 def gen_dir(gen: str = DEFAULT_GEN) -> Path:
+    if gen in ARCH_GENS:
+        return HERE / ARCH_GENS[gen]
     return HERE if gen == DEFAULT_GEN else HERE / f"v{gen}"
 
 
+def _prefix(gen: str) -> str:
+    """Scenario-name prefix of a generation: '' (6.12), 'v7.3/', 'ppc64le/'."""
+    if gen == DEFAULT_GEN:
+        return ""
+    return ARCH_GENS[gen] + "/" if gen in ARCH_GENS else f"v{gen}/"
+
+
 def split_name(name: str, gen: Optional[str] = None) -> Tuple[str, str]:
-    """'v7.3/file_base' -> ('7.3', 'file_base'); a plain name is of *gen* (6.12)."""
-    if name.startswith("v") and "/" in name:
+    """'v7.3/file_base' -> ('7.3', 'file_base'), 'ppc64le/ppc_hp_base' ->
+    ('ppc64le-6.12', 'ppc_hp_base'); a plain name is of *gen* (6.12)."""
+    if "/" in name:
         g, _, n = name.partition("/")
-        return g[1:], n
+        for arch_gen, folder in ARCH_GENS.items():
+            if g == folder:
+                return arch_gen, n
+        if g.startswith("v"):
+            return g[1:], n
     return gen or DEFAULT_GEN, name
 
 
@@ -86,11 +114,12 @@ def scenarios(gen: str = DEFAULT_GEN) -> Dict[str, dict]:
 
 
 def all_scenarios() -> Dict[str, dict]:
-    """Every generation's scenarios: 6.12 by plain name, the others as 'vGEN/NAME'."""
+    """Every generation's scenarios: 6.12 by plain name, the others as 'vGEN/NAME'
+    (other architectures: 'ppc64le/NAME', 'arm64/NAME')."""
     out = {}
     for gen in generations():
         for name, truth in scenarios(gen).items():
-            out[name if gen == DEFAULT_GEN else f"v{gen}/{name}"] = truth
+            out[_prefix(gen) + name] = truth
     return out
 
 
@@ -99,7 +128,7 @@ def unpack(gen: str = DEFAULT_GEN) -> Path:
     archive = gen_dir(gen) / "dumps.tar.zst"
     if not archive.exists():
         raise FileNotFoundError(f"{archive} is missing")
-    tag = "" if gen == DEFAULT_GEN else f"v{gen}-"
+    tag = _prefix(gen).replace("/", "-")
     # keyed by the archive and the debug file: a changed one is unpacked again
     debug = sorted(gen_dir(gen).glob("vmlinux*.xz"))
     parts = [_digest(archive)] + [_digest(p) for p in debug]
@@ -145,8 +174,31 @@ def _unpack_into(dest: Path, archive: Path = ARCHIVE, src_dir: Path = HERE) -> N
 
 
 def vmlinux_path(gen: str = DEFAULT_GEN) -> Path:
+    if gen in ARCH_GENS and not list(gen_dir(gen).glob("vmlinux*.xz")):
+        # Debian's -dbg vmlinux, fetched by lab/arch/setup.sh into the lab cache
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+        lab = Path(os.environ.get("ALAB") or Path(base) / "drgn-crashhp/lab/arch")
+        debug = lab / ARCH_GENS[gen] / "vmlinux.dbg"
+        if not debug.exists():
+            raise FileNotFoundError(
+                f"{debug} is missing: run vmcores/lab/arch/setup.sh {ARCH_GENS[gen]}"
+            )
+        return debug
     [debug] = [p for p in unpack(gen).iterdir() if p.name.startswith("vmlinux")]
     return debug
+
+
+def kernel_path(gen: str) -> Path:
+    """The guest kernel of another architecture: /kernel of the archived initramfs
+    (vmlinux on ppc64le, Image on arm64), taken out once into the cache."""
+    dest = unpack(gen)
+    out = dest / "kernel"
+    if not out.exists():
+        data = cpio_member(dest / "initramfs.cpio", "kernel")
+        tmp = dest / ".kernel.tmp"
+        tmp.write_bytes(data)
+        tmp.rename(out)
+    return out
 
 
 def dump_path(name: str, gen: Optional[str] = None) -> Path:
@@ -175,7 +227,7 @@ def bzimage_path(gen: str = DEFAULT_GEN) -> Path:
 
 
 def btf_path(gen: str) -> Path:
-    """The kernel's raw BTF (its .BTF section) of 6.1/7.3, shipped in the archive."""
+    """The kernel's raw BTF (its .BTF section), shipped in the archive."""
     return unpack(gen) / "kernel.btf"
 
 
@@ -209,7 +261,9 @@ def main(argv: List[str]) -> int:
         "--all", action="store_true", help="list every generation's scenarios"
     )
     p.add_argument(
-        "--gen", default=DEFAULT_GEN, help="kernel generation (6.1, 6.12, 7.3)"
+        "--gen",
+        default=DEFAULT_GEN,
+        help="kernel generation (6.1, 6.12, 7.3, ppc64le-6.12, arm64-6.12)",
     )
     args = p.parse_args(argv)
     if args.all:
@@ -221,7 +275,9 @@ def main(argv: List[str]) -> int:
     elif args.vmlinux:
         print(vmlinux_path(args.gen))
     elif args.bzimage:
-        print(bzimage_path(args.gen))
+        print(
+            kernel_path(args.gen) if args.gen in ARCH_GENS else bzimage_path(args.gen)
+        )
     else:
         print(unpack(args.gen))
     return 0

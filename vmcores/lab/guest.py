@@ -1,6 +1,6 @@
 """QEMU (TCG) guest driver for the drgn-crashhp vmcore lab.  Python 3 stdlib only.
 
-A `Guest` starts qemu-system-x86_64 with a serial console on a unix socket and a QMP
+A `Guest` starts qemu-system-x86_64 (or `qemu=` with `machine_args=`: lab/arch/) with a serial console on a unix socket and a QMP
 socket.  The guest's /init (lab/initramfs/init) runs a command loop on ttyS0: it reads one
 line, evals it and prints "@@END@@ <status>".  `Guest.run()` sends a command and returns
 (status, output).  `Guest.qmp()` sends a QMP command; events are collected in `events`.
@@ -52,6 +52,8 @@ class Guest:
         disk=None,
         extra_args=(),
         name="guest",
+        qemu=None,
+        machine_args=None,
     ):
         self.workdir = os.path.abspath(workdir)
         os.makedirs(self.workdir, exist_ok=True)
@@ -62,27 +64,32 @@ class Guest:
         for p in (self.serial_path, self.qmp_path, self.serial_log):
             if os.path.exists(p):
                 os.unlink(p)
+        # machine_args replaces the x86 machine flags (other architectures: lab/arch/)
+        if machine_args is None:
+            machine_args = [
+                "-accel",
+                "tcg",
+                "-cpu",
+                cpu,
+                "-machine",
+                "pc,vmport=on",
+                "-smbios",
+                "type=1,serial=" + VMWARE_SERIAL,
+                "-vga",
+                "none",
+                "-device",
+                "vmcoreinfo",
+            ]
         self.cmdline = [
-            QEMU,
-            "-accel",
-            "tcg",
-            "-cpu",
-            cpu,
-            "-machine",
-            "pc,vmport=on",
-            "-smbios",
-            "type=1,serial=" + VMWARE_SERIAL,
+            qemu or QEMU,
+            *machine_args,
             "-smp",
             smp,
             "-m",
             mem,
             "-display",
             "none",
-            "-vga",
-            "none",
             "-no-reboot",
-            "-device",
-            "vmcoreinfo",
             "-chardev",
             "socket,id=qmp0,path=%s,server=on,wait=off" % self.qmp_path,
             "-mon",

@@ -42,5 +42,6 @@ step done
 ls -la "$OUT"
 du -sh "$VMCORES"
 size=$(du -sb "$VMCORES" | cut -f1)
-[ "$size" -le $((64 << 20)) ] || { echo "vmcores/ exceeds 64 MiB" >&2; exit 1; }
+# 96 MiB since issue 19 (ppc64le/ and arm64/ added about 35 MB)
+[ "$size" -le $((96 << 20)) ] || { echo "vmcores/ exceeds 96 MiB" >&2; exit 1; }
 echo "make-all.sh $GEN finished in $(( $(date +%s) - start ))s"
