@@ -927,7 +927,7 @@ def test_live_distro_guest_over_qmp_in_btf_mode(tmp_path: Path) -> None:
     assert [st["crashk_res"]] == truth["crashk"]
     assert len(st["memory_blocks"]) == truth["blocks"]
     assert doc["image"] is not None and "CHP005" in {f["code"] for f in doc["findings"]}
-    assert [u for u in st["unknown"] if u[0] != "kconfig"] == []
+    assert [u for u in st["unknown"] if u["what"] != "kconfig"] == []
 
 
 @needs_fixtures
