@@ -33,7 +33,7 @@ image_dir() {
 }
 
 build_image() {
-    local out tmp start mirror rootdir size_mb
+    local out tmp start mirror rootdir size_mb v
     out=$(image_dir)
     if [ -e "$out/.complete" ]; then echo "$out"; return; fi
     [ "$(id -u)" = 0 ] || { echo "building the image needs root (mmdebstrap --mode=root)" >&2; exit 1; }
@@ -43,23 +43,26 @@ build_image() {
     [ -n "$mirror" ] || { echo "no Debian mirror in the apt sources; set DEBIAN_MIRROR" >&2; exit 1; }
     start=$(date +%s)
     tmp="$out.tmp"
-    rm -rf "$tmp"; mkdir -p "$tmp"
     rootdir="$tmp/root"
-    echo "debian-guest: mmdebstrap trixie from $mirror into $rootdir" >&2
-    nice -n 10 mmdebstrap --mode=root --variant=apt --format=directory \
-        --include=systemd,systemd-sysv,udev,dbus,kmod,procps,less,iproute2,e2fsprogs \
-        --include=kdump-tools,makedumpfile,kexec-tools,python3-venv,linux-image-cloud-amd64 \
-        --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
-        --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-        --dpkgopt='path-exclude=/usr/lib/debug/lib/modules/*' \
-        --customize-hook="sh '$HERE/debian/customize.sh' \"\$1\"" \
-        trixie "$rootdir" \
-        "deb $mirror trixie main" "deb $mirror trixie-updates main" \
-        "deb $mirror trixie-backports main" >"$tmp/mmdebstrap.log" 2>&1 ||
-        { tail -40 "$tmp/mmdebstrap.log" >&2; exit 1; }
-    local t_strap=$(( $(date +%s) - start ))
-    # What the host needs of each kernel, out of the image.
-    local v
+    # Stage 1 (the long one, kept if a later stage fails): mmdebstrap.
+    if [ ! -e "$tmp/.strapped" ]; then
+        rm -rf "$tmp"; mkdir -p "$tmp"
+        echo "debian-guest: mmdebstrap trixie from $mirror into $rootdir" >&2
+        nice -n 10 mmdebstrap --mode=root --variant=apt --format=directory \
+            --include=systemd,systemd-sysv,udev,dbus,kmod,procps,less,iproute2,e2fsprogs,util-linux \
+            --include=kdump-tools,makedumpfile,kexec-tools,python3-venv,linux-image-cloud-amd64 \
+            --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-include=/usr/share/doc/*/copyright' \
+            --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+            --dpkgopt='path-exclude=/usr/lib/debug/lib/modules/*/kernel/*' \
+            --customize-hook="sh '$HERE/debian/customize.sh' \"\$1\"" \
+            trixie "$rootdir" \
+            "deb $mirror trixie main" "deb $mirror trixie-updates main" \
+            "deb $mirror trixie-backports main" >"$tmp/mmdebstrap.log" 2>&1 ||
+            { tail -40 "$tmp/mmdebstrap.log" >&2; exit 1; }
+        echo "$(( $(date +%s) - start ))" > "$tmp/.strapped"
+    fi
+    # Stage 2: the lab's few additions, the host's copies, the disk image.
+    sh "$HERE/debian/finish.sh" "$rootdir"
     while read -r v; do
         cp "$rootdir/boot/vmlinuz-$v" "$rootdir/boot/initrd.img-$v" "$tmp/"
         cp "$rootdir/usr/lib/debug/boot/vmlinux-$v" "$tmp/"
@@ -67,17 +70,27 @@ build_image() {
     cp "$rootdir/etc/crashhp-kernels" "$tmp/kernels"
     # kdump-tools' crashkernel= (its grub snippet; no bootloader here)
     sed -n 's/.*\(crashkernel=[^ "]*\).*/\1/p' "$rootdir/etc/default/grub.d/kdump-tools.cfg" | head -1 > "$tmp/crashkernel"
-    [ -s "$tmp/crashkernel" ] || echo "crashkernel=384M-:256M" > "$tmp/crashkernel"
+    [ -s "$tmp/crashkernel" ] || { echo "no crashkernel= in kdump-tools' grub snippet" >&2; exit 1; }
     chroot "$rootdir" dpkg-query -W -f '${Package} ${Version}\n' \
         systemd udev kdump-tools makedumpfile kexec-tools python3 'linux-image-*' > "$tmp/packages"
     # Room for the venv and for kdump-tools' dumps in /var/crash.
-    size_mb=$(( $(du -sm "$rootdir" | cut -f1) + 2048 ))
+    local tree_mb
+    tree_mb=$(du -sm "$rootdir" | cut -f1)
+    size_mb=$(( tree_mb + 2048 ))
+    rm -f "$tmp/rootfs.img"
     mkfs.ext4 -q -L crashhp-root -d "$rootdir" "$tmp/rootfs.img" "${size_mb}M"
-    local t_total=$(( $(date +%s) - start ))
+    local t_mkfs=$(( $(date +%s) - start ))
+    # Stage 3: boot each kernel once, as Debian leaves it to the target:
+    # kdump-tools skips its initrd in a chroot and builds it at the first
+    # boot (kdump-config symlinks), which then also loads the crash kernel.
+    local t_boot
+    t_boot=$(date +%s)
+    nice -n 10 python3 "$HERE/debian_guest.py" firstboot "$tmp" >&2
+    t_boot=$(( $(date +%s) - t_boot ))
     {
         echo "built $(date -u +%FT%TZ) from $mirror"
-        echo "mmdebstrap+hook ${t_strap}s, total ${t_total}s"
-        echo "root tree $(du -sm "$rootdir" | cut -f1) MiB, rootfs.img ${size_mb} MiB apparent, $(du -sm "$tmp/rootfs.img" | cut -f1) MiB used"
+        echo "mmdebstrap $(cat "$tmp/.strapped")s; up to mkfs ${t_mkfs}s; first boots ${t_boot}s; total $(( $(date +%s) - start ))s"
+        echo "root tree ${tree_mb} MiB; rootfs.img ${size_mb} MiB apparent, $(du -sm "$tmp/rootfs.img" | cut -f1) MiB allocated; folder $(du -sm --exclude=root "$tmp" | cut -f1) MiB"
     } > "$tmp/manifest"
     rm -rf "$rootdir"
     echo "debian-guest: $(cat "$tmp/manifest")" >&2
@@ -104,7 +117,12 @@ build_payload() {
         touch "$dl/.complete"
     fi
     cp "$dl"/*.whl "$tmp/p/wheels/"
-    "$py" -m pip wheel -q --no-deps --no-build-isolation -w "$tmp/p/wheels" "$ROOT" >/dev/null
+    # The package from this tree as it stands (uncommitted edits included),
+    # built from a copy so no build/ or *.egg-info lands in the tree.
+    mkdir -p "$tmp/src"
+    cp -r "$ROOT/pyproject.toml" "$ROOT/README.md" "$ROOT/drgn_crashhp" "$tmp/src/"
+    cp "$ROOT"/LICENSE* "$tmp/src/" 2>/dev/null || true
+    "$py" -m pip wheel -q --no-deps -w "$tmp/p/wheels" "$tmp/src" >/dev/null
     cp -r "$ROOT/contrib" "$tmp/p/contrib"
     find "$tmp/p" -name __pycache__ -prune -exec rm -rf {} +
     rm -f "$img"

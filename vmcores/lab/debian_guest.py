@@ -66,13 +66,19 @@ class DebianGuest(Guest):
         smp=SMP,
         name="debian",
         fresh=True,
+        direct=False,
     ):
         self.img = img
         self.release = kernels(img)[gen]
         workdir = os.path.abspath(str(workdir))
         os.makedirs(workdir, exist_ok=True)
         self.overlay = os.path.join(workdir, name + ".qcow2")
-        if fresh or not os.path.exists(self.overlay):
+        if direct:
+            # The image itself, written to (its first boot, at build time).
+            drive = "file=%s,format=raw,if=virtio" % os.path.join(img, "rootfs.img")
+        else:
+            drive = "file=%s,format=qcow2,if=virtio" % self.overlay
+        if not direct and (fresh or not os.path.exists(self.overlay)):
             if os.path.exists(self.overlay):
                 os.unlink(self.overlay)
             subprocess.run(
@@ -97,7 +103,7 @@ class DebianGuest(Guest):
             os.unlink(self.qmp_drgn)
         extra = [
             "-drive",
-            "file=%s,format=qcow2,if=virtio" % self.overlay,
+            drive,
             "-qmp",
             "unix:%s,server=on,wait=off" % self.qmp_drgn,
         ]
@@ -150,3 +156,41 @@ class DebianGuest(Guest):
 
         out = self.check("journalctl --no-pager -o json %s" % " ".join(args))
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+    def poweroff(self, timeout=300):
+        """A clean shutdown; waits for QEMU to exit."""
+        self.send_raw("sync; systemctl poweroff\n")
+        self.proc.wait(timeout)
+
+
+def firstboot(img):
+    """Boot each kernel of the image once, writing to the image: kdump-tools
+    builds its initrd for the running kernel at boot (it skips that in a
+    chroot) and loads the crash kernel. Fails if it did not."""
+    for gen, release in sorted(kernels(img).items()):
+        work = os.path.join(img, "firstboot")
+        t = time.time()
+        g = DebianGuest(work, img, gen, name="firstboot-" + gen, direct=True)
+        with g:
+            g.wait_ready()
+            loaded = g.check("cat /sys/kernel/kexec_crash_loaded").strip()
+            initrd = g.run("ls -l /var/lib/kdump/")[1]
+            log = g.check("journalctl -b --no-pager -o cat -u kdump-tools | tail -15")
+            print(
+                "first boot %s: %.0f s; kexec_crash_loaded=%s\n%s%s"
+                % (release, time.time() - t, loaded, initrd, log)
+            )
+            if loaded != "1" or ("initrd.img-" + release) not in initrd:
+                raise SystemExit(
+                    "kdump-tools did not load %s at its first boot" % release
+                )
+            g.poweroff()
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "firstboot":
+        firstboot(sys.argv[2])
+    else:
+        raise SystemExit("usage: debian_guest.py firstboot IMAGE_DIR")
