@@ -67,12 +67,13 @@ class DebianGuest(Guest):
         name="debian",
         fresh=True,
         direct=False,
+        overlay=None,
     ):
         self.img = img
         self.release = kernels(img)[gen]
         workdir = os.path.abspath(str(workdir))
         os.makedirs(workdir, exist_ok=True)
-        self.overlay = os.path.join(workdir, name + ".qcow2")
+        self.overlay = overlay or os.path.join(workdir, name + ".qcow2")
         if direct:
             # The image itself, written to (its first boot, at build time).
             drive = "file=%s,format=raw,if=virtio" % os.path.join(img, "rootfs.img")
