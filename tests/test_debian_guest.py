@@ -78,8 +78,7 @@ def compare(g: DebianGuest, moment: str, log: List[Dict[str, Any]]) -> None:
 @pytest.mark.parametrize("gen", GENS)
 def test_live_kcore_equals_qmp(tmp_path: Path, gen: str) -> None:
     log: List[Dict[str, Any]] = []
-    g = boot(tmp_path, gen)
-    with g:
+    with boot(tmp_path, gen) as g:
         meta = {"gen": gen, "release": g.release, "boot_seconds": g.boot_seconds}
         assert g.check("cat /sys/kernel/kexec_crash_loaded").strip() == "1", g.check(
             "journalctl -b -u kdump-tools --no-pager | tail -20"

@@ -118,8 +118,7 @@ def security(g: DebianGuest, unit: str) -> float:
 @pytest.mark.parametrize("gen", ["6.12"])
 def test_kdump_stack_journal(tmp_path: Path, gen: str) -> None:
     table: List[Dict[str, Any]] = []
-    g = boot(tmp_path, gen)
-    with g:
+    with boot(tmp_path, gen) as g:
         assert g.check("cat /sys/kernel/kexec_crash_loaded").strip() == "1"
         g.check("bash /mnt/payload/contrib/kdump/install.sh --enable")
         g.check(HOOK_SETTINGS)

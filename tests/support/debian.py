@@ -6,6 +6,7 @@ payload disk, boot a kernel, and read drgn-crashhp's JSON inside and outside.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -13,7 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
@@ -69,23 +70,21 @@ def payload_disk(where: Path) -> str:
     return str(payload(where / "payload.img"))
 
 
+@contextlib.contextmanager
 def boot(
     where: Path, gen: str, append: str = "", install: bool = True, name: str = "debian"
-) -> DebianGuest:
-    """A started, booted guest with the package installed in its venv."""
+) -> Iterator[DebianGuest]:
+    """A booted guest with the package installed in its venv; QEMU is shut
+    down on exit."""
     img = image_or_skip()
     g = DebianGuest(
         where, img, gen, payload=payload_disk(where), append=append, name=name
     )
-    g.start()
-    try:
+    with g:
         g.wait_ready()
         if install:
             g.install_package()
-    except BaseException:
-        g.close()
-        raise
-    return g
+        yield g
 
 
 def ram_loads(doc: Dict[str, Any]) -> List[List[int]]:
