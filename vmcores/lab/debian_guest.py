@@ -149,7 +149,9 @@ class DebianGuest(Guest):
             "drgn-crashhp; }" % (VENV, VENV, VENV),
             timeout,
         )
-        return self.check("%s/bin/drgn-crashhp --version 2>&1 || true" % VENV)
+        return self.check(
+            "%s/bin/pip list 2>/dev/null | grep -E '^(drgn|pyelftools|tabulate)'" % VENV
+        )
 
     def journal(self, *args):
         """journalctl -o json lines as dicts."""
