@@ -94,13 +94,24 @@ def panic(gen, out=None):
     truth["capture_serial_tail"] = serial[serial.rfind("sysrq") - 200 :][-6000:]
     # The system again, from the same disk.
     g = DebianGuest(
-        work, img, gen, payload=disk, name="after", fresh=False, overlay=g.overlay
+        work,
+        img,
+        gen,
+        payload=disk,
+        name="after",
+        fresh=False,
+        overlay=g.overlay,
+        # The postmortem reads files only: this boot also shows the live
+        # error under kernel lockdown.
+        append="lockdown=confidentiality",
     )
     with g:
         g.wait_ready()
         g.check("mkdir -p /mnt/payload && mount -o ro /dev/vdb /mnt/payload")
         truth["after"] = {
             "ls": sh(g, "ls -lR /var/crash"),
+            "lockdown": sh(g, "cat /sys/kernel/security/lockdown"),
+            "live_under_lockdown": sh(g, "drgn-crashhp; echo rc=$?"),
             "report": sh(
                 g, "drgn-crashhp -c /var/crash/*/dump.* --json 2>&1 | tail -c 20000"
             ),
