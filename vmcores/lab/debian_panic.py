@@ -74,7 +74,7 @@ def panic(gen, out=None):
                 "-t kdump-config -t kdump-tools",
             ),
             ("kdump_tools_defaults", "grep -v '^#' /etc/default/kdump-tools | grep ."),
-            ("makedumpfile", "makedumpfile --version 2>&1 | head -1"),
+            ("makedumpfile", "makedumpfile -v 2>&1 | head -2"),
             ("cmdline", "cat /proc/cmdline"),
             (
                 "live_report",
