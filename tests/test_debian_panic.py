@@ -39,7 +39,7 @@ def test_kdump_tools_writes_a_flattened_dump(gen: str) -> None:
             timeout=7200,
         )
     truth = json.loads((out / "truth.json").read_text())
-    dumps = sorted((out / "var-crash").glob("*/dump.*"))
+    dumps = sorted((out / "var-crash").rglob("dump.*"))
     assert dumps, truth["files"]
     with open(dumps[0], "rb") as f:
         head = f.read(16)
