@@ -10,6 +10,7 @@ traceback.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from typing import Callable, List, Optional, Sequence, Union
@@ -54,6 +55,38 @@ def _build_id_hint(prog: drgn.Program, logged: Sequence[str]) -> str:
         f"install the distro's debug package (Debian: linux-image-{release}-dbg"
         f", Fedora/RHEL: kernel-debuginfo-{release})"
     )
+
+
+KCORE = "/proc/kcore"
+#: securityfs file of the lockdown LSM: "none integrity [confidentiality]".
+LOCKDOWN = "/sys/kernel/security/lockdown"
+
+
+def _lockdown_level() -> Optional[str]:
+    """The kernel's lockdown level (the bracketed word), None if unknown."""
+    try:
+        with open(LOCKDOWN) as f:
+            m = re.search(r"\[(\w+)\]", f.read())
+    except OSError:
+        return None
+    return m.group(1) if m else None
+
+
+def _kcore_denied(e: OSError) -> str:
+    """Why /proc/kcore could not be opened, in one line: not root, or (as
+    root) kernel lockdown, which forbids /proc/kcore at "confidentiality"
+    (security/lockdown: LOCKDOWN_KCORE)."""
+    why = e.strerror or str(e)
+    if os.geteuid() != 0:
+        return f"no permission to read {KCORE}: {why} (run as root)"
+    level = _lockdown_level()
+    if level == "confidentiality":
+        return (
+            f"cannot read {KCORE}: the kernel is locked down "
+            "(lockdown=confidentiality), which forbids /proc/kcore even to "
+            "root; check the crash kernel from the host (--qemu) or from a dump"
+        )
+    return f"cannot read {KCORE} as root: {why} (lockdown: {level or 'unknown'})"
 
 
 #: ``prog.cache`` key naming the debug info a program was opened with.
@@ -155,11 +188,19 @@ def open_program(
             prog.set_kernel()
     except PermissionError as e:
         what = core or ("QEMU socket " + qemu if qemu else "/proc/kcore")
+        if qemu is None and (core is None or core == KCORE):
+            raise TargetError(_kcore_denied(e)) from e
         raise TargetError(
             f"no permission to read {what}: {e.strerror or e} (run as root)"
         ) from e
     except FileNotFoundError as e:
-        raise TargetError(f"{core or qemu or '/proc/kcore'}: no such file") from e
+        if qemu is None and core is None:
+            raise TargetError(
+                f"{KCORE}: no such file; this kernel has no /proc/kcore "
+                "(CONFIG_PROC_KCORE) or /proc is not mounted: check the crash "
+                "kernel from the host (--qemu) or from a dump"
+            ) from e
+        raise TargetError(f"{core or qemu or KCORE}: no such file") from e
     except Exception as e:
         # OSError, ValueError, and libelf errors (a truncated or corrupt
         # vmcore), which drgn raises as a plain Exception.

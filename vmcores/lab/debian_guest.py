@@ -1,0 +1,199 @@
+"""The Debian 13 lab guest (debian-guest.sh) booted under QEMU TCG.  Stdlib only.
+
+`DebianGuest` is a `guest.Guest` that boots one of the image's cloud kernels
+(6.12 from trixie, 7.3 from trixie-backports) from a copy-on-write overlay of
+the cached image, with the payload disk (wheels and contrib/, /dev/vdb), a
+second QMP socket for drgn (``qmp_drgn``) and kdump-tools' own crashkernel=.
+The image runs a command loop on ttyS0 (debian/crashhp-console) with the same
+protocol as the lab initramfs, so `run`, `check`, `qmp`, `add_dimm`,
+`del_dimm` and `add_cpu` work as they do for the fixture guests.
+
+    img = image_dir()                       # builds the image once (root, minutes)
+    payload(work / "payload.img")
+    with DebianGuest(work, img, "6.12", payload=work / "payload.img") as g:
+        g.wait_ready()
+        g.install_package()                 # python3 -m venv + pip from /dev/vdb
+        print(g.check("drgn-crashhp --json"))
+"""
+
+import os
+import subprocess
+import time
+
+from guest import Guest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPT = os.path.join(HERE, "debian-guest.sh")
+
+# Room for hotplug: 8 DIMM slots up to 8 GiB, and 2 of 4 sockets to add.
+MEM = "1G,slots=8,maxmem=8G"
+SMP = "2,sockets=4,maxcpus=4"
+# Removable hot-added memory (ZONE_MOVABLE), as in the fixture lab.
+APPEND = "console=ttyS0 memhp_default_state=online_movable"
+VENV = "/opt/drgn-crashhp"
+
+
+def image_dir(log=None):
+    """Folder of the cached image (built on first use: as root, minutes)."""
+    proc = subprocess.run(
+        [SCRIPT, "image"], stdout=subprocess.PIPE, stderr=log, text=True, check=True
+    )
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def payload(path):
+    """The wheels-and-contrib disk for the guest's /dev/vdb."""
+    subprocess.run([SCRIPT, "payload", str(path)], check=True)
+    return str(path)
+
+
+def kernels(img):
+    """{'6.12': '6.12.117+deb13-cloud-amd64', '7.3': ...} of the image."""
+    with open(os.path.join(img, "kernels")) as f:
+        vs = f.read().split()
+    return {".".join(v.split(".")[:2]): v for v in vs}
+
+
+class DebianGuest(Guest):
+    def __init__(
+        self,
+        workdir,
+        img,
+        gen="6.12",
+        payload=None,
+        append="",
+        mem=MEM,
+        smp=SMP,
+        name="debian",
+        fresh=True,
+        direct=False,
+        overlay=None,
+    ):
+        self.img = img
+        self.release = kernels(img)[gen]
+        workdir = os.path.abspath(str(workdir))
+        os.makedirs(workdir, exist_ok=True)
+        self.overlay = overlay or os.path.join(workdir, name + ".qcow2")
+        if direct:
+            # The image itself, written to (its first boot, at build time).
+            drive = "file=%s,format=raw,if=virtio" % os.path.join(img, "rootfs.img")
+        else:
+            drive = "file=%s,format=qcow2,if=virtio" % self.overlay
+        if not direct and (fresh or not os.path.exists(self.overlay)):
+            if os.path.exists(self.overlay):
+                os.unlink(self.overlay)
+            subprocess.run(
+                [
+                    "qemu-img",
+                    "create",
+                    "-q",
+                    "-f",
+                    "qcow2",
+                    "-F",
+                    "raw",
+                    "-b",
+                    os.path.join(img, "rootfs.img"),
+                    self.overlay,
+                ],
+                check=True,
+            )
+        with open(os.path.join(img, "crashkernel")) as f:
+            self.crashkernel = f.read().strip()
+        self.qmp_drgn = os.path.join(workdir, name + ".drgn.qmp.sock")
+        if os.path.exists(self.qmp_drgn):
+            os.unlink(self.qmp_drgn)
+        extra = [
+            "-drive",
+            drive,
+            "-qmp",
+            "unix:%s,server=on,wait=off" % self.qmp_drgn,
+        ]
+        if payload:
+            extra += ["-drive", "file=%s,format=raw,if=virtio,readonly=on" % payload]
+        super().__init__(
+            workdir,
+            os.path.join(img, "vmlinuz-" + self.release),
+            os.path.join(img, "initrd.img-" + self.release),
+            append=" ".join(
+                x for x in ("root=/dev/vda", APPEND, self.crashkernel, append) if x
+            ),
+            mem=mem,
+            smp=smp,
+            extra_args=extra,
+            name=name,
+        )
+        self.booted_at = None
+
+    @property
+    def vmlinux(self):
+        """The -dbg package's vmlinux of the booted kernel, on the host."""
+        return os.path.join(self.img, "vmlinux-" + self.release)
+
+    def start(self):
+        t = time.time()
+        super().start()
+        self.started_at = t
+        return self
+
+    def wait_ready(self, timeout=900):
+        super().wait_ready(timeout)
+        self.boot_seconds = time.time() - self.started_at
+
+    def install_package(self, timeout=900):
+        """Install drgn-crashhp the way the README says (a venv), from the
+        payload disk's wheels: the guest's HTTPS to PyPI fails."""
+        self.check("mkdir -p /mnt/payload && mount -o ro /dev/vdb /mnt/payload")
+        self.check(
+            "[ -x %s/bin/drgn-crashhp ] || { python3 -m venv %s && "
+            "%s/bin/pip install -q --no-index --find-links /mnt/payload/wheels "
+            "drgn-crashhp; }" % (VENV, VENV, VENV),
+            timeout,
+        )
+        return self.check(
+            "%s/bin/pip list 2>/dev/null | grep -E '^(drgn|pyelftools|tabulate)'" % VENV
+        )
+
+    def journal(self, *args):
+        """journalctl -o json lines as dicts."""
+        import json
+
+        out = self.check("journalctl --no-pager -o json %s" % " ".join(args))
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+    def poweroff(self, timeout=300):
+        """A clean shutdown; waits for QEMU to exit."""
+        self.send_raw("sync; systemctl poweroff\n")
+        self.proc.wait(timeout)
+
+
+def firstboot(img):
+    """Boot each kernel of the image once, writing to the image: kdump-tools
+    builds its initrd for the running kernel at boot (it skips that in a
+    chroot) and loads the crash kernel. Fails if it did not."""
+    for gen, release in sorted(kernels(img).items()):
+        work = os.path.join(img, "firstboot")
+        t = time.time()
+        g = DebianGuest(work, img, gen, name="firstboot-" + gen, direct=True)
+        with g:
+            g.wait_ready()
+            loaded = g.check("cat /sys/kernel/kexec_crash_loaded").strip()
+            initrd = g.run("ls -l /var/lib/kdump/")[1]
+            log = g.check("journalctl -b --no-pager -o cat -u kdump-tools | tail -15")
+            print(
+                "first boot %s: %.0f s; kexec_crash_loaded=%s\n%s%s"
+                % (release, time.time() - t, loaded, initrd, log)
+            )
+            if loaded != "1" or ("initrd.img-" + release) not in initrd:
+                raise SystemExit(
+                    "kdump-tools did not load %s at its first boot" % release
+                )
+            g.poweroff()
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) == 3 and sys.argv[1] == "firstboot":
+        firstboot(sys.argv[2])
+    else:
+        raise SystemExit("usage: debian_guest.py firstboot IMAGE_DIR")
