@@ -66,7 +66,8 @@ def find_dumps(paths: Iterable[str]) -> List[Path]:
     out: List[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out += sorted(c for c in p.iterdir() if c.is_file() and is_dump(c))
+            # Recursively: kdump-tools saves /var/crash/<stamp>/dump.<stamp>.
+            out += sorted(c for c in p.rglob("*") if c.is_file() and is_dump(c))
         else:
             out.append(p)
     return out

@@ -114,3 +114,21 @@ def test_dumps_grouped_by_build_id(tmp_path: Path) -> None:
     for d in dumps:
         assert jobs[str(d)] == ((str(vmlinux),), False)
     assert jobs[str(headless)] == (tuple(symbols), False)
+
+
+def test_dumps_are_found_in_var_crash_layout(tmp_path: Path) -> None:
+    """kdump-tools saves /var/crash/<stamp>/dump.<stamp> (flattened format,
+    'makedumpfile' signature): a directory is searched at any depth, and
+    what is not a dump is left out."""
+    spec = importlib.util.spec_from_file_location(
+        "batch_triage", ROOT / "contrib" / "batch_triage.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bt = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bt)
+    stamp = tmp_path / "crash" / "202612062358"
+    stamp.mkdir(parents=True)
+    (stamp / "dump.202612062358").write_bytes(b"makedumpfile" + bytes(4084))
+    (stamp / "dmesg.202612062358").write_text("[    0.000000] Linux version\n")
+    (tmp_path / "crash" / "kexec_cmd").write_text("kexec -p ...\n")
+    assert bt.find_dumps([str(tmp_path)]) == [stamp / "dump.202612062358"]
