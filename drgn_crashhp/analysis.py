@@ -17,7 +17,7 @@ import enum
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
-from drgn_crashhp.arch import arch_named, arch_of
+from drgn_crashhp.arch import Rule, arch_named, arch_of
 from drgn_crashhp.facts import (
     DigestStatus,
     DigestVerdict,
@@ -137,7 +137,8 @@ class Analysis:
     #: Header notes that match no CPU (when they cannot be paired by
     #: position), as their physical addresses.
     stray_notes: Tuple[int, ...] = ()
-    #: The header the kernel would write now; None without a decoded header.
+    #: The header the kernel would write now; None without a decoded header
+    #: or where the architecture's rebuild rules are not implemented.
     rebuild: Optional[RebuiltHeader] = None
     #: None when the digest was not recomputed or not located.
     digest: Optional[DigestVerdict] = None
@@ -365,10 +366,15 @@ def analyze(facts: Facts) -> Analysis:
         _, ram = split_loads(hdr, hdr.machine)
         # A load that wraps past 2**64 is CHP014's; it describes no RAM.
         header_ram = tuple((ld.paddr, ld.end) for ld in ram if ld.size and not ld.wraps)
-        rebuild = rebuild_elfcorehdr(
-            facts.state,
-            NoteCpus.PRESENT if rule.kind == NoteCpus.PRESENT else NoteCpus.POSSIBLE,
-        )
+        # The rebuild follows x86's prepare_elf_headers(): only for an
+        # architecture whose room or rebuild rules say so.
+        if arch_named(facts.state.arch).rules & {Rule.ROOM, Rule.REBUILD}:
+            rebuild = rebuild_elfcorehdr(
+                facts.state,
+                NoteCpus.PRESENT
+                if rule.kind == NoteCpus.PRESENT
+                else NoteCpus.POSSIBLE,
+            )
     cpus, stray = cpu_rows(hdr, facts.state, rule)
     digest = None
     if facts.purgatory is not None and facts.hashed is not None:

@@ -76,9 +76,8 @@ def _page_offset(prog: Program, arch: Arch) -> Tuple[int, Optional[str]]:
     except Exception:  # noqa: BLE001 - libdrgn raises plain Exception here
         # ("could not find variable in direct mapping" without debug info)
         pass
-    numbers = _vmcoreinfo_numbers(prog)
     if arch.page_offset_from_vmcoreinfo is not None:
-        offset = arch.page_offset_from_vmcoreinfo(numbers)
+        offset = arch.page_offset_from_vmcoreinfo(_vmcoreinfo_numbers(prog))
         if offset is not None:
             return offset, None
     return (

@@ -325,7 +325,8 @@ def render_text(
                 "== purgatory ==\n" + _purgatory_text(facts.purgatory, analysis.digest)
             )
         if "state" in sections:
-            has_header = analysis.rebuild is not None
+            read = facts.elfcorehdr
+            has_header = facts.image is not None and bool(read and read.header)
             parts.append(
                 "== state now ==\n" + _state_text(facts.state, analysis, has_header)
             )
