@@ -660,6 +660,13 @@ class MachineState:
     #: ``crashk_cma_ranges[0:crashk_cma_cnt]``; None when the kernel has no
     #: CMA crash reservations (before v6.17).
     crashk_cma: Optional[Tuple[Range, ...]] = None
+    #: ``memblock.memory`` regions as ``for_each_mem_range()`` yields them
+    #: (inclusive), where the kernel keeps memblock and rebuilds the header
+    #: from it (powerpc); None elsewhere.
+    memblock: Optional[Tuple[Range, ...]] = None
+    #: Firmware regions the kernel adds to a rebuilt header (powerpc: RTAS
+    #: ``rtas.base``/``rtas.size``, OPAL ``opal.base``/``opal.size``).
+    firmware_ranges: Tuple[Range, ...] = ()
     #: None when the kernel has no ``memory_blocks`` (no memory hotplug).
     memory_blocks: Optional[Tuple[MemoryBlock, ...]] = None
     memory_block_size: Optional[int] = None

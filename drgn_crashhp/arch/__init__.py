@@ -151,6 +151,16 @@ class Arch:
     #: register block: ``(name, offset from sha256_digest, segment role it
     #: must hold the start of)``, as the builds tried lay them out.
     kexec_tools_variables: Tuple[Tuple[str, int, str], ...] = ()
+    #: How the kernel gathers the RAM ranges of a header it rebuilds on a
+    #: hotplug event: None when it does not rebuild one (or this package does
+    #: not know how), "resources" for x86's walk of the System RAM resources
+    #: less its exclusions (prepare_elf_headers()), "memblock" for powerpc's
+    #: get_crash_memory_ranges() (memblock less crashk_res, plus RTAS and the
+    #: backup region, sorted).
+    crash_ranges: Optional[str] = None
+    #: The low-memory region kexec-tools backs up and the header describes
+    #: with its own PT_LOAD (powerpc BACKUP_SRC_START..BACKUP_SRC_END).
+    backup_region: Optional[Range] = None
     #: Segment roles (``facts.Role`` values) that ``kexec --hotplug`` leaves
     #: out of the digest: kexec-tools' ``arch_do_exclude_segment()``.
     kexec_tools_hotplug_excludes: FrozenSet[str] = frozenset({"elfcorehdr"})

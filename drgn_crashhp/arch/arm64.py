@@ -6,8 +6,8 @@ arm64, as Debian ships it: kexec_load images only, built by kexec-tools,
 the elfcorehdr named by ``linux,elfcorehdr`` in the DTB; nothing rewrites
 the image on hotplug (no ``ARCH_SUPPORTS_CRASH_HOTPLUG``). The header, its
 notes, the kernel text, its RAM ranges, the DTB, kexec-tools' purgatory
-digest and its entry variables are checked; the room and the byte rebuild
-are not implemented yet (kernel-notes §7, §13).
+digest and its entry variables are checked, and the header as a whole by
+content; room for an in-kernel update does not apply.
 """
 
 from __future__ import annotations
@@ -37,7 +37,8 @@ ARCH = Arch(
     # the common rules (checked on Debian's 6.12 cloud kernel, kexec-tools
     # 2.0.29), the FDT is read as drivers/of/kexec.c lays it out; purgatory,
     # kexec-tools' purgatory and its variables are read as its 2.0.29 build
-    # lays them out; the room and the byte rebuild are arm64's own.
+    # lays them out; the header is always kexec-tools', judged by content
+    # against the machine now (CHP056), never by bytes.
     rules=frozenset(
         {
             Rule.ELFCOREHDR,
@@ -46,9 +47,13 @@ ARCH = Arch(
             Rule.NOTES,
             Rule.TEXT,
             Rule.MEMORY,
+            Rule.REBUILD,
             Rule.FDT,
         }
     ),
+    # Nothing on arm64 rewrites a loaded header (no
+    # ARCH_SUPPORTS_CRASH_HOTPLUG): there is no room to keep for an update.
+    not_applicable=frozenset({Rule.ROOM}),
     #: The kernel image and modules live at and above _PAGE_END(VA_BITS_MIN),
     #: the linear map below it, with 48- and 52-bit VAs alike
     #: (arch/arm64/include/asm/memory.h).

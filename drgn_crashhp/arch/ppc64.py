@@ -7,8 +7,8 @@ by kexec-tools, with ``elfcorehdr=`` on the command line and the FDT the
 capture kernel boots from; since 6.10 the kernel keeps a ``--hotplug``
 image's elfcorehdr (memory) and FDT ``/cpus`` (CPUs) current
 (arch/powerpc/kexec/crash.c). The header, its notes, its RAM ranges, the
-FDT, kexec-tools' purgatory digest and its entry variables are checked; the
-room and the byte rebuild are not implemented yet (kernel-notes §7, §13).
+FDT, kexec-tools' purgatory digest, its entry variables, the header's room
+for another update and the header against the kernel's rebuild are checked.
 """
 
 from __future__ import annotations
@@ -28,14 +28,18 @@ ARCH = Arch(
     # rules (checked on Debian's 6.12 pseries kernel, kexec-tools 2.0.29),
     # the FDT is read as kexec-tools and arch/powerpc/kexec lay it out;
     # kexec-tools' purgatory and its variables are read as its 2.0.29 build
-    # lays them out; the room and the byte rebuild are ppc64's own.
+    # lays them out; the kernel rebuilds the header of a --hotplug image on
+    # memory events by update_crash_elfcorehdr() (arch/powerpc/kexec/
+    # crash.c) into a segment sized by arch_crash_get_elfcorehdr_size().
     rules=frozenset(
         {
             Rule.ELFCOREHDR,
+            Rule.ROOM,
             Rule.PURGATORY,
             Rule.ENTRY,
             Rule.NOTES,
             Rule.MEMORY,
+            Rule.REBUILD,
             Rule.FDT,
         }
     ),
@@ -67,4 +71,7 @@ ARCH = Arch(
     # kexec/arch/ppc64/kexec-ppc64.c arch_do_exclude_segment(): the header
     # and any segment that starts with the FDT magic.
     kexec_tools_hotplug_excludes=frozenset({"elfcorehdr", "fdt"}),
+    crash_ranges="memblock",
+    #: arch/powerpc/include/asm/kexec_ranges.h BACKUP_SRC_START/END (64 KiB).
+    backup_region=(0, 0xFFFF),
 )
