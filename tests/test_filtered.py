@@ -171,3 +171,63 @@ def test_dump_level_31_loses_the_kimage_and_23_keeps_it(
         sorted(g["code"] for g in whole["findings"]),
     )
     assert d23["verdict"] == "OK"
+
+
+# -- an iomem node filtered out: the System RAM walk stops there -------------
+
+
+@pytest.fixture(scope="module")
+def iomem_dropped(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
+    """The 7.3 capture with the page of the first node the System RAM walk
+    reads (iomem_resource.child, the first top-level resource) excluded, as
+    makedumpfile excluded an iomem node on the real 7.3 panic (Debian 13,
+    -d 31). The node and its page come from the unfiltered capture, read
+    with drgn alone."""
+    import drgn
+
+    dump, vmlinux, _ = gen_fixture_paths("v7.3/kdump_mdf_memadd")
+    prog = drgn.Program()
+    prog.set_core_dump(str(dump))
+    prog.load_debug_info([str(vmlinux)])
+    node = prog["iomem_resource"].child
+    address = node.value_()
+    pfn = (address - prog["page_offset_base"].value_()) >> 12
+    out = tmp_path_factory.mktemp("filtered") / "iomem-dropped.kdump"
+    out.write_bytes(drop_pages(dump.read_bytes(), [pfn]))
+    return {
+        "dump": out,
+        "vmlinux": vmlinux,
+        "address": address,
+        "pfn": pfn,
+        "name": node.name.string_().decode(),
+        "size": prog.type("struct resource").size,
+    }
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_a_filtered_iomem_node_is_named_with_its_page(
+    mode: str, iomem_dropped: Dict[str, Any]
+) -> None:
+    t = iomem_dropped
+    assert t["name"]  # a real resource ("Reserved" on x86)
+    doc = _report(t["dump"], t["vmlinux"], mode)
+    # the walk stops at its first node: no System RAM, CHP090 says why
+    assert doc["state"]["system_ram"] == []
+    unknown = {u["what"]: u for u in doc["state"]["unknown"]}
+    u = unknown["system_ram"]
+    assert (u["kind"], u["address"], u["size"]) == (
+        "not-in-target",
+        t["address"],
+        t["size"],
+    )
+    assert f"iomem node at {t['address']:#x} unreadable" in u["reason"]
+    [f] = _chp072(doc)
+    objects = {o["object"]: o for o in f["details"]["objects"]}
+    o = objects["an iomem tree node (struct resource; the System RAM walk stops there)"]
+    assert (o["address"], o["pfn"], o["physical"]) == (
+        t["address"],
+        t["pfn"],
+        t["pfn"] << 12,
+    )
+    assert f"stops there) at {t['address']:#x} (pfn {t['pfn']:#x})" in f["message"]
+    assert doc["exit_status"] == 3

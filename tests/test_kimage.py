@@ -244,6 +244,26 @@ def test_no_elfcorehdr_found() -> None:
     assert "no segment starts with an ELF core header" in f.message
 
 
+def test_kexec_load_segments_not_in_target_is_unverified() -> None:
+    """A kexec_load image in a kdump dump (the real Debian 12 6.1 panic):
+    no segment is in the target, so the header cannot be located by its ELF
+    magic; that is "cannot verify" (CHP011), not "no header" (CHP010), which
+    the capture that wrote the dump disproves."""
+    segs = file_segments()
+    for s in segs:
+        s.present = False
+    k = SynthKernel(
+        machine("pre-hotplug", segments=segs, elf_load_addr=0, file_mode=False)
+    )
+    report = build_report(k.prog)
+    codes = [f.code for f in report.findings]
+    assert "CHP010" not in codes
+    [f] = [f for f in report.findings if f.code == "CHP011"]
+    assert "no segment of the image is readable here" in f.message
+    assert f.details["segment"] is None
+    assert report.exit_status == 3
+
+
 def test_text_and_json_carry_the_same_findings() -> None:
     k = SynthKernel(machine("6.10"))
     report = build_report(k.prog)

@@ -24,6 +24,20 @@ def check_elfcorehdr(facts: Facts, analysis: Analysis) -> List[Finding]:
     if image is None or read is None:
         return []
     if read.segment is None:
+        if read.unread is not None and read.unread.kind == UnreadKind.NOT_IN_TARGET:
+            # kexec_load images are found by the ELF header a segment starts
+            # with; a kdump dump holds no segment (the crash region), so
+            # which one it is cannot be told here, not that there is none.
+            return [
+                finding(
+                    "CHP011",
+                    "the elfcorehdr is not in this target: no segment of the "
+                    f"image is readable here ({read.unread}), so the one that "
+                    "holds it cannot be identified",
+                    segment=None,
+                    source=image.elfcorehdr_source,
+                )
+            ]
         return [
             finding(
                 "CHP010",

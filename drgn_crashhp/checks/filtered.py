@@ -59,24 +59,44 @@ def suggested_level(level: int) -> int:
 _OBJECTS = {
     "memory_blocks": "the memory block list (memory_blocks xarray)",
     "cpu_notes": "the per-CPU crash_notes pointers",
+    "system_ram": "an iomem tree node (struct resource; the System RAM walk "
+    "stops there)",
 }
 
 
-def _needed(facts: Facts) -> List[Tuple[str, int]]:
-    """(object, virtual address) of each needed object that could not be
-    read: the crash image, and machine-state fields whose read faulted."""
-    out: List[Tuple[str, int]] = []
+def _needed(facts: Facts) -> List[Tuple[str, int, int]]:
+    """(object, virtual address, size) of each needed object that could not
+    be read: the crash image, and machine-state fields whose read faulted
+    (size 1 when only the faulting address is known)."""
+    out: List[Tuple[str, int, int]] = []
     problem = facts.image_problem
     if (
         problem is not None
         and problem.kind == ImageProblemKind.UNREADABLE
         and problem.address is not None
     ):
-        out.append((f"struct kimage of {facts.symbol}", problem.address))
+        out.append((f"struct kimage of {facts.symbol}", problem.address, 1))
     for u in facts.state.unknown:
         if u.kind == UnreadKind.NOT_IN_TARGET and u.address is not None:
-            out.append((_OBJECTS.get(u.what, u.what), u.address))
+            out.append((_OBJECTS.get(u.what, u.what), u.address, u.size or 1))
     return out
+
+
+def _filtered_page(facts: Facts, address: int, size: int, page: int) -> Optional[int]:
+    """The physical start of the first page of [address, address + size)
+    that the dump's 1st bitmap has and its 2nd lacks, else None."""
+    dump = facts.dump
+    assert dump is not None and dump.described is not None
+    assert dump.dumped is not None
+    phys = _physical(facts, address)
+    if phys is None:
+        return None
+    start = phys // page * page
+    while start < phys + size:
+        if _has(dump.described, start) and not _has(dump.dumped, start):
+            return start
+        start += page
+    return None
 
 
 def check_filtered(facts: Facts, analysis: Analysis) -> List[Finding]:
@@ -84,8 +104,9 @@ def check_filtered(facts: Facts, analysis: Analysis) -> List[Finding]:
     Emits CHP072 when a needed object (the crash image, ``struct kimage``
     of ``kexec_crash_image``; or a machine-state object whose read faulted,
     such as a node of the ``memory_blocks`` xarray) is in a direct-map page
-    that the dump's 1st bitmap has but not its 2nd. Only the page of the
-    address that faulted is judged (a kimage is a kmalloc-1k object,
+    that the dump's 1st bitmap has but not its 2nd. The pages judged are
+    those of the object when its size is known (an iomem node), else the
+    page of the address that faulted (a kimage is a kmalloc-1k object,
     1024-byte aligned, so it never spans two pages).
     """
     dump = facts.dump
@@ -96,11 +117,10 @@ def check_filtered(facts: Facts, analysis: Analysis) -> List[Finding]:
         return []
     page = page_size(facts)
     lost: List[Dict[str, Any]] = []
-    for obj, address in _needed(facts):
-        phys = _physical(facts, address)
-        if phys is None or not _has(dump.described, phys) or _has(dump.dumped, phys):
+    for obj, address, size in _needed(facts):
+        start = _filtered_page(facts, address, size, page)
+        if start is None:
             continue
-        start = phys // page * page
         lost.append(
             {
                 "object": obj,

@@ -45,6 +45,11 @@ _INITRD_MAGIC = (
 )
 
 
+#: find_elfcorehdr()'s source when no segment could be read (a kdump dump,
+#: which never holds the crash region): not a missing header.
+SEGMENTS_NOT_IN_TARGET = "segments not readable in this target"
+
+
 def find_elfcorehdr(
     segments: Tuple[Segment, ...],
     heads: Tuple[Optional[bytes], ...],
@@ -68,7 +73,7 @@ def find_elfcorehdr(
     if found:
         return found[-1], "scan for ET_CORE"
     if all(h is None for h in heads):
-        return None, "segments not readable in this target"
+        return None, SEGMENTS_NOT_IN_TARGET
     return None, "no segment starts with an ELF core header"
 
 

@@ -12,6 +12,7 @@ from drgn import Program
 
 from drgn_crashhp.facts import ElfCoreHdrRead, KImage, Unread, UnreadKind
 from drgn_crashhp.kernel.elfcorehdr import MAX_ELFCOREHDR, Malformed, decode_elfcorehdr
+from drgn_crashhp.kernel.segments import SEGMENTS_NOT_IN_TARGET
 from drgn_crashhp.read.fields import target_arch
 from drgn_crashhp.read.physmem import Unreadable, read_phys
 
@@ -22,9 +23,15 @@ def read_elfcorehdr(prog: Program, image: KImage) -> ElfCoreHdrRead:
     """Read and decode the elfcorehdr segment of *image* from physical memory."""
     seg = image.elfcorehdr
     if seg is None:
+        # No segment is in this target (a kdump dump): the header may well
+        # exist; it is the target that lacks it.
+        kind = (
+            UnreadKind.NOT_IN_TARGET
+            if image.elfcorehdr_source == SEGMENTS_NOT_IN_TARGET
+            else UnreadKind.NOT_FOUND
+        )
         return ElfCoreHdrRead(
-            None,
-            unread=Unread("elfcorehdr", UnreadKind.NOT_FOUND, image.elfcorehdr_source),
+            None, unread=Unread("elfcorehdr", kind, image.elfcorehdr_source)
         )
     size = min(seg.memsz, MAX_ELFCOREHDR)
     try:

@@ -16,7 +16,7 @@ from drgn import FaultError, Object, Program
 from drgn.helpers.linux.mm import decode_memory_block_state_value
 
 from drgn_crashhp.arch import U64_MAX, Arch
-from drgn_crashhp.facts import MemoryBlock, Range
+from drgn_crashhp.facts import MemoryBlock, Range, Unread, UnreadKind
 
 __all__ = (
     "IORESOURCE_BUSY",
@@ -54,7 +54,7 @@ def _res_fields(node: Object) -> Tuple[int, int, int, int, int]:
 
 def walk_system_ram_res(
     prog: Program, root: Object, max_nodes: int = MAX_IOMEM_NODES
-) -> Tuple[Tuple[Range, ...], Optional[str]]:
+) -> Tuple[Tuple[Range, ...], Optional[Unread]]:
     """
     ``walk_system_ram_res(0, -1, ...)`` (kernel/resource.c
     ``find_next_iomem_res()``): pre-order over the tree under *root*,
@@ -65,33 +65,37 @@ def walk_system_ram_res(
     A visited set and a node cap bound the walk on a corrupt tree.
 
     :param root: ``struct resource *`` (``&iomem_resource``).
-    :return: the ranges, and why the walk stopped early (or None).
+    :return: the ranges, and why the walk stopped early (or None): a node
+        that could not be read is ``not-in-target`` with the node's address
+        and size (a filtered dump that dropped its page: CHP072 names it);
+        a cycle or too many nodes is ``malformed``.
     """
     want = IORESOURCE_SYSTEM_RAM | IORESOURCE_BUSY
     out: List[Range] = []
     cursor = 0
     visited: Set[int] = set()
     resource_p = root.type_
+    node_size = resource_p.type.size
     try:
         first_child = root.child.value_()
     except FaultError as e:
-        return (), f"iomem_resource unreadable at {e.address:#x}"
+        return (), _unreadable("iomem_resource", root.value_(), node_size, e)
     # Stack of addresses to visit; pushing sibling before child gives
     # pre-order.
     stack = [first_child] if first_child else []
     while stack:
         addr = stack.pop()
         if addr in visited:
-            return tuple(out), f"cycle in the iomem tree at {addr:#x}"
+            return tuple(out), _malformed(f"cycle in the iomem tree at {addr:#x}")
         if len(visited) >= max_nodes:
-            return tuple(out), f"more than {max_nodes} iomem nodes"
+            return tuple(out), _malformed(f"more than {max_nodes} iomem nodes")
         visited.add(addr)
         try:
             start, end, flags, child, sibling = _res_fields(
                 Object(prog, resource_p, addr)
             )
         except FaultError as e:
-            return tuple(out), f"iomem node at {addr:#x} unreadable ({e.address:#x})"
+            return tuple(out), _unreadable("iomem node", addr, node_size, e)
         if sibling:
             stack.append(sibling)
         if end < cursor:
@@ -107,6 +111,28 @@ def walk_system_ram_res(
         if child:
             stack.append(child)
     return tuple(out), None
+
+
+def _malformed(reason: str) -> Unread:
+    return Unread("system_ram", UnreadKind.MALFORMED, reason)
+
+
+def _unreadable(what: str, addr: int, size: Optional[int], e: FaultError) -> Unread:
+    """The node at *addr* faulted (at ``e.address``, in it or, for a
+    garbage pointer, anywhere). The address kept is the node's when the
+    fault lies in it, else the fault's: the page CHP072 looks up."""
+    fault = e.address
+    inside = size is not None and fault is not None and addr <= fault < addr + size
+    where = addr if inside or fault is None else fault
+    return Unread(
+        "system_ram",
+        UnreadKind.NOT_IN_TARGET,
+        f"{what} at {addr:#x} unreadable ({fault:#x})"
+        if fault is not None
+        else f"{what} at {addr:#x} unreadable",
+        where,
+        size if inside else None,
+    )
 
 
 def read_crashk(prog: Program, name: str) -> Range:

@@ -189,9 +189,10 @@ def read_state(prog: Program) -> MachineState:
     system_ram: Optional[Tuple[Range, ...]] = None
     iomem_problem = None
     if root is not None:
-        system_ram, iomem_problem = walk_system_ram_res(prog, root)
-        if iomem_problem:
-            r.unknown.append(Unread("system_ram", UnreadKind.MALFORMED, iomem_problem))
+        system_ram, stop = walk_system_ram_res(prog, root)
+        if stop is not None:
+            iomem_problem = stop.reason
+            r.unknown.append(stop)
     blocks = r.get("memory_blocks", lambda: read_memory_blocks(prog, arch))
     memblock = firmware = None
     if arch.crash_ranges == "memblock":

@@ -38,12 +38,14 @@ __all__ = (
     "summary",
 )
 
-_image: Dict[str, Any] = {}
+_images: Dict[str, Dict[str, Any]] = {}
 
 
-def image_or_skip() -> str:
-    """The cached image's folder; skip (with the reason) only when it cannot
-    be built: not root, no QEMU 10, or the build failed."""
+def image_or_skip(suite: str = "trixie") -> str:
+    """The cached image's folder (Debian 13 "trixie", or Debian 12
+    "bookworm"); skip (with the reason) only when it cannot be built: not
+    root, no QEMU 10, or the build failed."""
+    _image = _images.setdefault(suite, {})
     if "dir" in _image:
         return str(_image["dir"])
     if "skip" in _image:
@@ -58,10 +60,12 @@ def image_or_skip() -> str:
     elif shutil.which("qemu-system-x86_64") is None:
         reason = "QEMU is not installed (vmcores/lab/setup.sh --live)"
     if reason is None:
-        log = Path(os.environ.get("TMPDIR", "/tmp")) / "drgn-crashhp-debian-image.log"
+        log = Path(os.environ.get("TMPDIR", "/tmp")) / (
+            f"drgn-crashhp-debian-image-{suite}.log"
+        )
         try:
             with open(log, "w") as f:
-                _image["dir"] = image_dir(log=f)
+                _image["dir"] = image_dir(log=f, suite=suite)
             return str(_image["dir"])
         except (subprocess.CalledProcessError, OSError) as e:
             tail = log.read_text().strip().splitlines()[-3:] if log.exists() else []

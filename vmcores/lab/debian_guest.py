@@ -1,7 +1,8 @@
-"""The Debian 13 lab guest (debian-guest.sh) booted under QEMU TCG.  Stdlib only.
+"""The Debian lab guests (debian-guest.sh: Debian 13; debian12-guest.sh:
+Debian 12) booted under QEMU TCG.  Stdlib only.
 
 `DebianGuest` is a `guest.Guest` that boots one of the image's cloud kernels
-(6.12 from trixie, 7.3 from trixie-backports) from a copy-on-write overlay of
+(6.12 from trixie, 7.3 from trixie-backports, 6.1 from bookworm) from a copy-on-write overlay of
 the cached image, with the payload disk (wheels and contrib/, /dev/vdb), a
 second QMP socket for drgn (``qmp_drgn``) and kdump-tools' own crashkernel=.
 The image runs a command loop on ttyS0 (debian/crashhp-console) with the same
@@ -23,7 +24,19 @@ import time
 from guest import Guest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-SCRIPT = os.path.join(HERE, "debian-guest.sh")
+# Each Debian release's image has its own script (and cache key): Debian 13
+# (trixie: 6.12 and trixie-backports' 7.3), Debian 12 (bookworm: 6.1).
+SCRIPTS = {
+    "trixie": os.path.join(HERE, "debian-guest.sh"),
+    "bookworm": os.path.join(HERE, "debian12-guest.sh"),
+}
+SCRIPT = SCRIPTS["trixie"]
+
+
+def suite(gen):
+    """The Debian release whose image has kernel generation *gen*."""
+    return "bookworm" if gen == "6.1" else "trixie"
+
 
 # Room for hotplug: 8 DIMM slots up to 8 GiB, and 2 of 4 sockets to add.
 MEM = "1G,slots=8,maxmem=8G"
@@ -33,22 +46,28 @@ APPEND = "console=ttyS0 memhp_default_state=online_movable"
 VENV = "/opt/drgn-crashhp"
 
 
-def image_dir(log=None):
+def image_dir(log=None, suite="trixie"):
     """Folder of the cached image (built on first use: as root, minutes)."""
     proc = subprocess.run(
-        [SCRIPT, "image"], stdout=subprocess.PIPE, stderr=log, text=True, check=True
+        [SCRIPTS[suite], "image"],
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        check=True,
     )
     return proc.stdout.strip().splitlines()[-1]
 
 
-def payload(path):
-    """The wheels-and-contrib disk for the guest's /dev/vdb."""
-    subprocess.run([SCRIPT, "payload", str(path)], check=True)
+def payload(path, suite="trixie"):
+    """The wheels-and-contrib disk for the guest's /dev/vdb (wheels for the
+    release's Python: 3.13 on trixie, 3.11 on bookworm)."""
+    subprocess.run([SCRIPTS[suite], "payload", str(path)], check=True)
     return str(path)
 
 
 def kernels(img):
-    """{'6.12': '6.12.117+deb13-cloud-amd64', '7.3': ...} of the image."""
+    """{'6.12': '6.12.117+deb13-cloud-amd64', '7.3': ...} of the image
+    ({'6.1': '6.1.0-N-cloud-amd64'} for bookworm's)."""
     with open(os.path.join(img, "kernels")) as f:
         vs = f.read().split()
     return {".".join(v.split(".")[:2]): v for v in vs}

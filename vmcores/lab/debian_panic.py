@@ -1,6 +1,7 @@
-"""A real panic on the Debian 13 lab guest, and the dump kdump-tools writes.
+"""A real panic on a Debian lab guest, and the dump kdump-tools writes.
 
-    debian_panic.py GEN [OUT_DIR]      GEN = 6.12 | 7.3
+    debian_panic.py GEN [OUT_DIR] [--makedump-args ARGS] [--name NAME]
+        GEN = 6.1 (Debian 12) | 6.12 | 7.3 (Debian 13)
 
 Boots the image's GEN kernel (kdump-tools loads the crash kernel at boot, with
 its defaults), hot-adds a 128 MiB DIMM, records the ground truth from the
@@ -15,14 +16,40 @@ panic-GEN/) with truth.json. Stdlib only; the host needs debugfs (e2fsprogs)
 and qemu-img.
 """
 
+import base64
 import json
 import os
 import shutil
 import subprocess
-import sys
 import time
 
-from debian_guest import DebianGuest, image_dir, payload
+from debian_guest import DebianGuest, image_dir, payload, suite
+
+#: Run by the crash kernel before kdump-tools saves the dump (a drop-in of
+#: kdump-tools-dump.service): the PT_LOAD ranges of its /proc/vmcore, i.e.
+#: the RAM the elfcorehdr it was given describes, and the file's size, to
+#: /var/crash/crashhp-vmcore.json. The ground truth of what the capture
+#: could save, from the capture kernel itself.
+VMCORE_PROBE = r"""import json, os, struct
+f = open("/proc/vmcore", "rb")
+eh = f.read(64)
+phoff, = struct.unpack_from("<Q", eh, 32)
+phentsize, phnum = struct.unpack_from("<HH", eh, 54)
+f.seek(phoff)
+loads = []
+for i in range(phnum):
+    p_type, _, _, vaddr, paddr, filesz, memsz = struct.unpack_from(
+        "<IIQQQQQ", f.read(phentsize))
+    if p_type == 1:
+        loads.append([paddr, memsz, vaddr])
+with open("/var/crash/crashhp-vmcore.json", "w") as out:
+    json.dump({"loads": loads, "size": os.stat("/proc/vmcore").st_size,
+               "uname": os.uname().release}, out)
+"""
+
+VMCORE_PROBE_UNIT = """[Service]
+ExecStartPre=-/usr/bin/python3 /usr/local/sbin/crashhp-vmcore-probe
+"""
 
 
 def sh(g, cmd, timeout=1800):
@@ -30,13 +57,16 @@ def sh(g, cmd, timeout=1800):
     return {"command": cmd, "status": status, "output": out}
 
 
-def panic(gen, out=None):
-    img = image_dir()
-    out = out or os.path.join(img, "panic-" + gen)
+def panic(gen, out=None, makedump_args=None, name=None):
+    """*makedump_args*: set MAKEDUMP_ARGS in /etc/default/kdump-tools (and
+    restart kdump-tools, as its comment says) before the DIMM and the panic.
+    *name*: the result folder's name (default panic-GEN)."""
+    img = image_dir(suite=suite(gen))
+    out = out or os.path.join(img, name or "panic-" + gen)
     work = os.path.join(out, "run")
     os.makedirs(work, exist_ok=True)
-    disk = payload(os.path.join(work, "payload.img"))
-    truth = {"gen": gen, "steps": {}}
+    disk = payload(os.path.join(work, "payload.img"), suite=suite(gen))
+    truth = {"gen": gen, "steps": {}, "makedump_args": makedump_args}
     t0 = time.time()
     g = DebianGuest(work, img, gen, payload=disk, name="panic")
     truth["release"] = g.release
@@ -49,6 +79,20 @@ def panic(gen, out=None):
             "cat /sys/kernel/kexec_crash_loaded"
         ).strip()
         truth["kdump_config_status_at_boot"] = sh(g, "kdump-config status")
+        if makedump_args is not None:
+            # What a user does after reading CHP072: the dump level in
+            # kdump-tools' defaults file, then kdump-tools reloaded.
+            g.check(
+                "sed -i '/^#* *MAKEDUMP_ARGS=/d' /etc/default/kdump-tools && "
+                "echo 'MAKEDUMP_ARGS=\"%s\"' >> /etc/default/kdump-tools"
+                % makedump_args
+            )
+            truth["makedump_args_set"] = sh(
+                g,
+                "grep -n MAKEDUMP_ARGS /etc/default/kdump-tools; "
+                "systemctl restart kdump-tools; echo restart=$?; "
+                "cat /sys/kernel/kexec_crash_loaded",
+            )
         dimm = g.add_dimm(1)
         truth["dimm"] = {
             "addr": dimm["addr"],
@@ -84,6 +128,22 @@ def panic(gen, out=None):
             ),
         ]:
             truth["steps"][name] = sh(g, cmd)
+        # The probe of the capture's /proc/vmcore (see VMCORE_PROBE).
+        for path, text in [
+            ("/usr/local/sbin/crashhp-vmcore-probe", VMCORE_PROBE),
+            (
+                "/etc/systemd/system/kdump-tools-dump.service.d/crashhp-probe.conf",
+                VMCORE_PROBE_UNIT,
+            ),
+        ]:
+            g.check(
+                "mkdir -p %s && echo %s | base64 -d > %s"
+                % (
+                    os.path.dirname(path),
+                    base64.b64encode(text.encode()).decode(),
+                    path,
+                )
+            )
         truth["panic_at"] = time.time()
         g.send_raw("sync; echo c > /proc/sysrq-trigger\n")
         # The crash kernel boots, kdump-tools-dump.service saves the dump and
@@ -140,6 +200,10 @@ def panic(gen, out=None):
         for d, _, fs in os.walk(dest)
         for f in fs
     }
+    probe = os.path.join(dest, "crash", "crashhp-vmcore.json")
+    if os.path.exists(probe):
+        with open(probe) as f:
+            truth["capture_vmcore"] = json.load(f)
     truth["total_seconds"] = round(time.time() - t0)
     with open(os.path.join(out, "truth.json"), "w") as f:
         json.dump(truth, f, indent=1)
@@ -147,6 +211,12 @@ def panic(gen, out=None):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3):
-        raise SystemExit("usage: debian_panic.py GEN [OUT_DIR]")
-    print(panic(sys.argv[1], sys.argv[2] if len(sys.argv) == 3 else None))
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("gen", choices=["6.1", "6.12", "7.3"])
+    ap.add_argument("out", nargs="?", help="result folder (default: the image's)")
+    ap.add_argument("--makedump-args", help='e.g. "-c -d 23"')
+    ap.add_argument("--name", help="result folder name in the image's folder")
+    a = ap.parse_args()
+    print(panic(a.gen, a.out, makedump_args=a.makedump_args, name=a.name))
