@@ -12,8 +12,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import struct
 import sys
-from typing import Callable, List, Optional, Sequence, Union
+from typing import Callable, List, Optional, Sequence, Tuple, Union
 
 import drgn
 
@@ -23,6 +24,7 @@ __all__ = (
     "debuginfo_source",
     "fall_back_to_btf",
     "open_program",
+    "parse_vmcoreinfo_location",
     "use_btf",
 )
 
@@ -148,6 +150,119 @@ def fall_back_to_btf(
     say(f"no kernel debug info found; {line}")
 
 
+#: Where the guest's VMCOREINFO note is: ``/sys/kernel/vmcoreinfo``.
+VMCOREINFO_SYSFS = "/sys/kernel/vmcoreinfo"
+#: The most ``--vmcoreinfo`` reads (the kernel's VMCOREINFO_NOTE_SIZE is
+#: 0x1024 with 4 KiB pages).
+VMCOREINFO_MAX = 1 << 20
+_VMCOREINFO_NAME = b"VMCOREINFO\0"
+
+
+def parse_vmcoreinfo_location(text: str) -> Tuple[int, Optional[int]]:
+    """
+    The physical address and size of the guest's VMCOREINFO note from what
+    its ``/sys/kernel/vmcoreinfo`` prints: two hex numbers (kernel/ksysfs.c
+    ``"%pa %x"``: ``0x0000000006fe8000 1024`` is 0x1024 bytes at 0x6fe8000),
+    with or without ``0x``, separated by a space or a comma. The size may be
+    left out (the note's own header says how long it is).
+
+    :raises ValueError: with a one-line reason.
+    """
+    words = text.replace(",", " ").split()
+    try:
+        if not 1 <= len(words) <= 2:
+            raise ValueError
+        addr = int(words[0], 16)
+        size = int(words[1], 16) if len(words) == 2 else None
+    except ValueError:
+        raise ValueError(
+            f"--vmcoreinfo {text.strip()!r}: give what the guest's "
+            f"{VMCOREINFO_SYSFS} prints, a physical address and a size in hex "
+            "(e.g. '0x6fe8000 1024')"
+        ) from None
+    if size is not None and not 24 <= size <= VMCOREINFO_MAX:
+        raise ValueError(
+            f"--vmcoreinfo {text.strip()!r}: size 0x{size:x} is not that of a "
+            f"VMCOREINFO note (the kernel prints it in hex: 1024 is 0x1024)"
+        )
+    return addr, size
+
+
+def _vmcoreinfo_desc(raw: bytes, addr: int, where: str) -> bytes:
+    """The text of the VMCOREINFO ELF note in *raw* (read at *addr*)."""
+    namesz, descsz, _type = struct.unpack_from("<III", raw.ljust(12, b"\0"))
+    name_end = 12 + ((namesz + 3) & ~3)
+    if namesz != len(_VMCOREINFO_NAME) or raw[12 : 12 + namesz] != _VMCOREINFO_NAME:
+        # a big-endian guest would have the sizes swapped; none is supported
+        head = raw[:24].hex()
+        raise TargetError(
+            f"no VMCOREINFO note at physical 0x{addr:x} in {where} (it starts "
+            f"{head}); it moves at every boot: read the guest's "
+            f"{VMCOREINFO_SYSFS} again"
+        )
+    desc = raw[name_end : name_end + descsz]
+    if len(desc) < descsz:
+        raise TargetError(
+            f"the VMCOREINFO note at physical 0x{addr:x} in {where} has "
+            f"{descsz} bytes of text, more than the 0x{len(raw):x} bytes given: "
+            f"give the size the guest's {VMCOREINFO_SYSFS} prints (in hex)"
+        )
+    if not desc.startswith(b"OSRELEASE="):
+        raise TargetError(
+            f"the note at physical 0x{addr:x} in {where} is named VMCOREINFO "
+            "but its text does not start with OSRELEASE=: not the kernel's"
+        )
+    return desc
+
+
+def _qemu_with_vmcoreinfo(qemu: str, location: str) -> drgn.Program:
+    """
+    A QEMU guest whose memory gives drgn no VMCOREINFO (pseries has no
+    ``-device vmcoreinfo``; other machines without ``qemu_fw_cfg`` loaded
+    in the guest): read the note at the physical address the user read from
+    the guest's ``/sys/kernel/vmcoreinfo`` over QMP, then open the guest as
+    a custom Linux kernel target whose physical memory is read over that
+    same QMP connection (QEMU's QMP socket takes one client at a time).
+    """
+    try:
+        addr, size = parse_vmcoreinfo_location(location)
+    except ValueError as e:
+        raise TargetError(str(e)) from e
+    where = f"QEMU guest {qemu}"
+    reader = drgn.Program()
+    reader.set_qemu_qmp(qemu)
+    try:
+        if size is None:  # the note's header: 12 bytes, then "VMCOREINFO\0"
+            namesz, descsz = struct.unpack("<II", reader.read(addr, 8, True))
+            size = min(12 + ((namesz + 3) & ~3) + descsz, VMCOREINFO_MAX)
+        raw = reader.read(addr, size, True)
+    except drgn.FaultError as e:
+        raise TargetError(
+            f"--vmcoreinfo: physical 0x{addr:x} is not in the memory of "
+            f"{where} ({e}); give what the guest's "
+            f"{VMCOREINFO_SYSFS} prints"
+        ) from e
+    desc = _vmcoreinfo_desc(raw, addr, where)
+
+    def read_physical(address: int, count: int, offset: int, physical: bool) -> bytes:
+        return reader.read(address, count, True)
+
+    prog = drgn.Program(reader.platform)
+    prog.add_memory_segment(0, (1 << 64) - 1, read_physical, physical=True)
+    prog.set_linux_kernel_custom(desc, True)
+    return prog
+
+
+def _no_vmcoreinfo(qemu: str) -> str:
+    return (
+        f"QEMU guest {qemu}: drgn found no VMCOREINFO in its memory, so it "
+        "cannot read it as a Linux kernel (QEMU fills it only with -device "
+        "vmcoreinfo and the guest's qemu_fw_cfg module loaded; pseries has no "
+        f'such device); pass --vmcoreinfo "$(cat {VMCOREINFO_SYSFS})" as '
+        "read in the guest"
+    )
+
+
 def open_program(
     core: Optional[str] = None,
     qemu: Optional[str] = None,
@@ -157,6 +272,7 @@ def open_program(
     btf: Union[bool, str] = False,
     system_map: Optional[str] = None,
     say: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+    vmcoreinfo: Optional[str] = None,
 ) -> drgn.Program:
     """
     Open a target like ``drgn`` does: *core* (a vmcore or /proc/kcore), a QEMU
@@ -168,6 +284,10 @@ def open_program(
         path to read BTF from that file (a raw blob or a vmlinux's .BTF).
     :param system_map: symbols from a ``System.map`` (or a vmlinux symbol
         table) instead of kallsyms, for kernels before 6.0.
+    :param vmcoreinfo: for *qemu*: where the guest's VMCOREINFO note is, as
+        its ``/sys/kernel/vmcoreinfo`` prints it (physical address and size
+        in hex), for guests whose memory gives drgn none (pseries; machines
+        without ``-device vmcoreinfo`` or the guest's ``qemu_fw_cfg``).
     :raises TargetError: with a one-line reason.
     """
     prog = drgn.Program()
@@ -182,10 +302,16 @@ def open_program(
                 # libkdumpfile cannot tell the architecture: take the host's.
                 prog = drgn.Program(drgn.host_platform)
                 prog.set_core_dump(core)
+        elif qemu is not None and vmcoreinfo is not None:
+            prog = _qemu_with_vmcoreinfo(qemu, vmcoreinfo)
         elif qemu is not None:
             prog.set_qemu_qmp(qemu)
+            if not prog.flags & drgn.ProgramFlags.IS_LINUX_KERNEL:
+                raise TargetError(_no_vmcoreinfo(qemu))
         else:
             prog.set_kernel()
+    except TargetError:
+        raise
     except PermissionError as e:
         what = core or ("QEMU socket " + qemu if qemu else "/proc/kcore")
         if qemu is None and (core is None or core == KCORE):
