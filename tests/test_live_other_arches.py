@@ -247,6 +247,27 @@ def _ppc64le_steps(live: Live) -> None:
     assert "drgn found no VMCOREINFO" in proc.stderr
     assert '--vmcoreinfo "$(cat /sys/kernel/vmcoreinfo)"' in proc.stderr
     live.vmcoreinfo = g.read("/sys/kernel/vmcoreinfo").strip()
+    # a wrong address (one page off) is one line too
+    addr, size = live.vmcoreinfo.split()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "drgn_crashhp",
+            "--qemu",
+            live.sock,
+            "--vmcoreinfo",
+            f"{int(addr, 16) + 0x1000:#x} {size}",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "no VMCOREINFO note at physical" in proc.stderr
 
     base = live.reports()
     assert_consistent(base)
