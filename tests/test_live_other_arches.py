@@ -223,8 +223,8 @@ def assert_missing_ram(doc: Dict[str, Any], added: List[Range]) -> None:
 
 def test_ppc64le_pseries(tmp_path: Path) -> None:
     live = Live("ppc64le", tmp_path)
-    live.boot()
     try:
+        live.boot()
         _ppc64le_steps(live)
     finally:
         live.run.close()
@@ -322,8 +322,8 @@ def _ppc64le_steps(live: Live) -> None:
 
 def test_arm64_virt(tmp_path: Path) -> None:
     live = Live("arm64", tmp_path)
-    live.boot()
     try:
+        live.boot()
         _arm64_steps(live)
     finally:
         live.run.close()
