@@ -85,11 +85,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--vmcoreinfo",
-        metavar="'ADDR SIZE'",
+        metavar="'ADDR SIZE'|scan",
         help="with --qemu: where the guest's VMCOREINFO note is, as the guest's "
         "/sys/kernel/vmcoreinfo prints it (physical address and size, in hex), "
-        "for a guest whose memory gives drgn none: pseries (no -device "
-        "vmcoreinfo there), or without the guest's qemu_fw_cfg module",
+        "or 'scan' to search the guest's memory for it, for a guest whose "
+        "memory gives drgn none: pseries (no -device vmcoreinfo there), or "
+        "without the guest's qemu_fw_cfg module",
     )
     p.add_argument(
         "-s",

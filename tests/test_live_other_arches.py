@@ -273,6 +273,11 @@ def _ppc64le_steps(live: Live) -> None:
     assert_consistent(base)
     assert base["image"]["file_mode"] is False  # kexec_load
     assert base["state"]["vmcoreinfo"][0] == int(live.vmcoreinfo.split()[0], 16)
+    # --vmcoreinfo scan finds the same note in the guest's RAM
+    scanned = live.report(False, "scan")
+    assert (scanned["verdict"], _codes(scanned)) == (base["verdict"], _codes(base))
+    assert scanned["state"]["vmcoreinfo"] == base["state"]["vmcoreinfo"]
+    assert scanned["analysis"]["memory_rows"] == base["analysis"]["memory_rows"]
 
     # a core, kexec -p without --hotplug: its CPUs are not in the loaded FDT
     present0 = live.present()
@@ -342,6 +347,29 @@ def _arm64_steps(live: Live) -> None:
     given = live.report(False, sysfs)
     assert (given["verdict"], _codes(given)) == (base["verdict"], _codes(base))
     assert given["analysis"]["memory_rows"] == base["analysis"]["memory_rows"]
+    # an address that is not RAM (virt's GIC at 0x8000000) is refused from
+    # QEMU's memory map before anything reads it: reading device memory over
+    # QMP segfaults QEMU 10 here
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "drgn_crashhp",
+            "--qemu",
+            live.sock,
+            "--vmcoreinfo",
+            "0x8000000 1024",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert "is not RAM of QEMU guest" in proc.stderr
+    assert g.check("echo alive").strip() == "alive"
 
     # virtio-mem grows by 512 MiB: nothing on arm64 rewrites the header
     ram0 = live.system_ram()
