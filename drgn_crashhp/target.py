@@ -291,10 +291,16 @@ def _read_physical(
     return read
 
 
-def _kernel(reader: drgn.Program, desc: bytes) -> drgn.Program:
-    """A custom Linux kernel target on *reader*'s physical memory."""
+def _kernel(
+    reader: drgn.Program, desc: bytes, ram: List[Tuple[int, int]]
+) -> drgn.Program:
+    """A custom Linux kernel target on *reader*'s physical memory: only its
+    RAM (*ram*), so that a wrong address in what the report follows faults
+    instead of reaching device memory."""
     prog = drgn.Program(reader.platform)
-    prog.add_memory_segment(0, (1 << 64) - 1, _read_physical(reader), physical=True)
+    read = _read_physical(reader)
+    for start, end in ram:
+        prog.add_memory_segment(start, end - start + 1, read, physical=True)
     prog.set_linux_kernel_custom(desc, True)
     return prog
 
@@ -351,7 +357,9 @@ def _scan(
                     else:
                         found.setdefault(desc, []).append(addr)
                 i = buf.find(_NOTE_NAME, i + 1)
-    good = [(d, a) for d, a in found.items() if _release_matches(_kernel(reader, d), d)]
+    good = [
+        (d, a) for d, a in found.items() if _release_matches(_kernel(reader, d, ram), d)
+    ]
     if len(good) == 1:
         desc, addrs = good[0]
         return addrs[0], desc
@@ -409,7 +417,7 @@ def _qemu_with_vmcoreinfo(qemu: str, location: str) -> drgn.Program:
     reader.set_qemu_qmp(qemu)
     if scan:
         _addr, desc = _scan(reader, ram, where)
-        return _kernel(reader, desc)
+        return _kernel(reader, desc, ram)
     try:
         if size is None:  # the note's header: 12 bytes, then "VMCOREINFO\0"
             namesz, descsz = struct.unpack("<II", reader.read(addr, 8, True))
@@ -427,7 +435,7 @@ def _qemu_with_vmcoreinfo(qemu: str, location: str) -> drgn.Program:
             f"{where} ({e}); give what the guest's "
             f"{VMCOREINFO_SYSFS} prints"
         ) from e
-    return _kernel(reader, _vmcoreinfo_desc(raw, addr, where))
+    return _kernel(reader, _vmcoreinfo_desc(raw, addr, where), ram)
 
 
 def _no_vmcoreinfo(qemu: str) -> str:
