@@ -30,6 +30,7 @@ from drgn_crashhp.facts import (
     Purgatory,
     Range,
     RegionsHash,
+    Role,
 )
 from drgn_crashhp.kernel.elfcorehdr import RebuiltHeader, rebuild_elfcorehdr
 from drgn_crashhp.kernel.exclusions import excluded_ranges
@@ -366,14 +367,18 @@ def analyze(facts: Facts) -> Analysis:
         _, ram = split_loads(hdr, hdr.machine)
         # A load that wraps past 2**64 is CHP014's; it describes no RAM.
         header_ram = tuple((ld.paddr, ld.end) for ld in ram if ld.size and not ld.wraps)
-        # The rebuild follows x86's prepare_elf_headers(): only for an
-        # architecture whose room or rebuild rules say so.
-        if arch_named(facts.state.arch).rules & {Rule.ROOM, Rule.REBUILD}:
+        # Only where the architecture's kernel rebuilds the header and this
+        # package knows how (x86's prepare_elf_headers(), powerpc's
+        # update_crash_elfcorehdr()).
+        target = arch_named(facts.state.arch)
+        if target.rules & {Rule.ROOM, Rule.REBUILD} and target.crash_ranges:
+            backup = facts.image.by_role(Role.BACKUP) if facts.image else None
             rebuild = rebuild_elfcorehdr(
                 facts.state,
                 NoteCpus.PRESENT
                 if rule.kind == NoteCpus.PRESENT
                 else NoteCpus.POSSIBLE,
+                backup.mem if backup is not None else None,
             )
     cpus, stray = cpu_rows(hdr, facts.state, rule)
     digest = None

@@ -48,6 +48,7 @@ __all__ = (
     "MemoryBlock",
     "Note",
     "Purgatory",
+    "PurgatoryVariable",
     "RegionsHash",
     "RegsLayout",
     "RfcSaved",
@@ -476,6 +477,19 @@ class EntryRegs:
 
 
 @dataclass(frozen=True)
+class PurgatoryVariable:
+    """A variable of kexec-tools' purgatory that says where it jumps (ppc64
+    ``kernel``, ``dt_offset``; arm64 ``arm64_kernel_entry``,
+    ``arm64_dtb_addr``): what it holds and which segment it must point at."""
+
+    name: str
+    address: int
+    value: int
+    #: The role of the segment whose start it must hold.
+    points_at: Role
+
+
+@dataclass(frozen=True)
 class CmdLine:
     """The capture kernel's command line, from its boot params."""
 
@@ -518,8 +532,13 @@ class Purgatory:
     regs: Optional[EntryRegs] = None
     regs_unread: Optional[Unread] = None
     stack_end: Optional[int] = None
-    #: kexec_load scan: whether the table found leaves the elfcorehdr out.
+    #: kexec_load scan: whether the table found leaves out what
+    #: ``kexec --hotplug`` leaves out (the elfcorehdr; on ppc64 the FDT too).
     elfcorehdr_excluded: Optional[bool] = None
+    #: kexec-tools' purgatory variables (architectures without a register
+    #: block), read where the build keeps them.
+    variables: Tuple[PurgatoryVariable, ...] = ()
+    variables_unread: Optional[Unread] = None
     cmdline: Optional[CmdLine] = None
 
     def symbol(self, name: str) -> Optional[int]:
@@ -641,6 +660,13 @@ class MachineState:
     #: ``crashk_cma_ranges[0:crashk_cma_cnt]``; None when the kernel has no
     #: CMA crash reservations (before v6.17).
     crashk_cma: Optional[Tuple[Range, ...]] = None
+    #: ``memblock.memory`` regions as ``for_each_mem_range()`` yields them
+    #: (inclusive), where the kernel keeps memblock and rebuilds the header
+    #: from it (powerpc); None elsewhere.
+    memblock: Optional[Tuple[Range, ...]] = None
+    #: Firmware regions the kernel adds to a rebuilt header (powerpc: RTAS
+    #: ``rtas.base``/``rtas.size``, OPAL ``opal.base``/``opal.size``).
+    firmware_ranges: Tuple[Range, ...] = ()
     #: None when the kernel has no ``memory_blocks`` (no memory hotplug).
     memory_blocks: Optional[Tuple[MemoryBlock, ...]] = None
     memory_block_size: Optional[int] = None

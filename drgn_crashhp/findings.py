@@ -215,6 +215,14 @@ CODES: Mapping[str, Code] = _codes(
         "capture command line",
         "The command line the capture kernel will boot with.",
     ),
+    Code(
+        "CHP033",
+        E,
+        "purgatory's entry variables would not start the capture kernel",
+        "kexec-tools' purgatory jumps with variables, not registers (ppc64 "
+        "kernel, dt_offset, backup_start; arm64 arm64_kernel_entry, "
+        "arm64_dtb_addr): one does not hold the start of its segment.",
+    ),
     # 04x: CPUs
     Code(
         "CHP040",

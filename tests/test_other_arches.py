@@ -9,9 +9,13 @@ recorded from the guest's own interfaces:
   CHP050 on exactly the RAM the guest added;
 - a present CPU missing from the FDT's /cpus (ppc64 without --hotplug after
   a core add) is PROBLEM: a panic on it would hang the capture kernel;
-- a consistent image is never PROBLEM and never OK while a family of checks
-  it needs is not implemented for the architecture: CANNOT VERIFY, CHP091
-  naming the families;
+- kexec-tools' purgatory digest, recomputed from the dump, matches where the
+  lab's own hash matched and is CHP020 where it flipped 16 bytes of the
+  initrd; the entry variables are those the lab found in the purgatory
+  segment, and point at their segments;
+- a consistent image is OK, every family of checks implemented (no CHP091);
+  a header the ppc64 kernel rewrote after a DIMM add (--hotplug) is byte
+  for byte the package's rebuild (CHP055);
 - no crash kernel is CHP001.
 
 Run without debug info (the dumps' own BTF and kallsyms, always) and with
@@ -56,7 +60,7 @@ def _report(gen: str, name: str, dwarf: bool) -> Dict[str, Any]:
         prog.load_debug_info([str(vmlinux)])
     else:
         prog = open_program(dump, default_symbols=False, say=lambda line: None)
-    return report_json(build_report(prog, digest=False))
+    return report_json(build_report(prog))
 
 
 def _codes(doc: Dict[str, Any], severity: Optional[str] = None) -> List[str]:
@@ -79,7 +83,37 @@ def test_verdict_matches_the_ground_truth(scenario: str, dwarf: bool) -> None:
         assert errors == ["CHP001"], doc["findings"]
         return
     missing_cpus = exp.get("present_cpus_missing_from_fdt") or []
-    if exp["elfcorehdr"] == "stale":
+    # "n/a": a kdump capture lacks the crash region the segments are in.
+    digest_codes = {"match": ["CHP021"], "mismatch": ["CHP020"], "n/a": ["CHP022"]}
+    assert [c for c in _codes(doc) if c.startswith("CHP02")] == digest_codes[
+        exp["digest"]
+    ], doc["findings"]
+    if exp["digest"] != "n/a":
+        # The lab hashed the segments kexec -d said it hashed, from the dump,
+        # and found where purgatory stores the digest and its variables.
+        lab = truth["observed"]
+        purg = doc["purgatory"]
+        start = int(truth["segments"][purg["segment"]]["mem"], 16)
+        assert purg["regions_address"] - start == int(
+            lab["digest"]["regions_offset_in_purgatory"], 16
+        )
+        assert purg["stored_digest"] == lab["digest"]["stored_digest_at_offset"]
+        assert [f"{r['start']:#x}" for r in purg["regions"]] == lab["digest"][
+            "hashed_segments"
+        ]
+        got = {v["name"]: (v["address"], v["value"]) for v in purg["variables"]}
+        want = {
+            name: (int(v["addr"], 16), int(v["u64_in_dump"], 16))
+            for name, v in lab["purgatory_variables"].items()
+            if name in got
+        }
+        assert got == want and len(got) >= 2
+    if exp["digest"] == "mismatch":
+        assert doc["verdict"] == "PROBLEM"
+        assert set(errors) == {"CHP020"}
+        [chp020] = [f for f in doc["findings"] if f["code"] == "CHP020"]
+        assert chp020["details"]["computed"] != lab["digest"]["computed_sha256"]
+    elif exp["elfcorehdr"] == "stale":
         assert doc["verdict"] == "PROBLEM"
         [chp050] = [f for f in doc["findings"] if f["code"] == "CHP050"]
         assert [tuple(r) for r in chp050["details"]["ranges"]] == [
@@ -91,10 +125,22 @@ def test_verdict_matches_the_ground_truth(scenario: str, dwarf: bool) -> None:
         assert set(errors) == {"CHP080"}
         cpus = [f["details"]["cpu"] for f in doc["findings"] if f["code"] == "CHP080"]
         assert cpus == missing_cpus
-    else:
+    elif exp["digest"] == "n/a":
+        # A kdump capture: the crash image's segments are not in it.
         assert errors == [], doc["findings"]
         assert doc["verdict"] == "CANNOT VERIFY"
-        assert "CHP091" in _codes(doc, "unverified")
+    else:
+        assert errors == [], doc["findings"]
+        assert doc["verdict"] == "OK"
+        assert "CHP056" in _codes(doc)
+    assert "CHP091" not in _codes(doc)
+    # With --hotplug, a DIMM added after the load made the kernel rewrite the
+    # header (ppc64 update_crash_elfcorehdr()): it must be byte for byte what
+    # the package rebuilds from the memory map now.
+    added_memory = any(a["action"] == "memory_add" for a in truth["hotplug_actions"])
+    rewritten = truth["load"]["hotplug_option"] and added_memory
+    if exp["digest"] != "n/a" and exp["crash_loaded"]:
+        assert ("CHP055" in _codes(doc)) == bool(rewritten), doc["findings"]
 
 
 @pytest.mark.parametrize("scenario", _scenarios())

@@ -136,6 +136,41 @@ class Arch:
     #: Register order of each purgatory register block, by
     #: ``facts.RegsLayout`` value.
     regs: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
+    #: What the kernel segment starts with, as ``(offset, magic)``
+    #: alternatives: how a kexec_load image's kernel is named when no entry
+    #: register block says where purgatory jumps.
+    kernel_magic: Tuple[Tuple[int, bytes], ...] = ()
+    #: kexec-tools' purgatory (kexec_load): where the build for this
+    #: architecture keeps ``sha256_digest``, in bytes from ``sha256_regions``
+    #: (purgatory/purgatory.c defines both; the linker orders them). The
+    #: digest is searched for first; this place is read only when the
+    #: computed digest is nowhere in the segment, to show what is stored.
+    kexec_tools_digest_offset: int = -32
+    #: kexec-tools' purgatory variables the loader sets with
+    #: ``elf_rel_set_symbol()``, which purgatory jumps with instead of a
+    #: register block: ``(name, offset from sha256_digest, segment role it
+    #: must hold the start of)``, as the builds tried lay them out.
+    kexec_tools_variables: Tuple[Tuple[str, int, str], ...] = ()
+    #: How the kernel gathers the RAM ranges of a header it rebuilds on a
+    #: hotplug event: None when it does not rebuild one (or this package does
+    #: not know how), "resources" for x86's walk of the System RAM resources
+    #: less its exclusions (prepare_elf_headers()), "memblock" for powerpc's
+    #: get_crash_memory_ranges() (memblock less crashk_res, plus RTAS and the
+    #: backup region, sorted).
+    crash_ranges: Optional[str] = None
+    #: The low-memory region kexec-tools backs up and the header describes
+    #: with its own PT_LOAD (powerpc BACKUP_SRC_START..BACKUP_SRC_END).
+    backup_region: Optional[Range] = None
+    #: Segment roles (``facts.Role`` values) that ``kexec --hotplug`` leaves
+    #: out of the digest: kexec-tools' ``arch_do_exclude_segment()``.
+    kexec_tools_hotplug_excludes: FrozenSet[str] = frozenset({"elfcorehdr"})
+
+    def is_kernel_head(self, head: Optional[bytes]) -> bool:
+        """Whether a segment starting with *head* holds the kernel image, by
+        :attr:`kernel_magic`."""
+        return head is not None and any(
+            head[off : off + len(magic)] == magic for off, magic in self.kernel_magic
+        )
 
     @property
     def supported(self) -> bool:

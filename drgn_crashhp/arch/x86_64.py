@@ -110,6 +110,7 @@ ARCH = Arch(
     vmalloc_size_max=VMALLOC_SIZE_MAX,
     low_reserved=LOW_RESERVED,
     kernel_entry_offset=STARTUP_64_OFFSET,
+    crash_ranges="resources",
     # struct boot_params: setup_header.header "HdrS" at 0x202.
     boot_params_magic=(0x202, b"HdrS"),
     # bzImage64_load() (arch/x86/kernel/kexec-bzimage64.c) after the

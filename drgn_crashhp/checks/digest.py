@@ -13,7 +13,8 @@ from __future__ import annotations
 from typing import List, Optional, Sequence, Tuple
 
 from drgn_crashhp.analysis import Analysis
-from drgn_crashhp.checks._common import page_size
+from drgn_crashhp.arch import Arch
+from drgn_crashhp.checks._common import arch, page_size
 from drgn_crashhp.facts import (
     DigestStatus,
     DigestVerdict,
@@ -27,7 +28,11 @@ from drgn_crashhp.facts import (
 from drgn_crashhp.findings import Finding, finding
 from drgn_crashhp.kernel.ranges import align
 from drgn_crashhp.kernel.segments import KEXEC_SEGMENT_MAX
-from drgn_crashhp.kernel.sha_regions import SHA256_EMPTY, expected_regions
+from drgn_crashhp.kernel.sha_regions import (
+    SHA256_EMPTY,
+    expected_regions,
+    hash_excluded,
+)
 
 __all__ = ("check_purgatory",)
 
@@ -88,9 +93,11 @@ def _fmt_regions(regions: Sequence[Tuple[int, int]]) -> str:
     return ", ".join(f"[{s:#x}+{n:#x}]" for s, n in regions) or "none"
 
 
-def _check_regions(image: KImage, p: Purgatory) -> Tuple[List[Finding], bool]:
+def _check_regions(
+    image: KImage, p: Purgatory, target: Arch
+) -> Tuple[List[Finding], bool]:
     """CHP023/CHP025; also whether verification is disabled."""
-    expected = expected_regions(image, image.hotplug.digest_excludes_elfcorehdr)
+    expected = expected_regions(image, hash_excluded(image, target))
     actual = [(r.start, r.len) for r in p.regions]
     if not actual and expected:
         if p.stored_digest == SHA256_EMPTY:
@@ -121,12 +128,20 @@ def _check_regions(image: KImage, p: Purgatory) -> Tuple[List[Finding], bool]:
         return [], False
     if p.source == Source.SCAN and p.elfcorehdr_excluded is not None:
         how = "left out" if p.elfcorehdr_excluded else "hashed"
+        what = " and ".join(
+            ["the elfcorehdr"]
+            + [
+                f"the {r} segment"
+                for r in sorted(target.kexec_tools_hotplug_excludes)
+                if r != "elfcorehdr"
+            ]
+        )
         why = (
             "the image has hotplug support (kexec --hotplug)"
             if image.hotplug.support
             else "the image has no hotplug support"
         )
-        message = f"kexec-tools {how} the elfcorehdr although {why}"
+        message = f"kexec-tools {how} {what} although {why}"
     else:
         missing = [r for r in expected if r not in actual]
         extra = [r for r in actual if r not in expected]
@@ -238,7 +253,7 @@ def check_purgatory(facts: Facts, analysis: Analysis) -> List[Finding]:
     if p.replay_start is not None:
         out += _check_replay(image, p, page_size(facts))
     if p.regions_address is not None and p.unread is None:
-        found, disabled = _check_regions(image, p)
+        found, disabled = _check_regions(image, p, arch(facts))
         out += found
         if not disabled and analysis.digest is not None:
             out += _check_digest(image, p, analysis.digest)

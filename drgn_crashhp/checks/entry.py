@@ -3,7 +3,9 @@
 -------------------------------------------------
 
 Where purgatory will jump and with what (``entry64_regs``: rip at the
-kernel's startup_64, rsi at the boot params, rsp at purgatory's stack), and
+kernel's startup_64, rsi at the boot params, rsp at purgatory's stack;
+kexec-tools' purgatory variables on ppc64 and arm64: the kernel and the
+device tree segments), and
 whether the capture kernel's command line points at the elfcorehdr
 (``elfcorehdr=``, kernel/elfcorehdr.c).
 """
@@ -136,10 +138,57 @@ def _check_cmdline(image: KImage, c: Optional[CmdLine]) -> List[Finding]:
     return out
 
 
+def _check_variables(image: KImage, p: Purgatory) -> List[Finding]:
+    if p.variables_unread is not None:
+        if p.unread is not None:
+            return []
+        return [
+            finding(
+                "CHP090",
+                f"kexec-tools' purgatory variables: {p.variables_unread}; "
+                "entry variables not checked",
+            )
+        ]
+    wrong = []
+    for v in p.variables:
+        seg = image.by_role(v.points_at)
+        if seg is None:
+            owner = image.segment_containing(v.value)
+            wrong.append(
+                f"{v.name} {v.value:#x}: no {v.points_at} segment"
+                + (
+                    f" (it points into segment {owner.index}, {owner.role})"
+                    if owner is not None
+                    else ""
+                )
+            )
+        elif v.value != seg.mem:
+            wrong.append(
+                f"{v.name} {v.value:#x} != {v.points_at} segment "
+                f"{seg.index} at {seg.mem:#x}"
+            )
+    if not wrong:
+        return []
+    return [
+        finding(
+            "CHP033",
+            "; ".join(wrong) + ": purgatory would not start the capture kernel",
+            problems=wrong,
+            variables={v.name: v.value for v in p.variables},
+        )
+    ]
+
+
 def check_entry(facts: Facts, analysis: Analysis) -> List[Finding]:
-    """Emits CHP030, CHP031, CHP032 and CHP090."""
+    """Emits CHP030, CHP031, CHP032, CHP033 and CHP090."""
+    if facts.image is None or facts.purgatory is None:
+        return []
+    if arch(facts).kexec_tools_variables and not facts.image.file_mode:
+        # kexec-tools' purgatory on an architecture without a register
+        # block; the capture command line is the FDT's (08x).
+        return _check_variables(facts.image, facts.purgatory)
     entry_offset = arch(facts).kernel_entry_offset
-    if facts.image is None or facts.purgatory is None or entry_offset is None:
+    if entry_offset is None:
         return []
     return _check_regs(facts.image, facts.purgatory, entry_offset) + _check_cmdline(
         facts.image, facts.purgatory.cmdline

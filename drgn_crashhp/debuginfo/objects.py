@@ -73,6 +73,12 @@ GLOBALS: Dict[str, Tuple[str, str]] = {
     "vmemmap_base": ("unsigned long", "arch/x86/kernel/head64.c"),
     "phys_base": ("unsigned long", "arch/x86/kernel/head_64.S"),
     "memory_blocks": ("struct xarray", "drivers/base/memory.c"),
+    # What powerpc rebuilds a header from (mm/memblock.c, kept after boot
+    # there; arch/powerpc/kernel/rtas.c; arch/powerpc/platforms/powernv/
+    # opal.c).
+    "memblock": ("struct memblock", "mm/memblock.c"),
+    "rtas": ("struct rtas_t", "arch/powerpc/kernel/rtas.c"),
+    "opal": ("struct opal", "arch/powerpc/platforms/powernv/opal.c"),
     "sections_per_block": ("int", "drivers/base/memory.c"),
     "memory_subsys": ("struct bus_type", "drivers/base/memory.c"),
     # drgn's bus_for_each_dev() (for_each_memory_block()) since v6.3.

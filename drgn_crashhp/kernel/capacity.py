@@ -52,12 +52,14 @@ def elfcorehdr_room(
     arch: Arch,
 ) -> Room:
     """
-    The rebuilt header's Phdr count is CPUs + vmcoreinfo + kernel text +
-    RAM ranges; the segment holds ``(memsz - Ehdr) / Phdr`` of them.
+    The rebuilt header's Phdr count is CPUs + vmcoreinfo + kernel text
+    (where mapped) + RAM ranges; the segment holds ``(memsz - Ehdr) / Phdr`` of them.
     crash_load_segments() rounds the reservation up to the page size.
     """
     slots = (memsz - EHDR_SIZE) // PHDR_SIZE
-    need = possible_cpus + 2 + ram_ranges
+    # The kernel text PT_LOAD where the rebuild maps it (x86; powerpc's
+    # update_crash_elfcorehdr() passes need_kernel_map = false).
+    need = possible_cpus + 1 + ram_ranges + (arch.start_kernel_map is not None)
     config_memsz = sized_for = None
     if {"CONFIG_NR_CPUS_DEFAULT", "CONFIG_CRASH_MAX_MEMORY_RANGES"} <= set(kconfig):
         ranges = (

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 from drgn_crashhp.arch import arch_named
 from drgn_crashhp.facts import ElfCoreHdr, Load, MachineState, Note
-from drgn_crashhp.kernel.exclusions import crash_exclude_mem_range, excluded_ranges
+from drgn_crashhp.kernel.exclusions import (
+    crash_exclude_mem_range,
+    excluded_ranges,
+    memblock_crash_ranges,
+)
 from drgn_crashhp.kernel.notes import NoteCpus
 from drgn_crashhp.kernel.ranges import Range, align
 
@@ -172,6 +176,7 @@ def build_elfcorehdr(
     ram: Sequence[Tuple[int, int]],
     page_offset: int,
     machine: int,
+    offsets: Optional[Mapping[int, int]] = None,
 ) -> bytes:
     """
     Write an elfcorehdr exactly as crash_prepare_elf64_headers() does
@@ -180,8 +185,12 @@ def build_elfcorehdr(
     PT_LOAD ``(paddr, vaddr, size)`` when given, then one PT_LOAD per inclusive
     RAM range ``(start, end)``, with ``p_vaddr = page_offset + start``.
 
+    *offsets* maps a RAM range's start to the ``p_offset`` an architecture
+    sets afterwards (powerpc's backup region).
+
     Only the used bytes are returned (the kernel copies ``elfsz`` bytes).
     """
+    offsets = offsets or {}
     phnum = len(notes) + (1 if kernel_text else 0) + len(ram)
     ident = b"\x7fELF" + bytes([2, 1, 1, 0]) + bytes(8)
     out = bytearray(
@@ -210,7 +219,14 @@ def build_elfcorehdr(
     for start, end in ram:
         size = end - start + 1
         out += _PHDR.pack(
-            PT_LOAD, PF_RWX, start, page_offset + start, start, size, size, 0
+            PT_LOAD,
+            PF_RWX,
+            offsets.get(start, start),
+            page_offset + start,
+            start,
+            size,
+            size,
+            0,
         )
     return bytes(out)
 
@@ -240,15 +256,24 @@ class RebuiltHeader:
 
 
 def rebuild_elfcorehdr(
-    state: MachineState, cpus: NoteCpus = NoteCpus.POSSIBLE
+    state: MachineState,
+    cpus: NoteCpus = NoteCpus.POSSIBLE,
+    backup_offset: Optional[int] = None,
 ) -> RebuiltHeader:
     """
-    Rebuild the elfcorehdr as x86 ``prepare_elf_headers()`` would now.
+    Rebuild the elfcorehdr as the kernel would now: x86
+    ``prepare_elf_headers()``, or powerpc ``update_crash_elfcorehdr()``
+    (its memblock ranges, no kernel map, the backup region's ``p_offset``
+    set to *backup_offset* by ``sync_backup_region_phdr()``).
 
     :param cpus: :attr:`NoteCpus.POSSIBLE` (v6.6+ ``for_each_possible_cpu``)
         or :attr:`NoteCpus.PRESENT` (before v6.6).
+    :param backup_offset: ``image->arch.backup_start`` (powerpc): the backup
+        segment, which machine_kexec_post_load() read from the loaded header.
     """
     arch = arch_named(state.arch)
+    if arch.crash_ranges == "memblock":
+        return _rebuild_from_memblock(state, cpus, backup_offset)
     # prepare_elf_headers(): need_kernel_map = IS_ENABLED(CONFIG_X86_64).
     need_kernel_map = arch.start_kernel_map is not None
     possible = cpus == NoteCpus.POSSIBLE
@@ -319,6 +344,68 @@ def rebuild_elfcorehdr(
         nr_phdr=nr_phdr,
         elfsz=elfsz,
         error=error,
+        missing=tuple(dict.fromkeys(missing)),
+        data=data,
+    )
+
+
+def _rebuild_from_memblock(
+    state: MachineState, cpus: NoteCpus, backup_offset: Optional[int]
+) -> RebuiltHeader:
+    arch = arch_named(state.arch)
+    possible = cpus == NoteCpus.POSSIBLE
+    note_cpus = tuple((state.possible_cpus if possible else state.present_cpus) or ())
+    missing = [
+        name
+        for name, value in (
+            ("memblock", state.memblock),
+            ("page_offset", state.page_offset),
+            ("vmcoreinfo", state.vmcoreinfo),
+            ("note_size", state.note_size),
+            ("crashk_res", state.crashk_res),
+            ("backup_region", arch.backup_region),
+            (
+                f"{cpus}_cpus",
+                state.possible_cpus if possible else state.present_cpus,
+            ),
+        )
+        if value is None
+    ]
+    notes_by_cpu = {n.cpu: n.paddr for n in state.cpu_notes}
+    if any(notes_by_cpu.get(c) is None for c in note_cpus):
+        missing.append("cpu_notes")
+    ram: Tuple[Range, ...] = ()
+    err = 0
+    if state.memblock is not None and state.crashk_res and arch.backup_region:
+        ram, err = memblock_crash_ranges(
+            state.memblock, state.crashk_res, state.firmware_ranges, arch.backup_region
+        )
+    nr_phdr = len(note_cpus) + 1 + len(ram)
+    elfsz = align(EHDR_SIZE + nr_phdr * PHDR_SIZE, ELF_CORE_HEADER_ALIGN)
+    notes: Tuple[Tuple[int, int], ...] = ()
+    data = b""
+    if not missing and not err:
+        assert state.note_size is not None and state.vmcoreinfo is not None
+        assert arch.backup_region is not None
+        notes = tuple((notes_by_cpu[c] or 0, state.note_size) for c in note_cpus)
+        notes += (state.vmcoreinfo,)
+        data = build_elfcorehdr(
+            notes,
+            None,
+            ram,
+            state.page_offset or 0,
+            arch.elf_machine,
+            {arch.backup_region[0]: backup_offset} if backup_offset is not None else {},
+        )
+    return RebuiltHeader(
+        note_cpus=note_cpus,
+        notes=notes,
+        kernel_text=None,
+        ram=tuple(ram),
+        max_nr_ranges=len(ram),
+        nr_phdr=nr_phdr,
+        elfsz=elfsz,
+        error="-ENOMEM: crash_exclude_mem_range()" if err else None,
         missing=tuple(dict.fromkeys(missing)),
         data=data,
     )

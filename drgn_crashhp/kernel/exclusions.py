@@ -4,7 +4,8 @@ Exclusions
 
 What the kernel removes from the System RAM ranges before writing the
 elfcorehdr: x86 ``elf_header_exclude_ranges()`` (arch/x86/kernel/crash.c)
-through ``crash_exclude_mem_range()`` (kernel/crash_core.c).
+through ``crash_exclude_mem_range()`` (kernel/crash_core.c); and the
+ranges powerpc gathers from memblock instead (arch/powerpc/kexec/ranges.c).
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from drgn_crashhp.arch import arch_named
 from drgn_crashhp.facts import MachineState
 from drgn_crashhp.kernel.ranges import Range
 
-__all__ = ("ENOMEM", "crash_exclude_mem_range", "excluded_ranges")
+__all__ = (
+    "ENOMEM",
+    "add_mem_range",
+    "crash_exclude_mem_range",
+    "excluded_ranges",
+    "memblock_crash_ranges",
+)
 
 ENOMEM = 12
 
@@ -80,3 +87,48 @@ def excluded_ranges(state: MachineState) -> Tuple[Tuple[str, Range], ...]:
     for i, rng in enumerate(state.crashk_cma or ()):
         out.append((f"crashk_cma_ranges[{i}]", rng))
     return tuple(out)
+
+
+def add_mem_range(ranges: List[Range], start: int, end: int) -> None:
+    """arch/powerpc/kexec/ranges.c ``add_mem_range()``: widen the first
+    range it overlaps (strictly), else append."""
+    for i, (s, e) in enumerate(ranges):
+        if start < e and end > s:
+            ranges[i] = (min(s, start), max(e, end))
+            return
+    ranges.append((start, end))
+
+
+def memblock_crash_ranges(
+    memblock: Sequence[Range],
+    crashk: Range,
+    firmware: Sequence[Range],
+    backup: Range,
+) -> Tuple[Tuple[Range, ...], int]:
+    """
+    arch/powerpc/kexec/ranges.c ``get_crash_memory_ranges()`` (6.12, 7.x):
+    each memblock region (the backup region cut from the one that starts
+    there), ``crashk_res`` excluded, then RTAS/OPAL and the backup region
+    added, sorted by start without merging. The list grows as needed
+    (realloc_mem_ranges()), so exclusion never runs out of slots; the
+    merge it does when a chunk fills (128 ranges) is not replayed.
+
+    :return: the ranges and crash_exclude_mem_range()'s error (0).
+    """
+    ranges: List[Range] = []
+    bstart, bend = backup
+    for start, end in memblock:
+        if start == bstart:
+            if end > bend:
+                start = bend + 1
+            else:
+                continue
+        add_mem_range(ranges, start, end)
+    out, err = crash_exclude_mem_range(ranges, len(ranges) + 1, crashk[0], crashk[1])
+    if err:
+        return out, err
+    ranges = list(out)
+    for start, end in firmware:
+        add_mem_range(ranges, start, end)
+    add_mem_range(ranges, bstart, bend)
+    return tuple(sorted(ranges, key=lambda r: r[0])), 0

@@ -92,7 +92,9 @@ def assign_roles(
     ``image->start``), boot params (the *arch*'s magic: x86 "HdrS" at
     0x202), an initrd (cpio or a
     compressor's magic), a device tree (the FDT magic; kexec-tools' DTB on
-    ppc64 and arm64). From the entry register purgatory jumps to, less
+    ppc64 and arm64), the kernel by the *arch*'s image magic (ppc64's
+    FIXUP_ENDIAN, arm64's Image header). From the entry register purgatory
+    jumps to, less
     the architecture's entry offset (*kernel_start*; x86: startup_64 at
     ``mem`` + 0x200, the kernel's bzImage64_load() and kexec-tools alike):
     the kernel. From an elfcorehdr PT_LOAD whose
@@ -117,7 +119,7 @@ def assign_roles(
             roles[seg.index] = Role.INITRD
         elif is_fdt(head):
             roles[seg.index] = Role.FDT
-        elif seg.mem == kernel_start:
+        elif seg.mem == kernel_start or arch.is_kernel_head(head):
             roles[seg.index] = Role.KERNEL
         elif seg.mem in backup:
             roles[seg.index] = Role.BACKUP

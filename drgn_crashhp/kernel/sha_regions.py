@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import struct
-from typing import Iterable, List, Tuple
+from typing import AbstractSet, FrozenSet, Iterable, List, Tuple
 
-from drgn_crashhp.facts import KImage, ShaRegion
+from drgn_crashhp.arch import Arch
+from drgn_crashhp.facts import KImage, Role, Segment, ShaRegion
 from drgn_crashhp.kernel.segments import KEXEC_SEGMENT_MAX
 
 __all__ = (
@@ -25,6 +26,7 @@ __all__ = (
     "REGION_SIZE",
     "SHA256_EMPTY",
     "expected_regions",
+    "hash_excluded",
     "name_regions",
     "regions_table",
 )
@@ -37,20 +39,42 @@ DIGEST_SIZE = 32
 SHA256_EMPTY = hashlib.sha256(b"").hexdigest()
 
 
-def expected_regions(image: KImage, exclude_elfcorehdr: bool) -> List[Tuple[int, int]]:
+def hash_excluded(image: KImage, arch: Arch) -> FrozenSet[Role]:
+    """
+    The segment roles this image's loader leaves out of the digest: the
+    kernel's kexec_file loader the segment at ``elfcorehdr_index`` when it
+    excludes it; kexec-tools, with ``--hotplug`` (the image's hotplug
+    flag), what the architecture's ``arch_do_exclude_segment()`` names.
+    """
+    if not image.hotplug.digest_excludes_elfcorehdr:
+        return frozenset()
+    if image.file_mode:
+        return frozenset({Role.ELFCOREHDR})
+    return frozenset(Role(r) for r in arch.kexec_tools_hotplug_excludes)
+
+
+def expected_regions(
+    image: KImage, excluded: AbstractSet[Role] = frozenset()
+) -> List[Tuple[int, int]]:
     """
     ``(mem, memsz)`` of every segment the loader hashes, in segment order:
-    all but the purgatory segment and, when *exclude_elfcorehdr*, the
-    elfcorehdr (kernel/kexec_file.c kexec_calculate_store_digests(); kexec-
-    tools kexec/kexec.c update_purgatory() with arch_do_exclude_segment()).
+    all but the purgatory segment and the *excluded* roles (kernel/
+    kexec_file.c kexec_calculate_store_digests(); kexec-tools
+    kexec/kexec.c update_purgatory() with arch_do_exclude_segment()). The
+    elfcorehdr is known by ``elfcorehdr_index`` too: a kdump vmcore lacks
+    the bytes that name its role.
     """
     purgatory = image.segment_containing(image.start)
+
+    def left_out(s: Segment) -> bool:
+        if Role.ELFCOREHDR in excluded and s.index == image.elfcorehdr_index:
+            return True
+        return s.role in excluded
+
     return [
         (s.mem, s.memsz)
         for s in image.segments
-        if s is not purgatory
-        and s.memsz
-        and not (exclude_elfcorehdr and s.index == image.elfcorehdr_index)
+        if s is not purgatory and s.memsz and not left_out(s)
     ]
 
 

@@ -184,9 +184,19 @@ def _read_once(
         )
     image, heads = read
     hdr = read_elfcorehdr(prog, image)
-    purgatory = read_purgatory(prog, image)
-    # Roles once, from everything the readers found, before any check.
+    # Roles once, from everything the readers found, before any check: from
+    # the contents for the purgatory reader (kexec-tools' hash exclusions
+    # and variables name roles), then with where purgatory's registers jump.
     arch = target_arch(prog)
+    backup = (
+        [ld.offset for ld in hdr.header.loads if ld.offset != ld.paddr]
+        if hdr.header is not None
+        else []
+    )
+    purgatory = read_purgatory(
+        prog,
+        assign_roles(image, heads, arch, None, backup, image.dm_crypt_keys_addr),
+    )
     entry_offset = arch.kernel_entry_offset
     image = assign_roles(
         image,
@@ -195,9 +205,7 @@ def _read_once(
         purgatory.regs.rip - entry_offset
         if purgatory.regs is not None and entry_offset is not None
         else None,
-        [ld.offset for ld in hdr.header.loads if ld.offset != ld.paddr]
-        if hdr.header is not None
-        else (),
+        backup,
         image.dm_crypt_keys_addr,
     )
     purgatory = dataclasses.replace(

@@ -127,6 +127,47 @@ def read_crashk_cma(prog: Program) -> Optional[Tuple[Range, ...]]:
     return tuple((ranges[i].start.value_(), ranges[i].end.value_()) for i in range(cnt))
 
 
+#: include/linux/memblock.h: regions for_each_mem_range() (flags
+#: MEMBLOCK_NONE) skips: MEMBLOCK_NOMAP and MEMBLOCK_DRIVER_MANAGED.
+_MEMBLOCK_SKIP = 0x4 | 0x8
+#: memblock.memory has INIT_MEMBLOCK_REGIONS (128) slots and doubles; a count
+#: past this is corrupt.
+MAX_MEMBLOCK_REGIONS = 1 << 16
+
+
+def read_memblock(prog: Program) -> Tuple[Range, ...]:
+    """``memblock.memory`` as ``for_each_mem_range()`` walks it: each region
+    once, inclusive, none merged (mm/memblock.c ``__next_mem_range()`` with
+    no ``type_b``)."""
+    memory = prog["memblock"].memory
+    cnt = memory.cnt.value_()
+    if not 0 <= cnt <= MAX_MEMBLOCK_REGIONS:
+        raise ValueError(f"memblock.memory.cnt is {cnt}")
+    out = []
+    for i in range(cnt):
+        region = memory.regions[i]
+        base, size = region.base.value_(), region.size.value_()
+        if size and not region.flags.value_() & _MEMBLOCK_SKIP:
+            out.append((base, base + size - 1))
+    return tuple(out)
+
+
+def read_firmware_ranges(prog: Program) -> Tuple[Range, ...]:
+    """RTAS and OPAL as powerpc's add_rtas_mem_range() and
+    add_opal_mem_range() add them (the device tree's ``linux,rtas-base``
+    and ``rtas-size`` are what ``rtas.base`` and ``rtas.size`` hold)."""
+    out = []
+    for name in ("rtas", "opal"):
+        try:
+            obj = prog[name]
+        except KeyError:
+            continue
+        base, size = obj.base.value_(), obj.size.value_()
+        if size:
+            out.append((base, base + size - 1))
+    return tuple(out)
+
+
 def _section_size_bits(prog: Program, arch: Arch) -> int:
     try:
         return prog["SECTION_SIZE_BITS"].value_()

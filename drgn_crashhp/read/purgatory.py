@@ -15,14 +15,18 @@ from __future__ import annotations
 import io
 import struct
 from dataclasses import replace
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from drgn import FaultError, Program
 
+from drgn_crashhp.arch import Arch
 from drgn_crashhp.facts import (
+    EntryRegs,
     KImage,
     Purgatory,
+    PurgatoryVariable,
     RegsLayout,
+    Role,
     Segment,
     Source,
     Unread,
@@ -209,24 +213,26 @@ def _read_file_mode(prog: Program, image: KImage, seg: Segment) -> Purgatory:
 
 def _read_scanned(prog: Program, image: KImage, seg: Segment) -> Purgatory:
     src = Source.SCAN
+    arch = target_arch(prog)
     size = min(seg.memsz, MAX_PURGATORY)
     try:
         data = b"".join(iter_phys(prog, seg.mem, size, "purgatory segment"))
     except Unreadable as e:
         return Purgatory(src, e.unread(), seg.index)
-    regs, regs_missing = scan_regs(image, seg, data)
-    regs_unread = (
-        Unread("entry64_regs", UnreadKind.NOT_FOUND, regs_missing)
-        if regs_missing
-        else None
-    )
+    regs: Optional[EntryRegs] = None
+    regs_unread = None
+    if RegsLayout.KEXEC_TOOLS.value in arch.regs:
+        regs, regs_missing = scan_regs(image, seg, data)
+        if regs_missing:
+            regs_unread = Unread("entry64_regs", UnreadKind.NOT_FOUND, regs_missing)
     # kexec-tools hashes every segment but purgatory (and, with --hotplug,
-    # the elfcorehdr) in sorted order; try both, the check compares with
-    # what this image's flags imply.
+    # what the architecture excludes) in segment order; try both, the check
+    # compares with what this image's flags imply.
+    hotplug_excludes = frozenset(Role(r) for r in arch.kexec_tools_hotplug_excludes)
     candidates: List[Tuple[int, bool, List[Tuple[int, int]]]] = []
     for exclude in (False, True):
-        wanted = expected_regions(image, exclude)
-        if not wanted or (exclude and wanted == expected_regions(image, False)):
+        wanted = expected_regions(image, hotplug_excludes if exclude else frozenset())
+        if not wanted or (exclude and wanted == expected_regions(image)):
             continue
         for at in aligned_hits(data, regions_table(wanted)):
             candidates.append((at, exclude, wanted))
@@ -254,17 +260,30 @@ def _read_scanned(prog: Program, image: KImage, seg: Segment) -> Purgatory:
         )
     at, exclude, _ = candidates[0]
     regions_at = seg.mem + at
-    # kexec-tools 2.0.29's purgatory/purgatory.c defines sha256_digest just
-    # before sha256_regions (its .data: digest at 0x20, regions at 0x40, as
-    # built by Debian trixie); hash_regions() searches the segment if the
-    # computed digest is elsewhere.
-    digest_at = regions_at - DIGEST_SIZE if at >= DIGEST_SIZE else None
-    stored = data[at - DIGEST_SIZE : at].hex() if digest_at is not None else None
+    # purgatory/purgatory.c defines sha256_regions and sha256_digest side by
+    # side; where the linker puts the digest differs by architecture (x86:
+    # 32 bytes before the table, ppc64 and arm64: right after it, in
+    # Debian's 2.0.29 builds). hash_regions() searches the segment for the
+    # computed digest when it is not here.
+    digest_off = at + arch.kexec_tools_digest_offset
+    digest_at: Optional[int] = None
+    stored = None
+    if 0 <= digest_off <= len(data) - DIGEST_SIZE:
+        digest_at = seg.mem + digest_off
+        stored = data[digest_off : digest_off + DIGEST_SIZE].hex()
+    where = (
+        f"{abs(arch.kexec_tools_digest_offset)} bytes "
+        f"{'before' if arch.kexec_tools_digest_offset < 0 else 'after'} "
+        f"sha256_regions (kexec-tools' {arch.name} layout)"
+    )
+    variables, variables_unread = _scan_variables(
+        image, seg, data, digest_off, (at, at + REGIONS_SIZE), arch
+    )
     found = (
         ("sha256_regions", regions_at),
         ("sha256_digest", digest_at),
         ("entry64_regs", regs.address if regs else None),
-    )
+    ) + tuple((v.name, v.address) for v in variables)
     return Purgatory(
         src,
         None,
@@ -273,9 +292,59 @@ def _read_scanned(prog: Program, image: KImage, seg: Segment) -> Purgatory:
         regions_address=regions_at,
         regions=name_regions(image, data[at : at + REGIONS_SIZE]),
         digest_address=digest_at,
-        digest_source="32 bytes before sha256_regions (kexec-tools layout)",
+        digest_source=where,
         stored_digest=stored,
         regs=regs,
         regs_unread=regs_unread,
         elfcorehdr_excluded=exclude,
+        variables=variables,
+        variables_unread=variables_unread,
     )
+
+
+def _scan_variables(
+    image: KImage,
+    seg: Segment,
+    data: bytes,
+    digest_off: int,
+    table: Tuple[int, int],
+    arch: Arch,
+) -> Tuple[Tuple[PurgatoryVariable, ...], Optional[Unread]]:
+    """
+    kexec-tools' purgatory variables, read at the architecture's offsets
+    from sha256_digest. The offsets are those of the builds tried: when a
+    variable there does not hold its segment's start but that start is
+    stored elsewhere in the segment (outside the regions table), this build
+    lays them out differently and nothing is claimed.
+    """
+    if not arch.kexec_tools_variables:
+        return (), None
+    out = []
+    for name, offset, role_name in arch.kexec_tools_variables:
+        role = Role(role_name)
+        target = image.by_role(role)
+        at = digest_off + offset
+        if not 0 <= at <= len(data) - 8 or at % 8:
+            return (), Unread(
+                name,
+                UnreadKind.NOT_FOUND,
+                f"{name} would lie at {at:#x}, outside the purgatory segment",
+            )
+        (value,) = struct.unpack_from("<Q", data, at)
+        if target is not None and value != target.mem:
+            elsewhere = [
+                h
+                for h in aligned_hits(data, struct.pack("<Q", target.mem))
+                if not table[0] <= h < table[1]
+            ]
+            if elsewhere:
+                return (), Unread(
+                    name,
+                    UnreadKind.NOT_FOUND,
+                    f"{name} is not at {at:#x} in this kexec-tools build "
+                    f"(the {role} segment's start {target.mem:#x} is stored at "
+                    + ", ".join(f"{h:#x}" for h in elsewhere[:4])
+                    + ")",
+                )
+        out.append(PurgatoryVariable(name, seg.mem + at, value, role))
+    return tuple(out), None

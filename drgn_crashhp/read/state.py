@@ -35,6 +35,8 @@ from drgn_crashhp.read.kernel_text import read_kernel_text
 from drgn_crashhp.read.memory import (
     read_crashk,
     read_crashk_cma,
+    read_firmware_ranges,
+    read_memblock,
     read_memory_blocks,
     walk_system_ram_res,
 )
@@ -191,6 +193,10 @@ def read_state(prog: Program) -> MachineState:
         if iomem_problem:
             r.unknown.append(Unread("system_ram", UnreadKind.MALFORMED, iomem_problem))
     blocks = r.get("memory_blocks", lambda: read_memory_blocks(prog, arch))
+    memblock = firmware = None
+    if arch.crash_ranges == "memblock":
+        memblock = r.get("memblock", lambda: read_memblock(prog))
+        firmware = r.get("firmware_ranges", lambda: read_firmware_ranges(prog))
     kconfig = r.get("kconfig", lambda: _kconfig(prog))
     lock = r.get("kexec_lock", lambda: prog["__kexec_lock"].counter.value_())
     return MachineState(
@@ -219,6 +225,8 @@ def read_state(prog: Program) -> MachineState:
             "crashk_low_res", lambda: read_crashk(prog, "crashk_low_res")
         ),
         crashk_cma=r.get("crashk_cma", lambda: read_crashk_cma(prog)),
+        memblock=memblock,
+        firmware_ranges=firmware or (),
         memory_blocks=blocks[0] if blocks else None,
         memory_block_size=blocks[1] if blocks else None,
         memory_block_encoding=blocks[2] if blocks else None,

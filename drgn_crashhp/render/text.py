@@ -231,6 +231,19 @@ def _purgatory_text(purgatory: Purgatory, digest: Optional[DigestVerdict]) -> st
         )
     elif p.regs_unread:
         parts.append(f"entry64_regs: {p.regs_unread}")
+    if p.variables:
+        parts.append(
+            "entry variables (kexec-tools purgatory)\n"
+            + tabulate(
+                [
+                    (v.name, _hex(v.address), _hex(v.value), v.points_at)
+                    for v in p.variables
+                ],
+                headers=("variable", "at", "value", "must be the start of"),
+            )
+        )
+    elif p.variables_unread:
+        parts.append(f"entry variables: {p.variables_unread}")
     if p.cmdline is not None:
         c = p.cmdline
         parts.append(

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import hashlib
 import json
 import lzma
 import re
@@ -82,6 +83,11 @@ from drgn_crashhp.kernel.fdt import MAX_NODES as FDT_MAX_NODES
 from drgn_crashhp.kernel.fdt import Malformed as FdtMalformed
 from drgn_crashhp.kernel.purgatory import parse_elfcorehdr_arg
 from drgn_crashhp.kernel.segments import KEXEC_SEGMENT_MAX
+from drgn_crashhp.kernel.sha_regions import (
+    REGIONS_SIZE,
+    expected_regions,
+    regions_table,
+)
 from drgn_crashhp.read.dump import read_dump_headers
 from drgn_crashhp.read.flattened import (
     WINDOW,
@@ -682,13 +688,14 @@ def phys_program(
     phys: Dict[int, bytes],
     blob: Optional[bytes] = None,
     blob_size: Optional[int] = None,
+    arch: Architecture = Architecture.X86_64,
 ) -> Program:
     """
     The least program the purgatory reader needs: physical *phys* chunks
     and, when *blob* is given, ``kexec_purgatory`` and its size quad
     (*blob_size*, default ``len(blob)``). Cheap enough to build per input.
     """
-    prog = Program(Platform(Architecture.X86_64, _FLAGS))
+    prog = Program(Platform(arch, _FLAGS))
     for base, data in phys.items():
         if data:
             prog.add_memory_segment(base, len(data), _reader(data), True)
@@ -811,7 +818,14 @@ def _run_purgatory(value: Tuple[Program, KImage]) -> str:
     if not isinstance(p, Purgatory):
         raise Crash(f"returned {type(p).__name__}")
     read, digest = verify_digest(prog, p)
-    findings = check_purgatory(image, p, read)
+    findings = check_purgatory(image, p, read, prog.platform.arch.name)  # type: ignore[union-attr]
+    for v in p.variables:
+        if image.segment_containing(p.segment_mem or 0) is None or not (
+            p.segment_mem is not None
+            and p.segment_memsz is not None
+            and p.segment_mem <= v.address < p.segment_mem + p.segment_memsz
+        ):
+            raise Crash(f"variable {v.name} at {v.address:#x} outside purgatory")
     for f in findings:
         if f.code not in CODES:
             raise Crash(f"unknown code {f.code}")
@@ -878,6 +892,89 @@ def kexec_load_program(value: ScanInput) -> Tuple[Program, KImage]:
     mem, _ = _segment_bytes(LOAD_IMAGE, Role.PURGATORY)
     phys = dict([(mem, data), _segment_bytes(LOAD_IMAGE, Role.BOOT_PARAMS)])
     return phys_program(phys), image
+
+
+# -- kexec-tools' purgatory on ppc64 and arm64: regions, digest, variables --
+
+#: The real purgatory segments (tests/seeds/extract_kexec_tools.py) and the
+#: drgn architecture of each.
+_OTHER_ARCH_SEEDS = (
+    ("ppc_hp_base", Architecture.PPC64),
+    ("arm_base", Architecture.AARCH64),
+)
+
+
+def _shrunk(name: str) -> Tuple[KImage, bytes]:
+    """The seed's image with every segment but purgatory cut to one page
+    (zeros when read), its regions table rewritten to match and the digest
+    of those pages stored where the build keeps it: the digest is then
+    verifiable per input, and mutations reach the match, the mismatch and
+    the digest search."""
+    image = seed_image(name)
+    data = bytearray(seed_files(f"purgatory-{name}")[0])
+    purgatory = image.segment_containing(image.start)
+    old_table = regions_table(
+        expected_regions(
+            image, frozenset({Role.ELFCOREHDR, Role.FDT}) if "ppc" in name else set()
+        )
+    )
+    at = bytes(data).find(old_table)
+    assert at >= 0, name
+    small = replace(
+        image,
+        segments=tuple(
+            s if s is purgatory else replace(s, memsz=0x1000, bufsz=0)
+            for s in image.segments
+        ),
+    )
+    hashed = expected_regions(
+        small, frozenset({Role.ELFCOREHDR, Role.FDT}) if "ppc" in name else set()
+    )
+    data[at : at + REGIONS_SIZE] = regions_table(hashed)
+    digest = hashlib.sha256(bytes(0x1000 * len(hashed))).digest()
+    data[at + 0x100 : at + 0x120] = digest
+    return small, bytes(data)
+
+
+_OTHER_ARCH = [(*_shrunk(name), arch) for name, arch in _OTHER_ARCH_SEEDS]
+
+OtherArchInput = Tuple[int, bytes, KImage]
+
+
+def _other_arch_fields(image: KImage, data: bytes) -> List[Tuple[int, int]]:
+    """The regions table, the digest and the variables after it: 0x200
+    bytes from the table's start (found in the seed by its first region)."""
+    first = image.segments[0]
+    at = data.find(first.mem.to_bytes(8, "little") + first.memsz.to_bytes(8, "little"))
+    at = at if at >= 0 else 0
+    return [(at + 8 * i, 8) for i in range(0x40)]
+
+
+@st.composite
+def other_arch_input(draw: st.DrawFn) -> OtherArchInput:
+    which = draw(st.integers(0, len(_OTHER_ARCH) - 1))
+    image, segment, _ = _OTHER_ARCH[which]
+    seg = image.segment_containing(image.start)
+    assert seg is not None
+    data = draw(
+        st.one_of(
+            mutated([segment], _other_arch_fields(image, segment)).map(
+                lambda d: d.ljust(seg.memsz, b"\0")
+            ),
+            st.binary(max_size=512),
+        )
+    )
+    return which, data, draw(hostile_image(image))
+
+
+def other_arch_program(value: OtherArchInput) -> Tuple[Program, KImage]:
+    which, data, image = value
+    base, _, arch = _OTHER_ARCH[which]
+    seg = base.segment_containing(base.start)
+    assert seg is not None
+    phys = {s.mem: bytes(0x1000) for s in base.segments if s is not seg}
+    phys[seg.mem] = data
+    return phys_program(phys, arch=arch), image
 
 
 #: struct boot_params fields the reader uses, and the command line's start.
@@ -965,6 +1062,12 @@ KEXEC_LOAD = Target(
     kexec_load_input(),
     _run_purgatory,
     prepare=kexec_load_program,
+)
+KEXEC_TOOLS_OTHER_ARCH = Target(
+    "read_purgatory(kexec_load scan, ppc64 and arm64 variables)",
+    other_arch_input(),
+    _run_purgatory,
+    prepare=other_arch_program,
 )
 BOOT_PARAMS = Target(
     "read_purgatory(boot params, command line)",
@@ -1360,6 +1463,7 @@ TARGETS: Dict[str, Target] = {
         ELFCOREHDR,
         PURGATORY_BLOB,
         KEXEC_LOAD,
+        KEXEC_TOOLS_OTHER_ARCH,
         BOOT_PARAMS,
         ELFCOREHDR_ARG,
         VMCORE_HEADERS,

@@ -12,6 +12,7 @@ from typing import List, Optional, Tuple
 from drgn import Program
 
 from drgn_crashhp.analysis import analyze, judge_digest
+from drgn_crashhp.arch import DEFAULT_ARCH
 from drgn_crashhp.checks import CONTENT_CHECKS
 from drgn_crashhp.checks.digest import check_purgatory as _check_purgatory
 from drgn_crashhp.checks.entry import check_entry
@@ -80,13 +81,17 @@ def verify_digest(
 
 
 def check_purgatory(
-    image: KImage, purgatory: Purgatory, digest: Optional[RegionsHash]
+    image: KImage,
+    purgatory: Purgatory,
+    digest: Optional[RegionsHash],
+    arch: str = DEFAULT_ARCH,
 ) -> List[Finding]:
-    """The 02x and 03x findings for a purgatory and its hashed bytes."""
+    """The 02x and 03x findings for a purgatory and its hashed bytes, on
+    the architecture drgn names *arch*."""
     facts = Facts(
         "test",
         image.symbol,
-        MachineState(),
+        MachineState(arch=arch),
         image=image,
         purgatory=purgatory,
         hashed=digest,
