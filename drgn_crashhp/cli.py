@@ -80,7 +80,17 @@ def parser() -> argparse.ArgumentParser:
     target.add_argument(
         "--qemu",
         metavar="SOCK",
-        help="a QEMU guest over QMP (needs -device vmcoreinfo)",
+        help="a QEMU guest over QMP (-qmp unix:SOCK,server=on,wait=off; with "
+        "-device vmcoreinfo, or --vmcoreinfo)",
+    )
+    p.add_argument(
+        "--vmcoreinfo",
+        metavar="'ADDR SIZE'|scan",
+        help="with --qemu: where the guest's VMCOREINFO note is, as the guest's "
+        "/sys/kernel/vmcoreinfo prints it (physical address and size, in hex), "
+        "or 'scan' to search the guest's memory for it, for a guest whose "
+        "memory gives drgn none: pseries (no -device vmcoreinfo there), or "
+        "without the guest's qemu_fw_cfg module",
     )
     p.add_argument(
         "-s",
@@ -129,7 +139,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     if problem is not None:
         print(f"drgn-crashhp: error: {problem}", file=sys.stderr)
         return EXIT_USAGE
-    args = parser().parse_args(argv)
+    p = parser()
+    args = p.parse_args(argv)
+    if args.vmcoreinfo is not None and args.qemu is None:
+        p.error(
+            "--vmcoreinfo is for --qemu guests (a vmcore and /proc/kcore carry "
+            "their own VMCOREINFO)"
+        )
     # Past the drgn check: these need the newer drgn.
     from drgn_crashhp.run import OutputError, run
     from drgn_crashhp.target import TargetError, open_program
@@ -143,6 +159,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             default_symbols=not args.no_default_symbols,
             btf=args.btf,
             system_map=args.system_map,
+            vmcoreinfo=args.vmcoreinfo,
         )
     except TargetError as e:
         print(f"drgn-crashhp: error: {e}", file=sys.stderr)

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Idempotent host setup for the drgn-crashhp vmcore lab (Debian 12 bookworm, root).
 #   setup.sh [GEN]   GEN = 6.1 | 6.12 | 7.3 | all (default all): build tools + that kernel's source
-#   setup.sh --live  what the tests need (CI): QEMU 10, pahole (dwarves), binutils
+#   setup.sh --live  what the tests need (CI): QEMU 10 (x86, ppc, arm), pahole (dwarves), binutils
 # The Debian mirror is read from this machine's own apt sources (sources.list or
 # sources.list.d/*.sources/*.list); nothing here names an archive host.
 set -eu
@@ -57,12 +57,17 @@ if [ "$GEN" = "--live" ]; then
     # What the tests need besides the fixtures (CI runs this): QEMU 10 for
     # the live tests (bookworm's 7.2 TCG corrupts 6.12 guests); pahole
     # (dwarves) for the BTF tests; binutils (as, ld, objcopy, readelf) for the
-    # purgatory, BTF and batch tests. The kernel and initramfs come from
-    # vmcores/. A test that skips for want of one of these fails a CI run
-    # (tests/conftest.py, CI_TOOLS).
+    # purgatory, BTF and batch tests; qemu-system-ppc and -arm (18 MB) for the
+    # live pseries and virt guests (tests/test_live_other_arches.py). The
+    # kernels and initramfs come from vmcores/ (vmcores/ppc64le and
+    # vmcores/arm64 ship Debian's). A test that skips for want of one of these
+    # fails a CI run (tests/conftest.py, CI_TOOLS).
     apt-get install -y --no-install-recommends binutils
-    apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-x86 dwarves
+    apt-get install -y --no-install-recommends -t bookworm-backports qemu-system-x86 \
+        qemu-system-ppc qemu-system-arm dwarves
     qemu-system-x86_64 --version | head -1
+    qemu-system-ppc64 --version | head -1
+    qemu-system-aarch64 --version | head -1
     pahole --version
     exit 0
 fi
