@@ -176,7 +176,11 @@ class DebianGuest(Guest):
         """journalctl -o json lines as dicts."""
         import json
 
-        out = self.check("journalctl --no-pager -o json %s" % " ".join(args))
+        # No colours: the console is a terminal, and journalctl (systemd 257)
+        # colours its JSON on one.
+        out = self.check(
+            "SYSTEMD_COLORS=0 journalctl --no-pager -o json %s" % " ".join(args)
+        )
         return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
 
     def poweroff(self, timeout=300):
