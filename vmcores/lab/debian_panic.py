@@ -12,8 +12,13 @@ with its default makedumpfile options and reboot (QEMU runs with -no-reboot,
 so it exits). Then it boots the system again from the same disk, lists
 /var/crash and runs drgn-crashhp and contrib/batch_triage.py there, and
 copies /var/crash to OUT_DIR (default: the image's cache folder,
-panic-GEN/) with truth.json. Stdlib only; the host needs debugfs (e2fsprogs)
-and qemu-img.
+panic-GEN/, or NAME) with truth.json. Before the panic it installs a probe
+that the capture kernel runs before kdump-tools saves the dump: the PT_LOAD
+ranges of its /proc/vmcore go to /var/crash/crashhp-vmcore.json
+(truth["capture_vmcore"]), the ground truth of what the capture had.
+--makedump-args sets MAKEDUMP_ARGS in /etc/default/kdump-tools and restarts
+kdump-tools first. Stdlib only; the host needs debugfs (e2fsprogs) and
+qemu-img.
 """
 
 import base64
