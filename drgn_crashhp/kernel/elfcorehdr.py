@@ -272,16 +272,21 @@ def rebuild_elfcorehdr(
         segment, which machine_kexec_post_load() read from the loaded header.
     """
     arch = arch_named(state.arch)
-    if arch.crash_ranges == "memblock":
-        return _rebuild_from_memblock(state, cpus, backup_offset)
-    # prepare_elf_headers(): need_kernel_map = IS_ENABLED(CONFIG_X86_64).
-    need_kernel_map = arch.start_kernel_map is not None
+    from_memblock = arch.crash_ranges == "memblock"
+    # prepare_elf_headers(): need_kernel_map = IS_ENABLED(CONFIG_X86_64);
+    # update_crash_elfcorehdr(): false.
+    need_kernel_map = not from_memblock and arch.start_kernel_map is not None
     possible = cpus == NoteCpus.POSSIBLE
     note_cpus = tuple((state.possible_cpus if possible else state.present_cpus) or ())
+    source = (
+        ("memblock", state.memblock)
+        if from_memblock
+        else ("system_ram", state.system_ram)
+    )
     missing = [
         name
         for name, value in (
-            ("system_ram", state.system_ram),
+            source,
             ("page_offset", state.page_offset),
             ("vmcoreinfo", state.vmcoreinfo),
             ("note_size", state.note_size),
@@ -293,38 +298,30 @@ def rebuild_elfcorehdr(
         )
         if value is None
     ]
-    if state.iomem_problem:
+    if not from_memblock and state.iomem_problem:
         missing.append("system_ram")
+    if from_memblock and arch.backup_region is None:
+        missing.append("backup_region")
     if need_kernel_map and state.kernel_text is None:
         missing.append("kernel_text")
     notes_by_cpu = {n.cpu: n.paddr for n in state.cpu_notes}
     if any(notes_by_cpu.get(c) is None for c in note_cpus):
         missing.append("cpu_notes")
-    walked = tuple(state.system_ram or ())
-    # fill_up_crash_elf_data(): room for the walk plus 2 splits; v6.17 adds
-    # one more and one per CMA range.
-    extra = 2 if state.crashk_cma is None else 3 + len(state.crashk_cma)
-    max_nr = len(walked) + extra
-    ram, err = walked, 0
-    for _, (s, e) in excluded_ranges(state):
-        ram, err = crash_exclude_mem_range(ram, max_nr, s, e)
-        if err:
-            break
-    nr_phdr = len(note_cpus) + 1 + len(ram) + 1
+    if from_memblock:
+        ram, max_nr, error = _memblock_ranges(state)
+    else:
+        ram, max_nr, error = _resource_ranges(state)
+    # crash_prepare_elf64_headers(): CPUs + vmcoreinfo + ranges, and the
+    # kernel map where x86 asks for it.
+    nr_phdr = len(note_cpus) + 1 + len(ram) + (not from_memblock)
     elfsz = align(EHDR_SIZE + nr_phdr * PHDR_SIZE, ELF_CORE_HEADER_ALIGN)
     text = None
-    if state.kernel_text is not None:
+    if not from_memblock and state.kernel_text is not None:
         t = state.kernel_text
         text = (t.paddr, t.vaddr, t.size)
     notes: Tuple[Tuple[int, int], ...] = ()
     data = b""
-    error = None
-    if err:
-        error = (
-            f"-ENOMEM: crash_exclude_mem_range() needs a free slot to split "
-            f"a range (max_nr_ranges = {max_nr})"
-        )
-    if not missing and not err:
+    if not missing and error is None:
         assert state.note_size is not None and state.vmcoreinfo is not None
         notes = tuple((notes_by_cpu[c] or 0, state.note_size) for c in note_cpus)
         notes += (state.vmcoreinfo,)
@@ -334,6 +331,11 @@ def rebuild_elfcorehdr(
             ram,
             state.page_offset or 0,
             arch.elf_machine,
+            {arch.backup_region[0]: backup_offset}
+            if from_memblock
+            and arch.backup_region is not None
+            and backup_offset is not None
+            else None,
         )
     return RebuiltHeader(
         note_cpus=note_cpus,
@@ -349,66 +351,42 @@ def rebuild_elfcorehdr(
     )
 
 
-def _rebuild_from_memblock(
-    state: MachineState, cpus: NoteCpus, backup_offset: Optional[int]
-) -> RebuiltHeader:
-    arch = arch_named(state.arch)
-    possible = cpus == NoteCpus.POSSIBLE
-    note_cpus = tuple((state.possible_cpus if possible else state.present_cpus) or ())
-    missing = [
-        name
-        for name, value in (
-            ("memblock", state.memblock),
-            ("page_offset", state.page_offset),
-            ("vmcoreinfo", state.vmcoreinfo),
-            ("note_size", state.note_size),
-            ("crashk_res", state.crashk_res),
-            ("backup_region", arch.backup_region),
-            (
-                f"{cpus}_cpus",
-                state.possible_cpus if possible else state.present_cpus,
-            ),
-        )
-        if value is None
-    ]
-    notes_by_cpu = {n.cpu: n.paddr for n in state.cpu_notes}
-    if any(notes_by_cpu.get(c) is None for c in note_cpus):
-        missing.append("cpu_notes")
-    ram: Tuple[Range, ...] = ()
-    err = 0
-    if state.memblock is not None and state.crashk_res and arch.backup_region:
-        ram, err = memblock_crash_ranges(
-            state.memblock, state.crashk_res, state.firmware_ranges, arch.backup_region
-        )
-    nr_phdr = len(note_cpus) + 1 + len(ram)
-    elfsz = align(EHDR_SIZE + nr_phdr * PHDR_SIZE, ELF_CORE_HEADER_ALIGN)
-    notes: Tuple[Tuple[int, int], ...] = ()
-    data = b""
-    if not missing and not err:
-        assert state.note_size is not None and state.vmcoreinfo is not None
-        assert arch.backup_region is not None
-        notes = tuple((notes_by_cpu[c] or 0, state.note_size) for c in note_cpus)
-        notes += (state.vmcoreinfo,)
-        data = build_elfcorehdr(
-            notes,
-            None,
-            ram,
-            state.page_offset or 0,
-            arch.elf_machine,
-            {arch.backup_region[0]: backup_offset} if backup_offset is not None else {},
-        )
-    return RebuiltHeader(
-        note_cpus=note_cpus,
-        notes=notes,
-        kernel_text=None,
-        ram=tuple(ram),
-        max_nr_ranges=len(ram),
-        nr_phdr=nr_phdr,
-        elfsz=elfsz,
-        error="-ENOMEM: crash_exclude_mem_range()" if err else None,
-        missing=tuple(dict.fromkeys(missing)),
-        data=data,
+def _resource_ranges(
+    state: MachineState,
+) -> Tuple[Tuple[Range, ...], int, Optional[str]]:
+    """x86: the System RAM walk less elf_header_exclude_ranges(), in a list
+    of fill_up_crash_elf_data()'s size; with the error of a split that
+    finds no free slot."""
+    walked = tuple(state.system_ram or ())
+    # fill_up_crash_elf_data(): room for the walk plus 2 splits; v6.17 adds
+    # one more and one per CMA range.
+    extra = 2 if state.crashk_cma is None else 3 + len(state.crashk_cma)
+    max_nr = len(walked) + extra
+    ram, err = walked, 0
+    for _, (s, e) in excluded_ranges(state):
+        ram, err = crash_exclude_mem_range(ram, max_nr, s, e)
+        if err:
+            return (
+                ram,
+                max_nr,
+                f"-ENOMEM: crash_exclude_mem_range() needs a free slot to split "
+                f"a range (max_nr_ranges = {max_nr})",
+            )
+    return ram, max_nr, None
+
+
+def _memblock_ranges(
+    state: MachineState,
+) -> Tuple[Tuple[Range, ...], int, Optional[str]]:
+    """powerpc: get_crash_memory_ranges(), whose list grows as needed."""
+    backup = arch_named(state.arch).backup_region
+    if state.memblock is None or not state.crashk_res or backup is None:
+        return (), 0, None
+    ram, err = memblock_crash_ranges(
+        state.memblock, state.crashk_res, state.firmware_ranges, backup
     )
+    error = "-ENOMEM: crash_exclude_mem_range()" if err else None
+    return ram, len(ram), error
 
 
 def is_elf_core(head: Optional[bytes]) -> bool:
