@@ -27,6 +27,7 @@ __all__ = (
     "SHA256_EMPTY",
     "expected_regions",
     "hash_excluded",
+    "kexec_tools_hotplug_excludes",
     "name_regions",
     "regions_table",
 )
@@ -50,6 +51,11 @@ def hash_excluded(image: KImage, arch: Arch) -> FrozenSet[Role]:
         return frozenset()
     if image.file_mode:
         return frozenset({Role.ELFCOREHDR})
+    return kexec_tools_hotplug_excludes(arch)
+
+
+def kexec_tools_hotplug_excludes(arch: Arch) -> FrozenSet[Role]:
+    """The roles ``kexec --hotplug`` leaves out of the digest on *arch*."""
     return frozenset(Role(r) for r in arch.kexec_tools_hotplug_excludes)
 
 

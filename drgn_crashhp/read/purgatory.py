@@ -44,6 +44,7 @@ from drgn_crashhp.kernel.sha_regions import (
     DIGEST_SIZE,
     REGIONS_SIZE,
     expected_regions,
+    kexec_tools_hotplug_excludes,
     name_regions,
     regions_table,
 )
@@ -228,7 +229,7 @@ def _read_scanned(prog: Program, image: KImage, seg: Segment) -> Purgatory:
     # kexec-tools hashes every segment but purgatory (and, with --hotplug,
     # what the architecture excludes) in segment order; try both, the check
     # compares with what this image's flags imply.
-    hotplug_excludes = frozenset(Role(r) for r in arch.kexec_tools_hotplug_excludes)
+    hotplug_excludes = kexec_tools_hotplug_excludes(arch)
     candidates: List[Tuple[int, bool, List[Tuple[int, int]]]] = []
     for exclude in (False, True):
         wanted = expected_regions(image, hotplug_excludes if exclude else frozenset())

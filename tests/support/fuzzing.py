@@ -54,6 +54,7 @@ from drgn import (
 )
 from hypothesis import strategies as st
 
+from drgn_crashhp.arch import arch_named
 from drgn_crashhp.arch.x86_64 import EM_X86_64
 from drgn_crashhp.checks.fdt import check_fdt
 from drgn_crashhp.facts import (
@@ -84,8 +85,10 @@ from drgn_crashhp.kernel.fdt import Malformed as FdtMalformed
 from drgn_crashhp.kernel.purgatory import parse_elfcorehdr_arg
 from drgn_crashhp.kernel.segments import KEXEC_SEGMENT_MAX
 from drgn_crashhp.kernel.sha_regions import (
+    DIGEST_SIZE,
     REGIONS_SIZE,
     expected_regions,
+    hash_excluded,
     regions_table,
 )
 from drgn_crashhp.read.dump import read_dump_headers
@@ -904,20 +907,17 @@ _OTHER_ARCH_SEEDS = (
 )
 
 
-def _shrunk(name: str) -> Tuple[KImage, bytes]:
+def _shrunk(name: str, drgn_arch: Architecture) -> Tuple[KImage, bytes]:
     """The seed's image with every segment but purgatory cut to one page
     (zeros when read), its regions table rewritten to match and the digest
     of those pages stored where the build keeps it: the digest is then
     verifiable per input, and mutations reach the match, the mismatch and
     the digest search."""
     image = seed_image(name)
+    arch = arch_named(drgn_arch.name)
     data = bytearray(seed_files(f"purgatory-{name}")[0])
     purgatory = image.segment_containing(image.start)
-    old_table = regions_table(
-        expected_regions(
-            image, frozenset({Role.ELFCOREHDR, Role.FDT}) if "ppc" in name else set()
-        )
-    )
+    old_table = regions_table(expected_regions(image, hash_excluded(image, arch)))
     at = bytes(data).find(old_table)
     assert at >= 0, name
     small = replace(
@@ -927,16 +927,15 @@ def _shrunk(name: str) -> Tuple[KImage, bytes]:
             for s in image.segments
         ),
     )
-    hashed = expected_regions(
-        small, frozenset({Role.ELFCOREHDR, Role.FDT}) if "ppc" in name else set()
-    )
+    hashed = expected_regions(small, hash_excluded(small, arch))
     data[at : at + REGIONS_SIZE] = regions_table(hashed)
     digest = hashlib.sha256(bytes(0x1000 * len(hashed))).digest()
-    data[at + 0x100 : at + 0x120] = digest
+    at += arch.kexec_tools_digest_offset
+    data[at : at + DIGEST_SIZE] = digest
     return small, bytes(data)
 
 
-_OTHER_ARCH = [(*_shrunk(name), arch) for name, arch in _OTHER_ARCH_SEEDS]
+_OTHER_ARCH = [(*_shrunk(name, arch), arch) for name, arch in _OTHER_ARCH_SEEDS]
 
 OtherArchInput = Tuple[int, bytes, KImage]
 
