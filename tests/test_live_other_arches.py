@@ -219,6 +219,25 @@ def assert_missing_ram(doc: Dict[str, Any], added: List[Range]) -> None:
     assert [tuple(r) for r in chp050["details"]["ranges"]] == added
 
 
+def _reload_and_judge(
+    live: Live, added: List[Range], hotplug: bool
+) -> Tuple[Dict[str, Any], List[Range]]:
+    """Reload the crash kernel after RAM was *added*: the header is what
+    kexec-tools built (kexec -d's PT_LOADs), so RAM it left out is still
+    missing, and the image is consistent otherwise. The report and what
+    was left out."""
+    loads = live.load(hotplug=hotplug)
+    left_out = [r for r in added if not _covers(loads, r)]
+    doc = live.reports()
+    if left_out:
+        how = "kexec -p --hotplug" if hotplug else "kexec -p"
+        live.notes.append(f"{how} left out {left_out} (kexec -d)")
+        assert_missing_ram(doc, left_out)
+    else:
+        assert_consistent(doc)
+    return doc, left_out
+
+
 def test_ppc64le_pseries(tmp_path: Path) -> None:
     live = Live("ppc64le", tmp_path)
     try:
@@ -299,16 +318,8 @@ def _ppc64le_steps(live: Live) -> None:
     assert added == [(dimm[0], dimm[1])], (added, dimm)  # /proc/iomem == QMP
     assert_missing_ram(live.reports(), added)
 
-    # reloaded with --hotplug: the header is what kexec-tools built (kexec -d's
-    # PT_LOADs); hot-added RAM it left out is still missing
-    loads = live.load(hotplug=True)
-    left_out = [d for d in added if not _covers(loads, d)]
-    doc = live.reports()
-    if left_out:
-        live.notes.append(f"kexec -p --hotplug left out {left_out} (kexec -d)")
-        assert_missing_ram(doc, left_out)
-    else:
-        assert_consistent(doc)
+    # reloaded with --hotplug
+    _reload_and_judge(live, added, hotplug=True)
 
     # a second DIMM: with --hotplug the kernel rewrites the header from its
     # own memory map, both DIMMs included
@@ -376,14 +387,7 @@ def _arm64_steps(live: Live) -> None:
     assert added == [(grown[0], grown[1])], (added, grown)  # /proc/iomem == QMP
     assert_missing_ram(live.reports(), added)
 
-    # reloaded: the header is what kexec-tools built (kexec -d's PT_LOADs);
-    # RAM it left out is still missing
-    loads = live.load(hotplug=False)
-    left_out = [r for r in added if not _covers(loads, r)]
-    doc = live.reports()
-    if left_out:
-        live.notes.append(f"kexec -p left out {left_out} (kexec -d)")
-        assert_missing_ram(doc, left_out)
-    else:
-        assert_consistent(doc)
+    # reloaded
+    doc, left_out = _reload_and_judge(live, added, hotplug=False)
+    if not left_out:
         assert _covers(_header_ram(doc), added[0])
