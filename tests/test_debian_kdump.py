@@ -411,6 +411,7 @@ def reload_cycle(
     assert (e["CRASHHP_VERDICT"], e["CRASHHP_RELOAD"]) == ("OK", "none"), row
     check_try_reloads(row)
     dimm = next(d["data"] for d in got["range"] if d["data"].get("id") == f"dimm{idx}")
+    before = int(g.check("date +%s").strip())
     row = s.event(f"dimm hot-remove, reload by {how}", lambda: remove(idx))
     assert [
         (e["CRASHHP_RUN"], e["CRASHHP_VERDICT"], e["CRASHHP_RELOAD"], e["PRIORITY"])
@@ -434,3 +435,9 @@ def reload_cycle(
         msgs = [m.split(": ", 1)[1] for m in row["kdump_config"]]
         assert msgs.count("unloaded kdump kernel") == 1, row
         assert msgs.count("loaded kdump kernel") == 1, row
+        # ... and wrote the command it loaded with to /var/crash/kexec_cmd
+        # (the drop-in makes kdump-tools' KDUMP_COREDIR writable), which
+        # "kdump-config show" prints.
+        written = int(g.check("stat -c %Y /var/crash/kexec_cmd").strip())
+        assert written >= before, (written, before)
+        assert "kexec -p" in g.check("cat /var/crash/kexec_cmd")

@@ -9,8 +9,8 @@
 # needs nothing more from the hardened check unit; any other command (e.g.
 # "kdump-config reload", "kdumpctl reload", a kexec -p script) loads the
 # kernel itself, so a drop-in gives the unit CAP_SYS_BOOT, the kexec system
-# calls and write access to /var/lib/kdump. drgn-crashhp itself is installed
-# separately (README: kdump integration).
+# calls and write access to /var/lib/kdump and to kdump-tools' KDUMP_COREDIR.
+# drgn-crashhp itself is installed separately (README: kdump integration).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 destdir=""
@@ -42,16 +42,24 @@ if [ -n "$reload" ]; then
     case "$reload" in
         systemctl\ *) rm -f "$dropin" ;;
         *)
+            # kdump-tools' kdump-config writes the command it loaded with to
+            # $KDUMP_COREDIR/kexec_cmd ("kdump-config show" prints it).
+            coredir=""
+            if [ -r "$destdir/etc/default/kdump-tools" ]; then
+                coredir="$(sed -n 's/^KDUMP_COREDIR="\{0,1\}\([^"]*\)"\{0,1\}$/\1/p' \
+                    "$destdir/etc/default/kdump-tools" | tail -1)"
+            fi
+            coredir="${coredir:-/var/crash}"
             mkdir -p "$(dirname "$dropin")"
-            cat > "$dropin" <<'EOS'
+            cat > "$dropin" <<EOS
 # Written by contrib/kdump/install.sh --reload: the reload command loads the
 # crash kernel itself (kexec_file_load/kexec_load need CAP_SYS_BOOT; kexec
 # reads /proc/iomem, whose addresses need CAP_SYS_ADMIN; kdump-tools keeps its
-# links in /var/lib/kdump).
+# links in /var/lib/kdump and the load command in $coredir/kexec_cmd).
 [Service]
 CapabilityBoundingSet=CAP_SYS_BOOT CAP_SYS_ADMIN CAP_DAC_OVERRIDE
 SystemCallFilter=kexec_load kexec_file_load
-ReadWritePaths=-/var/lib/kdump -/var/lib/kdump-tools
+ReadWritePaths=-/var/lib/kdump -/var/lib/kdump-tools -$coredir
 EOS
             ;;
     esac

@@ -46,6 +46,48 @@ APPEND = "console=ttyS0 memhp_default_state=online_movable"
 VENV = "/opt/drgn-crashhp"
 
 
+def host_tsc_khz():
+    """The host's TSC rate in kHz, or None.  Under TCG the guest's RDTSC
+    counts the host's TSC (QEMU's cpu_get_host_ticks()), but the guest
+    kernel measures its rate against the emulated PIT, and on a loaded host
+    a descheduled vCPU makes that measurement wrong (a 6.12 guest once found
+    106 MHz instead of 2445 and never finished booting).  Giving the guest
+    tsc_early_khz= skips the measurement; the kernel's later refinement
+    against the HPET may still move it by less than 1 %.
+    CRASHHP_GUEST_TSC_KHZ overrides (0: leave the guest to calibrate)."""
+    import re
+
+    env = os.environ.get("CRASHHP_GUEST_TSC_KHZ")
+    if env is not None:
+        return int(env) or None
+    try:
+        log = subprocess.run(
+            ["dmesg"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+        ).stdout
+    except OSError:
+        log = ""
+    for pattern in (
+        r"tsc: Refined TSC clocksource calibration: (\d+)\.(\d{3}) MHz",
+        r"tsc: Detected (\d+)\.(\d{3}) MHz processor",
+    ):
+        found = re.findall(pattern, log)
+        if found:
+            mhz, khz = found[-1]
+            return int(mhz) * 1000 + int(khz)
+    # No kernel log: a TSC the CPU says runs at a constant rate is the
+    # frequency /proc/cpuinfo shows.
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return None
+    flags = re.search(r"^flags\s*:(.*)$", info, re.M)
+    mhz = re.search(r"^cpu MHz\s*:\s*([\d.]+)$", info, re.M)
+    if flags and mhz and "constant_tsc" in flags.group(1).split():
+        return round(float(mhz.group(1)) * 1000)
+    return None
+
+
 def image_dir(log=None, suite="trixie"):
     """Folder of the cached image (built on first use: as root, minutes)."""
     proc = subprocess.run(
@@ -127,6 +169,8 @@ class DebianGuest(Guest):
             "-qmp",
             "unix:%s,server=on,wait=off" % self.qmp_drgn,
         ]
+        khz = host_tsc_khz()
+        tsc = "tsc_early_khz=%d" % khz if khz else ""
         if payload:
             extra += ["-drive", "file=%s,format=raw,if=virtio,readonly=on" % payload]
         super().__init__(
@@ -134,7 +178,7 @@ class DebianGuest(Guest):
             os.path.join(img, "vmlinuz-" + self.release),
             os.path.join(img, "initrd.img-" + self.release),
             append=" ".join(
-                x for x in ("root=/dev/vda", APPEND, self.crashkernel, append) if x
+                x for x in ("root=/dev/vda", APPEND, tsc, self.crashkernel, append) if x
             ),
             mem=mem,
             smp=smp,
