@@ -57,13 +57,19 @@ def have_fixtures() -> bool:
     return unpack.ARCHIVE.exists() and bool(unpack.scenarios())
 
 
+def dwarf_program(dump: Path, vmlinux: Path) -> drgn.Program:
+    """A new drgn program on *dump* with the DWARF of *vmlinux* (drgn's own
+    reading, none of this package's)."""
+    prog = drgn.Program()
+    prog.set_core_dump(str(dump))
+    prog.load_debug_info([str(vmlinux)])
+    return prog
+
+
 @functools.cache
 def _load(name: str) -> Tuple[drgn.Program, Dict[str, Any]]:
     truth = unpack.scenarios()[name]
-    prog = drgn.Program()
-    prog.set_core_dump(str(unpack.dump_path(name)))
-    prog.load_debug_info([str(unpack.vmlinux_path())])
-    return prog, truth
+    return dwarf_program(unpack.dump_path(name), unpack.vmlinux_path()), truth
 
 
 def real_fixture(name: str) -> Tuple[drgn.Program, Dict[str, Any]]:

@@ -46,6 +46,7 @@ from drgn_crashhp.debuginfo.objects import (
 from drgn_crashhp.debuginfo.symbols import SymbolsError, file_symbols
 from drgn_crashhp.debuginfo.types import MAX_DEPTH, BtfTypes
 from tests.conftest import (
+    dwarf_program,
     gen_fixture_paths,
     generation_scenarios,
     have_fixtures,
@@ -476,10 +477,7 @@ SOURCE_ONLY = {("state", "kernel_text", "size_source"), ("debuginfo",)}
 
 @functools.cache
 def _dwarf(name: str = "file_base") -> Program:
-    prog = Program()
-    prog.set_core_dump(str(unpack.dump_path(name)))
-    prog.load_debug_info([str(unpack.vmlinux_path())])
-    return prog
+    return dwarf_program(unpack.dump_path(name), unpack.vmlinux_path())
 
 
 def _roots(prog: Program, skip: Tuple[str, ...] = ()) -> List[drgn.Type]:

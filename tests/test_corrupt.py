@@ -34,7 +34,7 @@ from drgn_crashhp.findings import (
 from drgn_crashhp.render.json import report_json
 from drgn_crashhp.render.text import render_text
 from drgn_crashhp.report import Report, build_report
-from tests.conftest import ROOT, dump_without_btf, real_fixture, unpack
+from tests.conftest import ROOT, dump_without_btf, dwarf_program, real_fixture, unpack
 from tests.support import purgblob as pb
 from tests.support.synth import (
     HEAP_PHYS,
@@ -582,10 +582,7 @@ def _fresh_real(name: str) -> drgn.Program:
     """A new program on a real dump (never the shared, cached one: the
     caller overlays memory on it)."""
     real_fixture(name)
-    prog = drgn.Program()
-    prog.set_core_dump(str(unpack.dump_path(name)))
-    prog.load_debug_info([str(unpack.vmlinux_path())])
-    return prog
+    return dwarf_program(unpack.dump_path(name), unpack.vmlinux_path())
 
 
 def _overlay(prog: drgn.Program, vaddr: int, data: bytes) -> None:

@@ -27,7 +27,6 @@ dump against what the scenario did and what the guests said:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import shutil
@@ -38,7 +37,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, dwarf_program
 from tests.support.debian import image_or_skip
 
 pytestmark = pytest.mark.slow
@@ -115,11 +114,7 @@ def _drgn_reads(
     it and at each of *addresses* can be read."""
     import drgn
 
-    prog = drgn.Program()
-    prog.set_core_dump(str(dump))
-    # Only vmlinux's symbols are needed; the modules' are missing.
-    with contextlib.suppress(drgn.MissingDebugInfoError):
-        prog.load_debug_info([str(vmlinux)])
+    prog = dwarf_program(dump, vmlinux)
     kimage = prog["kexec_crash_image"].value_()
     assert kimage, "no crash kernel was loaded when the guest panicked"
     readable = {}

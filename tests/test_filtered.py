@@ -28,7 +28,7 @@ from typing import Any, Dict, List
 
 import pytest
 
-from tests.conftest import gen_fixture_paths
+from tests.conftest import dwarf_program, gen_fixture_paths
 from tests.support import flat
 from tests.support.diskdump import drop_pages
 
@@ -117,14 +117,10 @@ def levels(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
     that of Debian 12's makedumpfile 1.7.2 (what setup-test.sh installs;
     1.7.6 and 1.7.8 do not know page.compound_info either): a makedumpfile
     that learns it fails this test, which is then to be revisited."""
-    import drgn
-
     if flat.makedumpfile() is None:
         pytest.skip("makedumpfile is not installed (contrib/kdump/setup-test.sh)")
     dump, vmlinux, _ = gen_fixture_paths("v7.3/file_memadd")
-    prog = drgn.Program()
-    prog.set_core_dump(str(dump))
-    prog.load_debug_info([str(vmlinux)])
+    prog = dwarf_program(dump, vmlinux)
     page_offset = prog["page_offset_base"].value_()
     where = tmp_path_factory.mktemp("levels")
     elf = flat.qemu_elf_for_makedumpfile(dump, where / "memory.elf", page_offset)
@@ -183,12 +179,8 @@ def iomem_dropped(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Any]:
     makedumpfile excluded an iomem node on the real 7.3 panic (Debian 13,
     -d 31). The node and its page come from the unfiltered capture, read
     with drgn alone."""
-    import drgn
-
     dump, vmlinux, _ = gen_fixture_paths("v7.3/kdump_mdf_memadd")
-    prog = drgn.Program()
-    prog.set_core_dump(str(dump))
-    prog.load_debug_info([str(vmlinux)])
+    prog = dwarf_program(dump, vmlinux)
     node = prog["iomem_resource"].child
     address = node.value_()
     pfn = (address - prog["page_offset_base"].value_()) >> 12

@@ -28,12 +28,11 @@ from __future__ import annotations
 import functools
 from typing import Any, Dict, List, Optional, Tuple
 
-import drgn
 import pytest
 
 from drgn_crashhp import build_report, report_json
 from drgn_crashhp.target import open_program
-from tests.conftest import unpack
+from tests.conftest import dwarf_program, unpack
 
 GENS = ("ppc64le-6.12", "arm64-6.12")
 
@@ -55,9 +54,7 @@ def _report(gen: str, name: str, dwarf: bool) -> Dict[str, Any]:
             vmlinux = unpack.vmlinux_path(gen)
         except FileNotFoundError as e:
             pytest.skip(f"Debian's -dbg vmlinux is not in the lab cache: {e}")
-        prog = drgn.Program()
-        prog.set_core_dump(dump)
-        prog.load_debug_info([str(vmlinux)])
+        prog = dwarf_program(dump, vmlinux)
     else:
         prog = open_program(dump, default_symbols=False, say=lambda line: None)
     return report_json(build_report(prog))

@@ -19,7 +19,12 @@ import pytest
 
 from drgn_crashhp import build_report
 from drgn_crashhp.render.text import render_text
-from tests.conftest import gen_fixture_paths, generation_scenarios, scenario_names
+from tests.conftest import (
+    dwarf_program,
+    gen_fixture_paths,
+    generation_scenarios,
+    scenario_names,
+)
 
 GOLDEN = Path(__file__).parent / "golden" / "text"
 
@@ -45,7 +50,4 @@ def test_text_report_of_6_12_fixture(name: str) -> None:
 @pytest.mark.parametrize("full_name", generation_scenarios())
 def test_text_report_of_other_generations(full_name: str) -> None:
     dump, vmlinux, _ = gen_fixture_paths(full_name)
-    prog = drgn.Program()
-    prog.set_core_dump(str(dump))
-    prog.load_debug_info([str(vmlinux)])
-    _check(full_name, prog)
+    _check(full_name, dwarf_program(dump, vmlinux))
